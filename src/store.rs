@@ -1,0 +1,759 @@
+//! The one module that talks to MongoDB: document shapes, indexes, the
+//! idempotent batch apply, the start-up test write, the queries behind `/ud`
+//! and the legacy import. Nothing else builds BSON.
+//!
+//! Collections (all `_id`s are strings built from Discord ids, never from
+//! anything a member can type):
+//! - `member_stats` `{_id: "g:u", guild_id, user_id, voice_cam_on_secs, voice_cam_off_secs, messages, seq}`
+//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, messages, seq}`
+//! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
+//! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
+//! - `meta` `{_id: "startup_check", at, pid}`
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::error::{Error as MongoError, ErrorKind};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+
+use crate::op::{Op, Sequenced};
+use crate::tracker::{Checkpoint, MemberKey, Millis, VoiceSession};
+
+const MEMBER_STATS: &str = "member_stats";
+const MEMBER_DAYS: &str = "member_days";
+const VOICE_SEGMENTS: &str = "voice_segments";
+const VOICE_SESSIONS: &str = "voice_sessions";
+const META: &str = "meta";
+const LEGACY_USERS: &str = "users";
+/// Write errors with this code mean "this op was already applied".
+const DUPLICATE_KEY: i32 = 11000;
+/// Statements per `update` command; well under the 100,000 and 16 MiB limits.
+const STATEMENTS_PER_COMMAND: usize = 2_000;
+
+/// Whether a store error can succeed on retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Network, timeout, server selection, retryable server error.
+    #[error("{0}")]
+    Transient(String),
+    /// Anything else: bad credentials, invalid command, ...
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+impl From<MongoError> for StoreError {
+    fn from(e: MongoError) -> Self {
+        if is_transient(&e) {
+            StoreError::Transient(e.to_string())
+        } else {
+            StoreError::Permanent(e.to_string())
+        }
+    }
+}
+
+/// Server error codes that can succeed on retry (the driver's retryable set
+/// plus timeouts).
+const RETRYABLE_CODES: &[i32] = &[
+    6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 134,
+];
+
+fn is_transient(e: &MongoError) -> bool {
+    if e.contains_label("RetryableWriteError")
+        || e.contains_label("TransientTransactionError")
+        || e.contains_label("RetryableError")
+    {
+        return true;
+    }
+    match e.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. }
+        | ErrorKind::Shutdown => true,
+        ErrorKind::Command(c) => RETRYABLE_CODES.contains(&c.code),
+        _ => false,
+    }
+}
+
+/// What an idempotent apply did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Documents updated or inserted.
+    pub applied: u64,
+    /// Statements the server had already applied (replays).
+    pub replays: u64,
+    /// `update` commands sent (round trips).
+    pub commands: u64,
+    /// Statements rejected for good (logged; should never happen).
+    pub rejected: u64,
+}
+
+impl std::ops::AddAssign for ApplyReport {
+    fn add_assign(&mut self, o: Self) {
+        self.applied += o.applied;
+        self.replays += o.replays;
+        self.commands += o.commands;
+        self.rejected += o.rejected;
+    }
+}
+
+/// A member's stored numbers and history, as read for `/ud`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredMember {
+    pub cam_on_secs: i64,
+    pub cam_off_secs: i64,
+    pub messages: i64,
+    /// Segments ending after the requested instant.
+    pub segments: Vec<StoredSegment>,
+    /// Message counts per local day, on or after the requested day.
+    pub days: Vec<(String, i64)>,
+}
+
+/// One stretch of voice time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredSegment {
+    pub camera: bool,
+    pub start: Millis,
+    pub end: Millis,
+}
+
+/// What `import-legacy` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: u64,
+    pub already_imported: u64,
+    pub skipped: u64,
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Database,
+    command_timeout: Duration,
+}
+
+impl Store {
+    /// Parses the URI and prepares a client. Does not wait for the server: the
+    /// bot must be able to start during an outage.
+    ///
+    /// # Errors
+    /// The URI cannot be parsed (the message never contains the password).
+    pub async fn connect(uri: &str, db_name: &str) -> anyhow::Result<Store> {
+        let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+            anyhow::anyhow!(
+                "MONGODB_URI ({}) is not a valid MongoDB connection string: {}",
+                crate::config::redact_uri(uri),
+                crate::config::redact_uri(&e.to_string())
+            )
+        })?;
+        opts.app_name.get_or_insert_with(|| "study-tracker".into());
+        opts.server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
+        opts.connect_timeout.get_or_insert(Duration::from_secs(5));
+        let client = Client::with_options(opts)?;
+        Ok(Store {
+            db: client.database(db_name),
+            command_timeout: Duration::from_secs(15),
+        })
+    }
+
+    /// Wraps an existing database handle (tests, tools).
+    #[must_use]
+    pub fn from_database(db: Database) -> Store {
+        Store {
+            db,
+            command_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// The database this store writes to.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn run(&self, cmd: Document) -> Result<Document, StoreError> {
+        match tokio::time::timeout(self.command_timeout, self.db.run_command(cmd)).await {
+            Ok(r) => r.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Transient(format!(
+                "no reply within {:?}",
+                self.command_timeout
+            ))),
+        }
+    }
+
+    /// Creates the indexes the queries need (idempotent).
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let indexes = [
+            (
+                MEMBER_STATS,
+                doc! { "guild_id": 1, "user_id": 1 },
+                "by_member",
+            ),
+            (
+                MEMBER_DAYS,
+                doc! { "guild_id": 1, "user_id": 1, "day": 1 },
+                "by_member_day",
+            ),
+            (
+                VOICE_SEGMENTS,
+                doc! { "guild_id": 1, "user_id": 1, "end": 1 },
+                "by_member_end",
+            ),
+            (VOICE_SESSIONS, doc! { "open": 1 }, "by_open"),
+        ];
+        for (coll, key, name) in indexes {
+            self.run(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": name }] })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes and reads back a document in the `meta` collection: proves the
+    /// server accepts writes without creating anything that shows in stats.
+    ///
+    /// # Errors
+    /// The write or the read fails.
+    pub async fn test_write(&self) -> Result<(), StoreError> {
+        let now = DateTime::now();
+        let pid = i64::from(std::process::id());
+        self.run(doc! {
+            "update": META,
+            "updates": [{
+                "q": { "_id": "startup_check" },
+                "u": { "$set": { "at": now, "pid": pid } },
+                "upsert": true,
+            }],
+        })
+        .await?;
+        let found = self
+            .run(doc! { "find": META, "filter": { "_id": "startup_check" }, "limit": 1 })
+            .await?;
+        let at = found
+            .get_document("cursor")
+            .ok()
+            .and_then(|c| c.get_array("firstBatch").ok())
+            .and_then(|b| b.first())
+            .and_then(Bson::as_document)
+            .and_then(|d| d.get_datetime("at").ok().copied());
+        if at == Some(now) {
+            Ok(())
+        } else {
+            Err(StoreError::Permanent(
+                "test write was not read back".to_owned(),
+            ))
+        }
+    }
+
+    /// Applies a batch of ops in one round trip per collection. Ops for the
+    /// same document are merged first. Every statement carries the op's
+    /// sequence number and only matches a document whose `seq` is lower, so
+    /// re-sending a batch that was already (partly) applied changes nothing.
+    ///
+    /// # Errors
+    /// A command failed; the caller retries the whole batch, which is safe.
+    pub async fn apply(&self, batch: &[Sequenced]) -> Result<ApplyReport, StoreError> {
+        let merged = Merged::from_ops(batch);
+        let mut report = ApplyReport::default();
+        for (coll, statements) in merged.into_statements() {
+            for chunk in statements.chunks(STATEMENTS_PER_COMMAND) {
+                report += self.update_idempotent(coll, chunk.to_vec()).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sends `update` statements until each one is either applied or known to
+    /// have been applied before (duplicate key on the seq-guarded upsert).
+    /// Works whether or not the server honours `ordered: false` (FerretDB
+    /// stops at the first write error): statements after the first error are
+    /// simply sent again.
+    async fn update_idempotent(
+        &self,
+        coll: &str,
+        mut statements: Vec<Document>,
+    ) -> Result<ApplyReport, StoreError> {
+        let mut report = ApplyReport::default();
+        while !statements.is_empty() {
+            let reply = self
+                .run(doc! { "update": coll, "updates": statements.clone(), "ordered": false })
+                .await?;
+            report.commands += 1;
+            let errors: Vec<(usize, i32, String)> = reply
+                .get_array("writeErrors")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Bson::as_document)
+                        .map(|e| {
+                            (
+                                usize::try_from(e.get_i32("index").unwrap_or(0)).unwrap_or(0),
+                                e.get_i32("code").unwrap_or(0),
+                                e.get_str("errmsg").unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(first) = errors.iter().map(|e| e.0).min() else {
+                report.applied += statements.len() as u64;
+                break;
+            };
+            // Everything before the first error was applied. At and after it:
+            // duplicates are replays, other errors are rejected for good, and
+            // the rest is sent again (it may or may not have run).
+            report.applied += first as u64;
+            let mut again = Vec::new();
+            for (i, s) in statements.into_iter().enumerate().skip(first) {
+                match errors.iter().find(|e| e.0 == i) {
+                    Some((_, DUPLICATE_KEY, _)) => report.replays += 1,
+                    Some((_, code, msg)) => {
+                        report.rejected += 1;
+                        tracing::error!(collection = coll, code, error = %msg, statement = %s, "MongoDB rejected a write for good; it is skipped");
+                    }
+                    None => again.push(s),
+                }
+            }
+            statements = again;
+        }
+        Ok(report)
+    }
+
+    /// Open session checkpoints, with the moment each was last credited (the
+    /// end of its open segment).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn open_sessions(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let sessions: Vec<Document> = self
+            .db
+            .collection::<Document>(VOICE_SESSIONS)
+            .find(doc! { "open": true })
+            .await?
+            .try_collect()
+            .await?;
+        let mut out = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let (Ok(g), Ok(u), Ok(ch), Ok(cam), Ok(start)) = (
+                s.get_i64("guild_id"),
+                s.get_i64("user_id"),
+                s.get_i64("channel_id"),
+                s.get_bool("camera"),
+                s.get_datetime("segment_start"),
+            ) else {
+                tracing::warn!(session = %s, "ignoring malformed session checkpoint");
+                continue;
+            };
+            let member = MemberKey {
+                guild: from_i64(g),
+                user: from_i64(u),
+            };
+            let start = start.timestamp_millis();
+            let end = self
+                .db
+                .collection::<Document>(VOICE_SEGMENTS)
+                .find_one(doc! { "_id": segment_id(member, start) })
+                .await?
+                .and_then(|d| d.get_datetime("end").ok().map(|e| e.timestamp_millis()))
+                .unwrap_or(start);
+            out.push(Checkpoint {
+                member,
+                session: VoiceSession {
+                    channel: from_i64(ch),
+                    camera: cam,
+                    segment_start: start,
+                    last_credit: end,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// A member's totals, segments ending after `segments_since` and message
+    /// counts on days from `days_since` (`YYYY-MM-DD`).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn member(
+        &self,
+        member: MemberKey,
+        segments_since: Millis,
+        days_since: &str,
+    ) -> Result<StoredMember, StoreError> {
+        let (g, u) = (to_i64(member.guild), to_i64(member.user));
+        let totals = self
+            .db
+            .collection::<Document>(MEMBER_STATS)
+            .find_one(doc! { "_id": member_id(member) })
+            .await?
+            .unwrap_or_default();
+        let segments: Vec<Document> = self
+            .db
+            .collection::<Document>(VOICE_SEGMENTS)
+            .find(doc! { "guild_id": g, "user_id": u, "end": { "$gt": DateTime::from_millis(segments_since) } })
+            .await?
+            .try_collect()
+            .await?;
+        let days: Vec<Document> = self
+            .db
+            .collection::<Document>(MEMBER_DAYS)
+            .find(doc! { "guild_id": g, "user_id": u, "day": { "$gte": days_since } })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(StoredMember {
+            cam_on_secs: int(&totals, "voice_cam_on_secs"),
+            cam_off_secs: int(&totals, "voice_cam_off_secs"),
+            messages: int(&totals, "messages"),
+            segments: segments
+                .iter()
+                .filter_map(|s| {
+                    Some(StoredSegment {
+                        camera: s.get_bool("camera").ok()?,
+                        start: s.get_datetime("start").ok()?.timestamp_millis(),
+                        end: s.get_datetime("end").ok()?.timestamp_millis(),
+                    })
+                })
+                .collect(),
+            days: days
+                .iter()
+                .filter_map(|d| Some((d.get_str("day").ok()?.to_owned(), int(d, "messages"))))
+                .collect(),
+        })
+    }
+
+    /// Adds the previous bot's totals (collection `users`) to `guild`, once
+    /// per member: a marker on the member's document makes a second run a no-op.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn import_legacy(&self, guild: u64) -> Result<ImportReport, StoreError> {
+        let users: Vec<Document> = self
+            .db
+            .collection::<Document>(LEGACY_USERS)
+            .find(doc! {})
+            .await?
+            .try_collect()
+            .await?;
+        let mut report = ImportReport::default();
+        for user in users {
+            let id = match user.get("_id") {
+                Some(Bson::String(s)) => s.parse::<u64>().ok(),
+                Some(Bson::Int64(i)) => u64::try_from(*i).ok(),
+                _ => None,
+            };
+            let Some(id) = id else {
+                if user.get_str("_id") != Ok("mongodb_test") {
+                    tracing::warn!(id = ?user.get("_id"), "legacy document without a numeric user id; skipped");
+                }
+                report.skipped += 1;
+                continue;
+            };
+            let data = user.get_document("data").cloned().unwrap_or_default();
+            let on_min = int(&data, "voice_cam_on_minutes");
+            let off_min = int(&data, "voice_cam_off_minutes");
+            let messages = int(&data, "message_count");
+            let member = MemberKey { guild, user: id };
+            let reply = self
+                .run(doc! {
+                    "update": MEMBER_STATS,
+                    "updates": [{
+                        "q": { "_id": member_id(member), "legacy_import": { "$exists": false } },
+                        "u": {
+                            "$inc": {
+                                "voice_cam_on_secs": on_min * 60,
+                                "voice_cam_off_secs": off_min * 60,
+                                "messages": messages,
+                            },
+                            "$set": {
+                                "guild_id": to_i64(guild),
+                                "user_id": to_i64(id),
+                                "legacy_import": {
+                                    "at": DateTime::now(),
+                                    "voice_cam_on_minutes": on_min,
+                                    "voice_cam_off_minutes": off_min,
+                                    "message_count": messages,
+                                },
+                            },
+                            // Ops only match documents with a lower `seq`.
+                            "$setOnInsert": { "seq": 0_i64 },
+                        },
+                        "upsert": true,
+                    }],
+                })
+                .await?;
+            match reply
+                .get_array("writeErrors")
+                .ok()
+                .and_then(|a| a.first())
+                .and_then(Bson::as_document)
+            {
+                None => report.imported += 1,
+                Some(e) if e.get_i32("code") == Ok(DUPLICATE_KEY) => report.already_imported += 1,
+                Some(e) => {
+                    return Err(StoreError::Permanent(format!(
+                        "import of user {id} rejected: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Ops merged per document, in first-seen order, ready to become statements.
+#[derive(Default)]
+struct Merged {
+    members: BTreeMap<String, MemberInc>,
+    days: BTreeMap<String, DayInc>,
+    segments: BTreeMap<String, SegmentInc>,
+    sessions: BTreeMap<String, SessionSet>,
+}
+
+struct MemberInc {
+    key: MemberKey,
+    seq: u64,
+    on: i64,
+    off: i64,
+    messages: i64,
+}
+
+struct DayInc {
+    key: MemberKey,
+    seq: u64,
+    day: String,
+    messages: i64,
+}
+
+struct SegmentInc {
+    key: MemberKey,
+    seq: u64,
+    channel: u64,
+    camera: bool,
+    start: Millis,
+    end: Millis,
+    secs: i64,
+}
+
+struct SessionSet {
+    key: MemberKey,
+    seq: u64,
+    open: Option<crate::op::SessionOpen>,
+}
+
+impl Merged {
+    fn from_ops(batch: &[Sequenced]) -> Merged {
+        let mut m = Merged::default();
+        for Sequenced { seq, op } in batch {
+            let seq = *seq;
+            let key = op.member();
+            match op {
+                Op::Voice {
+                    ch,
+                    cam,
+                    seg,
+                    from,
+                    to,
+                    ..
+                } => {
+                    let secs = crate::tracker::whole_secs(*from, *to);
+                    let t = m.members.entry(member_id(key)).or_insert(MemberInc {
+                        key,
+                        seq,
+                        on: 0,
+                        off: 0,
+                        messages: 0,
+                    });
+                    t.seq = seq;
+                    if *cam {
+                        t.on += secs;
+                    } else {
+                        t.off += secs;
+                    }
+                    let s = m
+                        .segments
+                        .entry(segment_id(key, *seg))
+                        .or_insert(SegmentInc {
+                            key,
+                            seq,
+                            channel: *ch,
+                            camera: *cam,
+                            start: *seg,
+                            end: *to,
+                            secs: 0,
+                        });
+                    s.seq = seq;
+                    s.end = s.end.max(*to);
+                    s.secs += secs;
+                }
+                Op::Message { day, .. } => {
+                    let t = m.members.entry(member_id(key)).or_insert(MemberInc {
+                        key,
+                        seq,
+                        on: 0,
+                        off: 0,
+                        messages: 0,
+                    });
+                    t.seq = seq;
+                    t.messages += 1;
+                    let d = m
+                        .days
+                        .entry(format!("{}:{day}", member_id(key)))
+                        .or_insert(DayInc {
+                            key,
+                            seq,
+                            day: day.clone(),
+                            messages: 0,
+                        });
+                    d.seq = seq;
+                    d.messages += 1;
+                }
+                Op::Session { open, .. } => {
+                    m.sessions.insert(
+                        member_id(key),
+                        SessionSet {
+                            key,
+                            seq,
+                            open: *open,
+                        },
+                    );
+                }
+            }
+        }
+        m
+    }
+
+    fn into_statements(self) -> Vec<(&'static str, Vec<Document>)> {
+        let stmt = |id: String, seq: u64, update: Document| {
+            doc! {
+                "q": { "_id": id, "seq": { "$lt": seq_bson(seq) } },
+                "u": update,
+                "upsert": true,
+            }
+        };
+        let ids = |k: MemberKey| doc! { "guild_id": to_i64(k.guild), "user_id": to_i64(k.user) };
+        let members = self
+            .members
+            .into_iter()
+            .map(|(id, t)| {
+                let mut set = ids(t.key);
+                set.insert("seq", seq_bson(t.seq));
+                stmt(
+                    id,
+                    t.seq,
+                    doc! {
+                        "$inc": { "voice_cam_on_secs": t.on, "voice_cam_off_secs": t.off, "messages": t.messages },
+                        "$set": set,
+                    },
+                )
+            })
+            .collect();
+        let days = self
+            .days
+            .into_iter()
+            .map(|(id, d)| {
+                let mut set = ids(d.key);
+                set.insert("seq", seq_bson(d.seq));
+                set.insert("day", d.day);
+                stmt(
+                    id,
+                    d.seq,
+                    doc! { "$inc": { "messages": d.messages }, "$set": set },
+                )
+            })
+            .collect();
+        let segments = self
+            .segments
+            .into_iter()
+            .map(|(id, s)| {
+                let mut set = ids(s.key);
+                set.insert("seq", seq_bson(s.seq));
+                set.insert("channel_id", to_i64(s.channel));
+                set.insert("camera", s.camera);
+                set.insert("start", DateTime::from_millis(s.start));
+                stmt(
+                    id,
+                    s.seq,
+                    doc! {
+                        "$inc": { "secs": s.secs },
+                        "$set": set,
+                        "$max": { "end": DateTime::from_millis(s.end) },
+                    },
+                )
+            })
+            .collect();
+        let sessions = self
+            .sessions
+            .into_iter()
+            .map(|(id, s)| {
+                let mut set = ids(s.key);
+                set.insert("seq", seq_bson(s.seq));
+                set.insert("open", s.open.is_some());
+                set.insert("updated_at", DateTime::now());
+                if let Some(o) = s.open {
+                    set.insert("channel_id", to_i64(o.ch));
+                    set.insert("camera", o.cam);
+                    set.insert("segment_start", DateTime::from_millis(o.seg));
+                }
+                stmt(id, s.seq, doc! { "$set": set })
+            })
+            .collect();
+        [
+            (MEMBER_STATS, members),
+            (MEMBER_DAYS, days),
+            (VOICE_SEGMENTS, segments),
+            (VOICE_SESSIONS, sessions),
+        ]
+        .into_iter()
+        .filter(|(_, s): &(_, Vec<Document>)| !s.is_empty())
+        .collect()
+    }
+}
+
+fn member_id(k: MemberKey) -> String {
+    format!("{}:{}", k.guild, k.user)
+}
+
+fn segment_id(k: MemberKey, start: Millis) -> String {
+    format!("{}:{}:{start}", k.guild, k.user)
+}
+
+/// Discord snowflakes fit in 63 bits; stored as BSON int64.
+#[allow(clippy::cast_possible_wrap)]
+fn to_i64(id: u64) -> i64 {
+    id as i64
+}
+
+#[allow(clippy::cast_sign_loss)]
+fn from_i64(id: i64) -> u64 {
+    id as u64
+}
+
+#[allow(clippy::cast_possible_wrap)]
+fn seq_bson(seq: u64) -> i64 {
+    seq as i64
+}
+
+/// An integer field, whatever numeric type the writer used (the previous bot
+/// wrote int32 and doubles).
+#[allow(clippy::cast_possible_truncation)]
+fn int(d: &Document, key: &str) -> i64 {
+    match d.get(key) {
+        Some(Bson::Int32(i)) => i64::from(*i),
+        Some(Bson::Int64(i)) => *i,
+        Some(Bson::Double(f)) => f.round() as i64,
+        _ => 0,
+    }
+}

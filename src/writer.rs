@@ -1,0 +1,443 @@
+//! The durable, idempotent, batching writer.
+//!
+//! ```text
+//! submit(op) ──bounded channel──▶ spooler ──append+fsync──▶ spool ──read batch──▶ applier ──▶ MongoDB
+//! ```
+//! - The **spooler** takes every op waiting in the channel (up to
+//!   [`WriterOptions::spool_batch`]), appends them to the spool with one fsync
+//!   and wakes the applier. An op is acknowledged only once it is on disk.
+//! - The **applier** reads up to [`WriterOptions::apply_batch`] records from the
+//!   spool, merges them per document and sends them in one `update` command
+//!   per collection ([`Store::apply`]); while that write is in flight, new ops
+//!   pile up in the spool and go together in the next round trip (group
+//!   commit). A batch is retried, unchanged, until it is applied: ops are
+//!   idempotent, so a retry after an ambiguous failure cannot count twice.
+//! - Memory is bounded: the channel has a fixed capacity (callers wait when it
+//!   is full), the spool has `SPOOL_MAX_BYTES`, and batches have a fixed size.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::op::Op;
+use crate::spool::{Batch, Spool, SpoolError};
+use crate::store::{ApplyReport, Store, StoreError};
+
+/// Tuning knobs; the defaults suit production.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Ops the channel holds before `submit` waits (backpressure).
+    pub channel_capacity: usize,
+    /// Most ops appended with one fsync.
+    pub spool_batch: usize,
+    /// Most ops sent in one apply (one round trip per collection).
+    pub apply_batch: usize,
+    /// Retry policy for one apply.
+    pub retry: RetryPolicy,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 16_384,
+            spool_batch: 8_192,
+            apply_batch: 4_000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+    /// Pause after a final failure before the batch is tried again (it stays
+    /// in the spool meanwhile).
+    pub after_final_failure: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            after_final_failure: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based): random in
+    /// `[d/2, d]` with `d = min(max, base * 2^(attempt-1))`.
+    #[must_use]
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let d = exp.min(self.max);
+        let half = d / 2;
+        half + d.saturating_sub(half).mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Counters shared between the writer's tasks and its handles.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Ops handed to `submit` since start.
+    submitted: AtomicU64,
+    /// Ops durable in the spool since start.
+    spooled: AtomicU64,
+    /// Ops applied to MongoDB since start (including spool replays).
+    applied: AtomicU64,
+    /// Round trips (`update` commands).
+    commands: AtomicU64,
+    /// False from the first failed attempt until the next success.
+    db_ok: AtomicBool,
+    wake_applier: Notify,
+}
+
+/// Handle used to submit ops. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+    shared: Arc<Shared>,
+    spool: Arc<Spool>,
+}
+
+/// Health of the write path, for logs and `/ud`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriterStatus {
+    pub db_ok: bool,
+    /// Ops in the spool not yet applied.
+    pub backlog: u64,
+    pub spooled: u64,
+    pub applied: u64,
+    pub commands: u64,
+}
+
+impl Writer {
+    /// Queues ops for the spool, waiting while the channel is full.
+    pub async fn submit(&self, ops: impl IntoIterator<Item = Op>) {
+        for op in ops {
+            self.shared.submitted.fetch_add(1, Ordering::Relaxed);
+            if self.tx.send(op).await.is_err() {
+                tracing::error!(
+                    "writer is shut down; an increment submitted after shutdown was dropped"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Current health and counters.
+    #[must_use]
+    pub fn status(&self) -> WriterStatus {
+        WriterStatus {
+            db_ok: self.shared.db_ok.load(Ordering::Relaxed),
+            backlog: self.spool.stats().pending_records + self.unspooled(),
+            spooled: self.shared.spooled.load(Ordering::Relaxed),
+            applied: self.shared.applied.load(Ordering::Relaxed),
+            commands: self.shared.commands.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ops submitted but not yet durable (counted before they leave the
+    /// channel, so this never under-reports).
+    fn unspooled(&self) -> u64 {
+        let submitted = self.shared.submitted.load(Ordering::Relaxed);
+        submitted.saturating_sub(self.shared.spooled.load(Ordering::Relaxed))
+    }
+
+    /// Waits until every op submitted before this call is applied, or `timeout`.
+    /// Returns whether the backlog reached zero.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.status().backlog == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The writer's background tasks; [`WriterTasks::shutdown`] stops them.
+#[derive(Debug)]
+pub struct WriterTasks {
+    spooler: JoinHandle<()>,
+    applier: JoinHandle<()>,
+    stop_intake: CancellationToken,
+    stop_applier: CancellationToken,
+    writer: Writer,
+}
+
+/// Starts the spooler and the applier. Records already in the spool (from a
+/// previous run) are applied first.
+pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, WriterTasks) {
+    let (tx, rx) = mpsc::channel(opts.channel_capacity);
+    let shared = Arc::new(Shared {
+        db_ok: AtomicBool::new(true),
+        ..Shared::default()
+    });
+    let spool = Arc::new(spool);
+    let pending = spool.stats();
+    if pending.pending_records > 0 {
+        tracing::info!(
+            records = pending.pending_records,
+            bytes = pending.bytes,
+            path = %spool.path().display(),
+            "spool holds increments from a previous run; applying them first"
+        );
+    }
+    let stop_intake = CancellationToken::new();
+    let stop_applier = CancellationToken::new();
+    let spooler = tokio::spawn(run_spooler(
+        rx,
+        spool.clone(),
+        shared.clone(),
+        opts.spool_batch,
+        stop_intake.clone(),
+    ));
+    let applier = tokio::spawn(run_applier(
+        store,
+        spool.clone(),
+        shared.clone(),
+        opts,
+        stop_applier.clone(),
+    ));
+    let writer = Writer { tx, shared, spool };
+    (
+        writer.clone(),
+        WriterTasks {
+            spooler,
+            applier,
+            stop_intake,
+            stop_applier,
+            writer,
+        },
+    )
+}
+
+/// What shutdown achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Ops left in the spool for the next start (0: everything reached MongoDB).
+    pub left_in_spool: u64,
+}
+
+impl WriterTasks {
+    /// Stops intake, makes every queued op durable in the spool, then gives the
+    /// applier up to `timeout` to get the spool to MongoDB. Whatever is left
+    /// stays in the spool for the next start.
+    pub async fn shutdown(self, timeout: Duration) -> ShutdownReport {
+        self.stop_intake.cancel();
+        if let Err(e) = self.spooler.await {
+            tracing::error!(error = %e, "spooler task failed");
+        }
+        let deadline = Instant::now() + timeout;
+        let drained = self
+            .writer
+            .wait_idle(deadline.saturating_duration_since(Instant::now()))
+            .await;
+        self.stop_applier.cancel();
+        let mut applier = self.applier;
+        if tokio::time::timeout(Duration::from_secs(1), &mut applier)
+            .await
+            .is_err()
+        {
+            applier.abort();
+        }
+        let left = self.writer.spool.stats().pending_records;
+        if !drained || left > 0 {
+            tracing::warn!(
+                records = left,
+                path = %self.writer.spool.path().display(),
+                "MongoDB did not take everything before shutdown; the spool keeps it for the next start"
+            );
+        }
+        ShutdownReport {
+            left_in_spool: left,
+        }
+    }
+}
+
+async fn run_spooler(
+    mut rx: mpsc::Receiver<Op>,
+    spool: Arc<Spool>,
+    shared: Arc<Shared>,
+    batch: usize,
+    stop: CancellationToken,
+) {
+    let mut buf = Vec::with_capacity(batch);
+    loop {
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut buf, batch) => n,
+            () = stop.cancelled() => {
+                rx.close();
+                // Drain what was already queued: it must reach the disk.
+                while rx.recv_many(&mut buf, batch).await > 0 {
+                    append_until_durable(&spool, &shared, &mut buf).await;
+                }
+                return;
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        append_until_durable(&spool, &shared, &mut buf).await;
+    }
+}
+
+/// Appends `buf` to the spool, waiting (loudly) while the spool is full or the
+/// disk fails: the ops stay in memory and callers feel backpressure.
+async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mut Vec<Op>) {
+    let ops = std::mem::take(buf);
+    let mut last_log: Option<Instant> = None;
+    loop {
+        let s = spool.clone();
+        let ops_ref = ops.clone();
+        let now = now_micros();
+        let result = tokio::task::spawn_blocking(move || s.append(&ops_ref, now))
+            .await
+            .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
+        match result {
+            Ok(()) => {
+                shared
+                    .spooled
+                    .fetch_add(ops.len() as u64, Ordering::Relaxed);
+                shared.wake_applier.notify_one();
+                return;
+            }
+            Err(e) => {
+                if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::error!(error = %e, waiting_ops = ops.len(), "cannot write to the spool; increments wait in memory and new events are held back");
+                    last_log = Some(Instant::now());
+                }
+                shared.wake_applier.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn run_applier(
+    store: Store,
+    spool: Arc<Spool>,
+    shared: Arc<Shared>,
+    opts: WriterOptions,
+    stop: CancellationToken,
+) {
+    loop {
+        let s = spool.clone();
+        let max = opts.apply_batch;
+        let batch = match tokio::task::spawn_blocking(move || s.read_batch(max)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the spool; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spool reader task failed");
+                continue;
+            }
+        };
+        if batch.records.is_empty() {
+            tokio::select! {
+                () = shared.wake_applier.notified() => {}
+                () = stop.cancelled() => return,
+            }
+            continue;
+        }
+        let report = tokio::select! {
+            r = apply_with_retry(&store, &batch, &shared, opts.retry) => r,
+            () = stop.cancelled() => return,
+        };
+        shared
+            .applied
+            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        shared
+            .commands
+            .fetch_add(report.commands, Ordering::Relaxed);
+        let s = spool.clone();
+        let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
+        if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
+            tracing::error!(error = %e, "cannot truncate the spool; applied records will be replayed harmlessly");
+        }
+    }
+}
+
+/// Applies one batch until it succeeds. Each failed attempt is logged; after
+/// `policy.attempts` the final failure is logged and, since the batch is safe
+/// in the spool, the cycle starts again after a pause.
+async fn apply_with_retry(
+    store: &Store,
+    batch: &Batch,
+    shared: &Shared,
+    policy: RetryPolicy,
+) -> ApplyReport {
+    let ops = batch.records.len();
+    loop {
+        let mut attempt = 0;
+        let error = loop {
+            attempt += 1;
+            let started = Instant::now();
+            match store.apply(&batch.records).await {
+                Ok(report) => {
+                    if !shared.db_ok.swap(true, Ordering::Relaxed) {
+                        tracing::info!("MongoDB is reachable again; draining the spool");
+                    }
+                    tracing::debug!(
+                        ops,
+                        applied = report.applied,
+                        replays = report.replays,
+                        round_trips = report.commands,
+                        ms = started.elapsed().as_millis(),
+                        "batch written"
+                    );
+                    return report;
+                }
+                Err(e) => {
+                    shared.db_ok.store(false, Ordering::Relaxed);
+                    if !e.is_transient() || attempt >= policy.attempts {
+                        break e;
+                    }
+                    let delay = policy.backoff(attempt);
+                    tracing::warn!(attempt, of = policy.attempts, ops, retry_in_ms = delay.as_millis(), error = %e, "MongoDB write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        let kind = if matches!(error, StoreError::Transient(_)) {
+            "transient"
+        } else {
+            "permanent"
+        };
+        tracing::error!(
+            attempts = attempt,
+            ops,
+            kind,
+            error = %error,
+            retry_in_secs = policy.after_final_failure.as_secs(),
+            "MongoDB write failed for good this round; the increments stay in the spool and will be retried"
+        );
+        tokio::time::sleep(policy.after_final_failure).await;
+    }
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
