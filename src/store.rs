@@ -20,7 +20,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
 use crate::op::{Op, Sequenced};
-use crate::tracker::{Checkpoint, MemberKey, Millis, VoiceSession};
+use crate::tracker::{whole_secs, Checkpoint, MemberKey, Millis, VoiceSession};
 
 const MEMBER_STATS: &str = "member_stats";
 const MEMBER_DAYS: &str = "member_days";
@@ -266,69 +266,95 @@ impl Store {
     /// # Errors
     /// A command failed; the caller retries the whole batch, which is safe.
     pub async fn apply(&self, batch: &[Sequenced]) -> Result<ApplyReport, StoreError> {
-        let merged = Merged::from_ops(batch);
         let mut report = ApplyReport::default();
-        for (coll, statements) in merged.into_statements() {
-            for chunk in statements.chunks(STATEMENTS_PER_COMMAND) {
+        for (coll, docs) in group(batch) {
+            for chunk in docs.chunks(STATEMENTS_PER_COMMAND) {
                 report += self.update_idempotent(coll, chunk.to_vec()).await?;
             }
         }
         Ok(report)
     }
 
-    /// Sends `update` statements until each one is either applied or known to
-    /// have been applied before (duplicate key on the seq-guarded upsert).
-    /// Works whether or not the server honours `ordered: false` (FerretDB
-    /// stops at the first write error): statements after the first error are
-    /// simply sent again.
+    /// Sends one statement per document until each is applied or known to
+    /// have been applied before. A duplicate key on the seq-guarded upsert
+    /// means the document has already seen some of the statement's ops: its
+    /// `seq` tells which, and only the rest is sent again. Works whether or
+    /// not the server honours `ordered: false` (FerretDB stops at the first
+    /// write error): statements after the first error are simply sent again.
     async fn update_idempotent(
         &self,
         coll: &str,
-        mut statements: Vec<Document>,
+        mut docs: Vec<DocOps<'_>>,
     ) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
-        while !statements.is_empty() {
+        while !docs.is_empty() {
+            let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
-                .run(doc! { "update": coll, "updates": statements.clone(), "ordered": false })
+                .run(doc! { "update": coll, "updates": statements, "ordered": false })
                 .await?;
             report.commands += 1;
-            let errors: Vec<(usize, i32, String)> = reply
-                .get_array("writeErrors")
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Bson::as_document)
-                        .map(|e| {
-                            (
-                                usize::try_from(e.get_i32("index").unwrap_or(0)).unwrap_or(0),
-                                e.get_i32("code").unwrap_or(0),
-                                e.get_str("errmsg").unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let errors = write_errors(&reply);
             let Some(first) = errors.iter().map(|e| e.0).min() else {
-                report.applied += statements.len() as u64;
+                report.applied += docs.len() as u64;
                 break;
             };
             // Everything before the first error was applied. At and after it:
-            // duplicates are replays, other errors are rejected for good, and
-            // the rest is sent again (it may or may not have run).
+            // duplicates are (partial) replays, other errors are rejected for
+            // good, and the rest is sent again (it may or may not have run).
             report.applied += first as u64;
             let mut again = Vec::new();
-            for (i, s) in statements.into_iter().enumerate().skip(first) {
+            let mut partial = Vec::new();
+            for (i, d) in docs.into_iter().enumerate().skip(first) {
                 match errors.iter().find(|e| e.0 == i) {
-                    Some((_, DUPLICATE_KEY, _)) => report.replays += 1,
+                    Some((_, DUPLICATE_KEY, _)) if d.ops.len() == 1 => report.replays += 1,
+                    Some((_, DUPLICATE_KEY, _)) => partial.push(d),
                     Some((_, code, msg)) => {
                         report.rejected += 1;
-                        tracing::error!(collection = coll, code, error = %msg, statement = %s, "MongoDB rejected a write for good; it is skipped");
+                        tracing::error!(collection = coll, code, error = %msg, id = %d.id, "MongoDB rejected a write for good; it is skipped");
                     }
-                    None => again.push(s),
+                    None => again.push(d),
                 }
             }
-            statements = again;
+            if !partial.is_empty() {
+                let seqs = self.doc_seqs(coll, &partial).await?;
+                for mut d in partial {
+                    let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
+                    let before = d.ops.len();
+                    d.ops.retain(|o| o.seq > applied_up_to);
+                    report.replays += (before - d.ops.len()) as u64;
+                    if !d.ops.is_empty() {
+                        again.push(d);
+                    }
+                }
+            }
+            docs = again;
         }
         Ok(report)
+    }
+
+    /// The `seq` of each of these documents.
+    async fn doc_seqs(
+        &self,
+        coll: &str,
+        docs: &[DocOps<'_>],
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+        let found: Vec<Document> = self
+            .db
+            .collection::<Document>(coll)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "seq": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(found
+            .iter()
+            .filter_map(|d| {
+                let id = d.get_str("_id").ok()?.to_owned();
+                let seq = u64::try_from(int(d, "seq")).ok()?;
+                Some((id, seq))
+            })
+            .collect())
     }
 
     /// Open session checkpoints, with the moment each was last credited (the
@@ -513,213 +539,143 @@ impl Store {
     }
 }
 
-/// Ops merged per document, in first-seen order, ready to become statements.
-#[derive(Default)]
-struct Merged {
-    members: BTreeMap<String, MemberInc>,
-    days: BTreeMap<String, DayInc>,
-    segments: BTreeMap<String, SegmentInc>,
-    sessions: BTreeMap<String, SessionSet>,
+/// One document's share of a batch: the ops that touch it, in seq order.
+/// They become one statement guarded by `seq < first op's seq`, which sets
+/// `seq` to the last op's. A document's ops are always applied in seq order
+/// and a statement applies all of its ops or none, so the applied ops of a
+/// document are always a prefix, and `seq` says exactly where it ends.
+#[derive(Clone, Debug)]
+struct DocOps<'a> {
+    coll: &'static str,
+    id: String,
+    ops: Vec<&'a Sequenced>,
 }
 
-struct MemberInc {
-    key: MemberKey,
-    seq: u64,
-    on: i64,
-    off: i64,
-    messages: i64,
-}
+impl DocOps<'_> {
+    fn first_seq(&self) -> u64 {
+        self.ops.first().map_or(0, |o| o.seq)
+    }
 
-struct DayInc {
-    key: MemberKey,
-    seq: u64,
-    day: String,
-    messages: i64,
-}
+    fn last_seq(&self) -> u64 {
+        self.ops.last().map_or(0, |o| o.seq)
+    }
 
-struct SegmentInc {
-    key: MemberKey,
-    seq: u64,
-    channel: u64,
-    camera: bool,
-    start: Millis,
-    end: Millis,
-    secs: i64,
-}
-
-struct SessionSet {
-    key: MemberKey,
-    seq: u64,
-    open: Option<crate::op::SessionOpen>,
-}
-
-impl Merged {
-    fn from_ops(batch: &[Sequenced]) -> Merged {
-        let mut m = Merged::default();
-        for Sequenced { seq, op } in batch {
-            let seq = *seq;
-            let key = op.member();
-            match op {
-                Op::Voice {
-                    ch,
-                    cam,
-                    seg,
-                    from,
-                    to,
-                    ..
-                } => {
-                    let secs = crate::tracker::whole_secs(*from, *to);
-                    let t = m.members.entry(member_id(key)).or_insert(MemberInc {
-                        key,
-                        seq,
-                        on: 0,
-                        off: 0,
-                        messages: 0,
-                    });
-                    t.seq = seq;
-                    if *cam {
-                        t.on += secs;
-                    } else {
-                        t.off += secs;
+    /// The upsert statement for these ops.
+    fn statement(&self) -> Document {
+        let Some(first) = self.ops.first() else {
+            return Document::new();
+        };
+        let key = first.op.member();
+        let mut set = doc! {
+            "guild_id": to_i64(key.guild),
+            "user_id": to_i64(key.user),
+            "seq": seq_bson(self.last_seq()),
+        };
+        let mut update = Document::new();
+        match self.coll {
+            MEMBER_STATS => {
+                let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
+                for o in &self.ops {
+                    match &o.op {
+                        Op::Voice {
+                            cam: true,
+                            from,
+                            to,
+                            ..
+                        } => on += whole_secs(*from, *to),
+                        Op::Voice { from, to, .. } => off += whole_secs(*from, *to),
+                        Op::Message { .. } => messages += 1,
+                        Op::Session { .. } => {}
                     }
-                    let s = m
-                        .segments
-                        .entry(segment_id(key, *seg))
-                        .or_insert(SegmentInc {
-                            key,
-                            seq,
-                            channel: *ch,
-                            camera: *cam,
-                            start: *seg,
-                            end: *to,
-                            secs: 0,
-                        });
-                    s.seq = seq;
-                    s.end = s.end.max(*to);
-                    s.secs += secs;
                 }
-                Op::Message { day, .. } => {
-                    let t = m.members.entry(member_id(key)).or_insert(MemberInc {
-                        key,
-                        seq,
-                        on: 0,
-                        off: 0,
-                        messages: 0,
-                    });
-                    t.seq = seq;
-                    t.messages += 1;
-                    let d = m
-                        .days
-                        .entry(format!("{}:{day}", member_id(key)))
-                        .or_insert(DayInc {
-                            key,
-                            seq,
-                            day: day.clone(),
-                            messages: 0,
-                        });
-                    d.seq = seq;
-                    d.messages += 1;
+                update.insert(
+                    "$inc",
+                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "messages": messages },
+                );
+            }
+            MEMBER_DAYS => {
+                if let Op::Message { day, .. } = &first.op {
+                    set.insert("day", day.clone());
                 }
-                Op::Session { open, .. } => {
-                    m.sessions.insert(
-                        member_id(key),
-                        SessionSet {
-                            key,
-                            seq,
-                            open: *open,
-                        },
-                    );
+                update.insert("$inc", doc! { "messages": self.ops.len() as i64 });
+            }
+            VOICE_SEGMENTS => {
+                let (mut secs, mut end) = (0_i64, i64::MIN);
+                for o in &self.ops {
+                    if let Op::Voice {
+                        ch,
+                        cam,
+                        seg,
+                        from,
+                        to,
+                        ..
+                    } = &o.op
+                    {
+                        secs += whole_secs(*from, *to);
+                        end = end.max(*to);
+                        set.insert("channel_id", to_i64(*ch));
+                        set.insert("camera", *cam);
+                        set.insert("start", DateTime::from_millis(*seg));
+                    }
+                }
+                update.insert("$inc", doc! { "secs": secs });
+                update.insert("$max", doc! { "end": DateTime::from_millis(end) });
+            }
+            _ => {
+                // VOICE_SESSIONS: the last checkpoint wins.
+                if let Some(Op::Session { open, .. }) = self.ops.last().map(|o| &o.op) {
+                    set.insert("open", open.is_some());
+                    set.insert("updated_at", DateTime::now());
+                    if let Some(o) = open {
+                        set.insert("channel_id", to_i64(o.ch));
+                        set.insert("camera", o.cam);
+                        set.insert("segment_start", DateTime::from_millis(o.seg));
+                    }
                 }
             }
         }
-        m
+        update.insert("$set", set);
+        doc! {
+            "q": { "_id": &self.id, "seq": { "$lt": seq_bson(self.first_seq()) } },
+            "u": update,
+            "upsert": true,
+        }
     }
+}
 
-    fn into_statements(self) -> Vec<(&'static str, Vec<Document>)> {
-        let stmt = |id: String, seq: u64, update: Document| {
-            doc! {
-                "q": { "_id": id, "seq": { "$lt": seq_bson(seq) } },
-                "u": update,
-                "upsert": true,
-            }
+/// Groups a batch per collection and document, keeping seq order.
+fn group(batch: &[Sequenced]) -> Vec<(&'static str, Vec<DocOps<'_>>)> {
+    let mut by_doc: BTreeMap<(&'static str, String), Vec<&Sequenced>> = BTreeMap::new();
+    for rec in batch {
+        let key = rec.op.member();
+        let targets: Vec<(&'static str, String)> = match &rec.op {
+            Op::Voice { seg, .. } => vec![
+                (MEMBER_STATS, member_id(key)),
+                (VOICE_SEGMENTS, segment_id(key, *seg)),
+            ],
+            Op::Message { day, .. } => vec![
+                (MEMBER_STATS, member_id(key)),
+                (MEMBER_DAYS, format!("{}:{day}", member_id(key))),
+            ],
+            Op::Session { .. } => vec![(VOICE_SESSIONS, member_id(key))],
         };
-        let ids = |k: MemberKey| doc! { "guild_id": to_i64(k.guild), "user_id": to_i64(k.user) };
-        let members = self
-            .members
-            .into_iter()
-            .map(|(id, t)| {
-                let mut set = ids(t.key);
-                set.insert("seq", seq_bson(t.seq));
-                stmt(
-                    id,
-                    t.seq,
-                    doc! {
-                        "$inc": { "voice_cam_on_secs": t.on, "voice_cam_off_secs": t.off, "messages": t.messages },
-                        "$set": set,
-                    },
-                )
-            })
-            .collect();
-        let days = self
-            .days
-            .into_iter()
-            .map(|(id, d)| {
-                let mut set = ids(d.key);
-                set.insert("seq", seq_bson(d.seq));
-                set.insert("day", d.day);
-                stmt(
-                    id,
-                    d.seq,
-                    doc! { "$inc": { "messages": d.messages }, "$set": set },
-                )
-            })
-            .collect();
-        let segments = self
-            .segments
-            .into_iter()
-            .map(|(id, s)| {
-                let mut set = ids(s.key);
-                set.insert("seq", seq_bson(s.seq));
-                set.insert("channel_id", to_i64(s.channel));
-                set.insert("camera", s.camera);
-                set.insert("start", DateTime::from_millis(s.start));
-                stmt(
-                    id,
-                    s.seq,
-                    doc! {
-                        "$inc": { "secs": s.secs },
-                        "$set": set,
-                        "$max": { "end": DateTime::from_millis(s.end) },
-                    },
-                )
-            })
-            .collect();
-        let sessions = self
-            .sessions
-            .into_iter()
-            .map(|(id, s)| {
-                let mut set = ids(s.key);
-                set.insert("seq", seq_bson(s.seq));
-                set.insert("open", s.open.is_some());
-                set.insert("updated_at", DateTime::now());
-                if let Some(o) = s.open {
-                    set.insert("channel_id", to_i64(o.ch));
-                    set.insert("camera", o.cam);
-                    set.insert("segment_start", DateTime::from_millis(o.seg));
-                }
-                stmt(id, s.seq, doc! { "$set": set })
-            })
-            .collect();
-        [
-            (MEMBER_STATS, members),
-            (MEMBER_DAYS, days),
-            (VOICE_SEGMENTS, segments),
-            (VOICE_SESSIONS, sessions),
-        ]
-        .into_iter()
-        .filter(|(_, s): &(_, Vec<Document>)| !s.is_empty())
-        .collect()
+        for t in targets {
+            by_doc.entry(t).or_default().push(rec);
+        }
     }
+    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> =
+        [MEMBER_STATS, MEMBER_DAYS, VOICE_SEGMENTS, VOICE_SESSIONS]
+            .into_iter()
+            .map(|c| (c, Vec::new()))
+            .collect();
+    for ((coll, id), mut ops) in by_doc {
+        ops.sort_by_key(|o| o.seq);
+        if let Some((_, docs)) = out.iter_mut().find(|(c, _)| *c == coll) {
+            docs.push(DocOps { coll, id, ops });
+        }
+    }
+    out.retain(|(_, docs)| !docs.is_empty());
+    out
 }
 
 fn member_id(k: MemberKey) -> String {
@@ -728,6 +684,25 @@ fn member_id(k: MemberKey) -> String {
 
 fn segment_id(k: MemberKey, start: Millis) -> String {
     format!("{}:{}:{start}", k.guild, k.user)
+}
+
+/// `(index, code, message)` of each write error in an `update` reply.
+fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
+    reply
+        .get_array("writeErrors")
+        .map(|a| {
+            a.iter()
+                .filter_map(Bson::as_document)
+                .map(|e| {
+                    (
+                        usize::try_from(e.get_i32("index").unwrap_or(0)).unwrap_or(0),
+                        e.get_i32("code").unwrap_or(0),
+                        e.get_str("errmsg").unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Discord snowflakes fit in 63 bits; stored as BSON int64.

@@ -1,0 +1,10 @@
+//! The one integration-test binary: database, Discord simulator, fault proxy and
+//! end-to-end scenarios, linked once.
+// The simulator's Discord payloads are large `json!` literals.
+#![recursion_limit = "256"]
+
+mod db_smoke;
+mod proxy_smoke;
+mod sim_smoke;
+mod store_writer;
+mod support;

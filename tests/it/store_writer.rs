@@ -1,0 +1,263 @@
+//! The write path against a real MongoDB-wire server: idempotent apply,
+//! spool replay after a crash, the writer end to end, session restore and
+//! the legacy import.
+
+use std::time::Duration;
+
+use mongodb::bson::{doc, Document};
+use study_tracker::app::App;
+use study_tracker::op::{Op, Sequenced};
+use study_tracker::spool::Spool;
+use study_tracker::store::Store;
+use study_tracker::tracker::{MemberKey, Presence};
+use study_tracker::writer::{self, WriterOptions};
+
+use crate::support::db::fresh_db;
+
+const G: u64 = 1_100_000_000_000_000_001;
+const U: u64 = 1_200_000_000_000_000_002;
+const MEMBER: MemberKey = MemberKey { guild: G, user: U };
+/// 2026-11-26T10:00:00Z
+const T0: i64 = 1_795_687_200_000;
+
+fn voice(cam: bool, seg: i64, from: i64, to: i64) -> Op {
+    Op::Voice {
+        g: G,
+        u: U,
+        ch: 7,
+        cam,
+        seg,
+        from,
+        to,
+    }
+}
+
+fn msg(day: &str) -> Op {
+    Op::Message {
+        g: G,
+        u: U,
+        day: day.into(),
+    }
+}
+
+fn sequenced(ops: Vec<Op>, first_seq: u64) -> Vec<Sequenced> {
+    ops.into_iter()
+        .zip(first_seq..)
+        .map(|(op, seq)| Sequenced { seq, op })
+        .collect()
+}
+
+async fn totals(store: &Store) -> (i64, i64, i64) {
+    let m = store.member(MEMBER, 0, "0000-00-00").await.unwrap();
+    (m.cam_on_secs, m.cam_off_secs, m.messages)
+}
+
+#[tokio::test]
+async fn replayed_batches_change_nothing() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let batch = sequenced(
+        vec![
+            voice(true, T0, T0, T0 + 90_000),
+            msg("2026-11-26"),
+            msg("2026-11-26"),
+            voice(false, T0 + 90_000, T0 + 90_000, T0 + 100_500),
+        ],
+        1_000,
+    );
+    let first = store.apply(&batch).await.unwrap();
+    assert_eq!(first.replays, 0);
+    assert_eq!(totals(&store).await, (90, 10, 2));
+
+    // The reply was lost and the whole batch is sent again: no change.
+    let again = store.apply(&batch).await.unwrap();
+    assert_eq!(again.applied, 0, "{again:?}");
+    assert!(again.replays > 0);
+    assert_eq!(totals(&store).await, (90, 10, 2));
+
+    // A batch that was half applied before a crash: only the rest counts.
+    let next = sequenced(
+        vec![msg("2026-11-26"), voice(true, T0, T0 + 90_000, T0 + 95_000)],
+        2_000,
+    );
+    store.apply(&next[..1]).await.unwrap();
+    store.apply(&next).await.unwrap();
+    assert_eq!(totals(&store).await, (95, 10, 3));
+
+    let m = store.member(MEMBER, T0, "2026-11-26").await.unwrap();
+    assert_eq!(m.days, vec![("2026-11-26".to_owned(), 3)]);
+    let seg = m.segments.iter().find(|s| s.start == T0).unwrap();
+    assert_eq!(
+        seg.end,
+        T0 + 95_000,
+        "an open segment's end advances with each credit"
+    );
+}
+
+#[tokio::test]
+async fn spool_left_by_a_crash_is_applied_exactly_once() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The previous process spooled 50 messages and applied the first 20
+        // before it was killed (the spool was never truncated).
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool
+            .append(&vec![msg("2026-11-26"); 50], 1_000_000)
+            .unwrap();
+        let batch = spool.read_batch(20).unwrap();
+        store.apply(&batch.records).await.unwrap();
+    }
+    assert_eq!(totals(&store).await.2, 20);
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    w.submit([msg("2026-11-26")]).await;
+    assert!(w.wait_idle(Duration::from_secs(20)).await);
+    assert_eq!(totals(&store).await.2, 51);
+    assert_eq!(
+        tasks.shutdown(Duration::from_secs(5)).await.left_in_spool,
+        0
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("spool.log"))
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn app_tracks_voice_and_messages_into_stats() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let dir = tempfile::tempdir().unwrap();
+    let (w, tasks) = writer::start(
+        store.clone(),
+        Spool::open(dir.path(), 1 << 20).unwrap(),
+        WriterOptions::default(),
+    );
+    let app = App::new(
+        store.clone(),
+        w.clone(),
+        chrono_tz::UTC,
+        Duration::from_secs(300),
+    );
+    let cam = |camera| Some(Presence { channel: 7, camera });
+    app.voice_update(MEMBER, cam(true), T0).await;
+    app.flush_once(T0 + 60_000).await;
+    app.voice_update(MEMBER, cam(false), T0 + 75_000).await;
+    app.message(MEMBER, T0 + 80_000).await;
+    app.voice_update(MEMBER, None, T0 + 165_000).await;
+    // Bots, AFK and leaves are filtered by the adapter; a second leave is harmless.
+    app.voice_update(MEMBER, None, T0 + 170_000).await;
+    assert!(w.wait_idle(Duration::from_secs(20)).await);
+    assert_eq!(totals(&store).await, (75, 90, 1));
+
+    let (stats, _) = app.stats(MEMBER, T0 + 200_000).await;
+    assert_eq!(stats.all_time.cam_on_secs, 75);
+    assert_eq!(stats.today.cam_off_secs, 90);
+    assert_eq!(stats.this_week.messages, 1);
+
+    // The caller's session in progress counts up to now.
+    app.voice_update(MEMBER, cam(true), T0 + 300_000).await;
+    let (stats, _) = app.stats(MEMBER, T0 + 342_000).await;
+    assert_eq!(stats.all_time.cam_on_secs, 75 + 42);
+    assert_eq!(stats.today.cam_on_secs, 75 + 42);
+    tasks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn restart_resumes_sessions_within_grace() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let dir = tempfile::tempdir().unwrap();
+    let cam = Presence {
+        channel: 7,
+        camera: true,
+    };
+    {
+        let (w, tasks) = writer::start(
+            store.clone(),
+            Spool::open(dir.path(), 1 << 20).unwrap(),
+            WriterOptions::default(),
+        );
+        let app = App::new(store.clone(), w, chrono_tz::UTC, Duration::from_secs(300));
+        app.guild_snapshot(G, &[(U, cam)], T0).await;
+        // SIGTERM at T0 + 100 s: credited up to the signal.
+        app.stop_and_credit(T0 + 100_000).await;
+        tasks.shutdown(Duration::from_secs(10)).await;
+    }
+    assert_eq!(totals(&store).await.0, 100);
+    let (w, tasks) = writer::start(
+        store.clone(),
+        Spool::open(dir.path(), 1 << 20).unwrap(),
+        WriterOptions::default(),
+    );
+    let app = App::new(
+        store.clone(),
+        w.clone(),
+        chrono_tz::UTC,
+        Duration::from_secs(300),
+    );
+    app.restore_sessions(Duration::from_secs(10)).await;
+    // Back 40 s later, the member still in voice: the gap counts.
+    app.guild_snapshot(G, &[(U, cam)], T0 + 140_000).await;
+    app.voice_update(MEMBER, None, T0 + 150_000).await;
+    assert!(w.wait_idle(Duration::from_secs(20)).await);
+    assert_eq!(totals(&store).await.0, 150);
+    let open = store.open_sessions().await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    tasks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn legacy_import_adds_once() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let users = db.db().collection::<Document>("users");
+    users
+        .insert_many([
+            doc! { "_id": "mongodb_test", "ok": true },
+            doc! { "_id": U.to_string(), "data": { "voice_cam_on_minutes": 10, "voice_cam_off_minutes": 2.0, "message_count": 7 } },
+            doc! { "_id": "not-a-number", "data": {} },
+        ])
+        .await
+        .unwrap();
+    // The member already has time tracked by this bot.
+    store
+        .apply(&sequenced(vec![voice(true, T0, T0, T0 + 30_000)], 5))
+        .await
+        .unwrap();
+    let first = store.import_legacy(G).await.unwrap();
+    assert_eq!(
+        (first.imported, first.already_imported, first.skipped),
+        (1, 0, 2)
+    );
+    let second = store.import_legacy(G).await.unwrap();
+    assert_eq!((second.imported, second.already_imported), (0, 1));
+    assert_eq!(totals(&store).await, (630, 120, 7));
+    // Later increments still apply after the import.
+    store
+        .apply(&sequenced(vec![msg("2026-11-26")], 6))
+        .await
+        .unwrap();
+    assert_eq!(totals(&store).await.2, 8);
+}
+
+#[tokio::test]
+async fn check_write_goes_to_meta_not_stats() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    store.ensure_indexes().await.unwrap();
+    store.test_write().await.unwrap();
+    let names = db.db().list_collection_names().await.unwrap();
+    assert!(names.contains(&"meta".to_owned()), "{names:?}");
+    let members = db
+        .db()
+        .collection::<Document>("member_stats")
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(members, 0);
+}
