@@ -276,18 +276,26 @@ impl Store {
     }
 
     /// Sends one statement per document until each is applied or known to
-    /// have been applied before. A duplicate key on the seq-guarded upsert
-    /// means the document has already seen some of the statement's ops: its
-    /// `seq` tells which, and only the rest is sent again. Works whether or
-    /// not the server honours `ordered: false` (FerretDB stops at the first
-    /// write error): statements after the first error are simply sent again.
+    /// have been applied before.
+    ///
+    /// A duplicate key on the seq-guarded upsert means the document has
+    /// already seen some of the statement's ops. Servers differ in what else
+    /// they tell: MongoDB honours `ordered: false` and reports the failing
+    /// index; FerretDB stops at the first error and always reports index 0.
+    /// So after duplicates, the `seq` of every document from the first
+    /// reported error on is read back, the ops it already has are dropped,
+    /// and the rest is sent again. Any other write error switches to one
+    /// statement per command, so the culprit is known, logged and skipped.
     async fn update_idempotent(
         &self,
         coll: &str,
         mut docs: Vec<DocOps<'_>>,
     ) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
+        let mut one_by_one = false;
         while !docs.is_empty() {
+            let take = if one_by_one { 1 } else { docs.len() };
+            let rest = docs.split_off(take);
             let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
                 .run(doc! { "update": coll, "updates": statements, "ordered": false })
@@ -296,38 +304,35 @@ impl Store {
             let errors = write_errors(&reply);
             let Some(first) = errors.iter().map(|e| e.0).min() else {
                 report.applied += docs.len() as u64;
-                break;
+                docs = rest;
+                continue;
             };
-            // Everything before the first error was applied. At and after it:
-            // duplicates are (partial) replays, other errors are rejected for
-            // good, and the rest is sent again (it may or may not have run).
-            report.applied += first as u64;
-            let mut again = Vec::new();
-            let mut partial = Vec::new();
-            for (i, d) in docs.into_iter().enumerate().skip(first) {
-                match errors.iter().find(|e| e.0 == i) {
-                    Some((_, DUPLICATE_KEY, _)) if d.ops.len() == 1 => report.replays += 1,
-                    Some((_, DUPLICATE_KEY, _)) => partial.push(d),
-                    Some((_, code, msg)) => {
-                        report.rejected += 1;
-                        tracing::error!(collection = coll, code, error = %msg, id = %d.id, "MongoDB rejected a write for good; it is skipped");
-                    }
-                    None => again.push(d),
+            if let Some((_, code, msg)) = errors.iter().find(|e| e.1 != DUPLICATE_KEY) {
+                if docs.len() == 1 {
+                    report.rejected += 1;
+                    tracing::error!(collection = coll, code, error = %msg, id = %docs[0].id, "MongoDB rejected a write for good; it is skipped");
+                    docs = rest;
+                } else {
+                    // Find the culprit: everything again, one statement at a time.
+                    one_by_one = true;
+                    docs.extend(rest);
                 }
+                continue;
             }
-            if !partial.is_empty() {
-                let seqs = self.doc_seqs(coll, &partial).await?;
-                for mut d in partial {
-                    let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
-                    let before = d.ops.len();
-                    d.ops.retain(|o| o.seq > applied_up_to);
-                    report.replays += (before - d.ops.len()) as u64;
-                    if !d.ops.is_empty() {
-                        again.push(d);
-                    }
-                }
+            // Only duplicates: statements before `first` were applied; from
+            // `first` on, ask each document how far it got.
+            report.applied += first.min(docs.len()) as u64;
+            let mut unsure = docs.split_off(first.min(docs.len()));
+            let seqs = self.doc_seqs(coll, &unsure).await?;
+            for d in &mut unsure {
+                let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
+                let before = d.ops.len();
+                d.ops.retain(|o| o.seq > applied_up_to);
+                report.replays += (before - d.ops.len()) as u64;
             }
-            docs = again;
+            unsure.retain(|d| !d.ops.is_empty());
+            unsure.extend(rest);
+            docs = unsure;
         }
         Ok(report)
     }
