@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod db_smoke;
+mod e2e;
 mod proxy_smoke;
 mod sim_smoke;
 mod store_writer;

@@ -1,0 +1,356 @@
+//! End to end: the real `study-tracker` binary against the Discord simulator
+//! and a real MongoDB-wire server. Stored seconds are checked against the
+//! timeline the test itself played, to within one second per session.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use study_tracker::store::Store;
+use study_tracker::tracker::MemberKey;
+
+use crate::support::bot::{self, Bot, BotConfig};
+use crate::support::db::{fresh_db, TestDb};
+use crate::support::discord_sim::{intents, DiscordSim, SimGuild, SimUser};
+
+pub const GUILD: u64 = 900_000_000_000_000_001;
+pub const VC1: u64 = 900_000_000_000_000_101;
+pub const VC2: u64 = 900_000_000_000_000_102;
+pub const AFK: u64 = 900_000_000_000_000_103;
+pub const TEXT: u64 = 900_000_000_000_000_201;
+pub const ALICE: u64 = 900_000_000_000_001_001;
+pub const BOB: u64 = 900_000_000_000_001_002;
+pub const CAROL: u64 = 900_000_000_000_001_003;
+pub const DAVE: u64 = 900_000_000_000_001_004;
+pub const MUSIC_BOT: u64 = 900_000_000_000_001_099;
+
+pub const CONNECT: Duration = Duration::from_secs(30);
+
+pub fn guild() -> SimGuild {
+    SimGuild {
+        id: GUILD,
+        name: "Study Hall".into(),
+        afk_channel_id: Some(AFK),
+        voice_channels: vec![VC1, VC2, AFK],
+        text_channels: vec![TEXT],
+        members: vec![
+            SimUser::new(ALICE, "alice"),
+            SimUser::new(BOB, "bob"),
+            SimUser::new(CAROL, "carol"),
+            SimUser::new(DAVE, "dave"),
+            SimUser::bot(MUSIC_BOT, "music"),
+        ],
+    }
+}
+
+/// A simulator, a fresh database and a spool directory for one test.
+pub struct Env {
+    pub sim: DiscordSim,
+    pub db: TestDb,
+    pub spool: tempfile::TempDir,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        Env {
+            sim: DiscordSim::start(vec![guild()]).await,
+            db: fresh_db().await,
+            spool: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn config(&self) -> BotConfig {
+        BotConfig::new(&self.sim, &self.db.uri, &self.db.name, self.spool.path())
+    }
+
+    pub fn store(&self) -> Store {
+        Store::from_database(self.db.db())
+    }
+
+    /// Starts a bot and waits until it has identified (the `n`-th connection
+    /// of this simulator) and received its guilds.
+    pub async fn start_bot(&self, config: &BotConfig) -> Bot {
+        let n = self.sim.connections() + 1;
+        let bot = Bot::start(config);
+        self.sim.wait_connections(n, CONNECT).await;
+        bot.wait_log("guild snapshot", CONNECT).await;
+        bot
+    }
+}
+
+/// (camera-on secs, camera-off secs, messages) stored for a member.
+pub async fn stored(store: &Store, user: u64) -> (i64, i64, i64) {
+    let m = store
+        .member(MemberKey { guild: GUILD, user }, 0, "0000-00-00")
+        .await
+        .unwrap();
+    (m.cam_on_secs, m.cam_off_secs, m.messages)
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Seconds between two instants, as the expected credit.
+pub fn secs(from: Instant, to: Instant) -> i64 {
+    i64::try_from(to.duration_since(from).as_millis()).unwrap() / 1000
+}
+
+/// Asserts `got` is within one second of `want`.
+#[track_caller]
+pub fn assert_close(got: i64, want: i64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1,
+        "{what}: stored {got}s, timeline says {want}s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_camera_toggle_leave_and_messages_are_stored_and_shown_by_ud() {
+    let env = Env::new().await;
+    let mut bot = env.start_bot(&env.config()).await;
+    let wanted = intents::GUILDS | intents::GUILD_VOICE_STATES | intents::GUILD_MESSAGES;
+    assert_eq!(
+        env.sim.intents(),
+        Some(wanted),
+        "only non-privileged intents"
+    );
+    assert!(
+        env.sim
+            .registered_commands()
+            .iter()
+            .any(|(_, name)| name == "ud"),
+        "/ud registered: {:?}",
+        env.sim.registered_commands()
+    );
+
+    // A member with nothing yet gets a friendly answer.
+    let empty = env
+        .sim
+        .invoke_command(GUILD, TEXT, DAVE, "ud", None, CONNECT)
+        .await
+        .unwrap();
+    assert!(empty.contains("no study time yet"), "{empty}");
+
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
+    // Bots and the AFK channel are never tracked.
+    env.sim.set_voice(GUILD, MUSIC_BOT, Some(VC1), false).await;
+    env.sim.set_voice(GUILD, BOB, Some(AFK), false).await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let toggle = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Moving continues the session.
+    env.sim.set_voice(GUILD, ALICE, Some(VC2), false).await;
+    tokio::time::sleep(Duration::from_millis(1_700)).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, None, false).await;
+
+    for _ in 0..3 {
+        env.sim.send_message(Some(GUILD), TEXT, ALICE, false).await;
+    }
+    env.sim
+        .send_message(Some(GUILD), TEXT, MUSIC_BOT, false)
+        .await;
+    env.sim.send_message(Some(GUILD), TEXT, BOB, true).await; // webhook
+    env.sim.send_message(None, TEXT, ALICE, false).await; // DM
+
+    let store = env.store();
+    let want_on = secs(join, toggle);
+    let want_off = secs(toggle, leave);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let (on, off, m) = stored(&store, ALICE).await;
+            m == 3 && on + off >= want_on + want_off - 1
+        })
+        .await,
+        "never stored: {:?}\n{}",
+        stored(&store, ALICE).await,
+        bot.log_text()
+    );
+    let (on, off, messages) = stored(&store, ALICE).await;
+    assert_close(on, want_on, "camera on");
+    assert_close(off, want_off, "camera off");
+    assert_close(on + off, secs(join, leave), "session");
+    assert_eq!(messages, 3, "bots, webhooks and DMs are not counted");
+    assert_eq!(stored(&store, MUSIC_BOT).await, (0, 0, 0));
+    assert_eq!(stored(&store, BOB).await, (0, 0, 0));
+
+    // The same numbers through the CLI...
+    let json = bot::stats_json(&env.db.uri, &env.db.name, GUILD, ALICE);
+    assert_eq!(json["voice_cam_on_secs"], on);
+    assert_eq!(json["voice_cam_off_secs"], off);
+    assert_eq!(json["messages"], 3);
+    assert_eq!(json["today"]["messages"], 3);
+    assert_eq!(json["this_week"]["voice_cam_on_secs"], on);
+    assert_eq!(json["this_month"]["voice_cam_off_secs"], off);
+
+    // ...and through /ud, for oneself and for another member.
+    let reply = env
+        .sim
+        .invoke_command(GUILD, TEXT, ALICE, "ud", None, CONNECT)
+        .await
+        .unwrap();
+    let fmt = study_tracker::stats::format_duration;
+    assert!(
+        reply.contains(&format!("Camera on: **{}**", fmt(on))),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!("Camera off: **{}**", fmt(off))),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!("Total voice: **{}**", fmt(on + off))),
+        "{reply}"
+    );
+    assert!(reply.contains("Messages: **3**"), "{reply}");
+    let about_alice = env
+        .sim
+        .invoke_command(GUILD, TEXT, BOB, "ud", Some(("member", ALICE)), CONNECT)
+        .await
+        .unwrap();
+    assert!(about_alice.contains("alice"), "{about_alice}");
+    assert!(about_alice.contains("Messages: **3**"), "{about_alice}");
+
+    assert!(bot.stop().await.success());
+    bot.assert_no_unknown_events();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue() {
+    let env = Env::new().await;
+    // Carol is in voice with her camera on before the bot connects.
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    let config = env.config();
+    let mut bot = env.start_bot(&config).await;
+    let connected = Instant::now();
+    // /ud includes her session in progress.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let live = env
+        .sim
+        .invoke_command(GUILD, TEXT, CAROL, "ud", None, CONNECT)
+        .await
+        .unwrap();
+    assert!(!live.contains("no study time yet"), "{live}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+    let signal = Instant::now();
+    assert!(bot.stop().await.success(), "exit 0 on SIGTERM");
+    bot.assert_no_unknown_events();
+    let store = env.store();
+    let (on, off, _) = stored(&store, CAROL).await;
+    assert_close(on, secs(connected, signal), "credited up to the signal");
+    assert_eq!(off, 0);
+
+    // The redeploy: she stays in voice; the new process resumes her session
+    // and credits the downtime (within RESUME_GRACE_SECS).
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut bot = env.start_bot(&config).await;
+    bot.wait_log("loaded session checkpoints", CONNECT).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.0 >= secs(connected, leave) - 1
+        })
+        .await,
+        "{:?}\n{}",
+        stored(&store, CAROL).await,
+        bot.log_text()
+    );
+    let (on, _, _) = stored(&store, CAROL).await;
+    assert_close(
+        on,
+        secs(connected, leave),
+        "whole session across the restart",
+    );
+    assert!(bot.stop().await.success());
+    bot.assert_no_unknown_events();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_command_does_the_test_write() {
+    let db = fresh_db().await;
+    let (status, stdout, stderr) = bot::run_cli(
+        &["check"],
+        &[("MONGODB_URI", &db.uri), ("MONGODB_DB", &db.name)],
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("OK: test write"), "{stdout}");
+}
+
+#[test]
+fn bad_configuration_fails_with_one_clear_line() {
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (&["run"], &[], "DISCORD_TOKEN"),
+        (&["check"], &[("TIMEZONE", "Mars/Olympus")], "TIMEZONE"),
+        (
+            &["check"],
+            &[("FLUSH_INTERVAL_SECS", "soon")],
+            "flush-interval-secs",
+        ),
+        (
+            &["check"],
+            &[("MONGODB_URI", "mongo://user:hunter2@nowhere")],
+            "MONGODB_URI",
+        ),
+        (
+            &["check"],
+            &[(
+                "MONGODB_URI",
+                "mongodb://user:hunter2@127.0.0.1:9/?serverSelectionTimeoutMS=300",
+            )],
+            "127.0.0.1:9",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let (status, stdout, stderr) = bot::run_cli(args, env);
+        assert!(!status.success(), "{args:?} {env:?} should fail");
+        assert!(
+            stderr.contains(needle),
+            "{args:?} {env:?}: stderr should name {needle}: {stderr}"
+        );
+        let all = format!("{stdout}{stderr}");
+        assert!(!all.contains("hunter2"), "password leaked: {all}");
+        assert!(
+            !all.contains("panicked") && !all.contains("RUST_BACKTRACE"),
+            "{all}"
+        );
+    }
+    let (status, stdout, _) = bot::run_cli(&["--help"], &[]);
+    assert!(status.success());
+    for setting in [
+        "DISCORD_TOKEN",
+        "MONGODB_URI",
+        "MONGODB_DB",
+        "DISCORD_API_URL",
+        "FLUSH_INTERVAL_SECS",
+        "TIMEZONE",
+        "LOG_FORMAT",
+        "RUST_LOG",
+        "RESUME_GRACE_SECS",
+        "SPOOL_DIR",
+        "SPOOL_MAX_BYTES",
+    ] {
+        assert!(
+            stdout.contains(setting),
+            "--help lacks {setting}:\n{stdout}"
+        );
+    }
+}
