@@ -68,9 +68,18 @@ impl App {
     /// moment they are seen, and the log says so.
     pub async fn restore_sessions(&self, timeout: Duration) {
         let started = Instant::now();
-        if !self.writer.wait_idle(timeout).await {
-            tracing::warn!("spool not drained yet (MongoDB unreachable?); sessions from before the restart cannot be resumed, members in voice are tracked from now");
-            return;
+        loop {
+            let status = self.writer.status();
+            if status.backlog == 0 {
+                break;
+            }
+            // Give an unreachable MongoDB a moment, not the whole timeout.
+            let waited = started.elapsed();
+            if waited >= timeout || (!status.db_ok && waited >= Duration::from_secs(2)) {
+                tracing::warn!(backlog = status.backlog, "the previous run's spool is not applied yet (MongoDB unreachable?); sessions from before the restart cannot be resumed, members in voice are tracked from now");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = timeout.saturating_sub(started.elapsed());
         match tokio::time::timeout(left, self.store.open_sessions()).await {

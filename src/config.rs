@@ -109,6 +109,10 @@ pub struct Settings {
     #[arg(long, env = "SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(4096..))]
     pub spool_max_bytes: u64,
 
+    /// On SIGTERM, how long to wait for MongoDB to take pending writes; the rest stays in the spool.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    pub shutdown_timeout_secs: u64,
+
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -137,6 +141,7 @@ impl std::fmt::Debug for Settings {
             .field("resume_grace_secs", &self.resume_grace_secs)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
             .field("log_format", &self.log_format)
             .finish_non_exhaustive()
     }

@@ -16,9 +16,6 @@ use crate::store::Store;
 use crate::tracker::MemberKey;
 use crate::writer::{self, WriterOptions};
 
-/// How long shutdown waits for MongoDB to take the spool before leaving the
-/// rest for the next start.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long start-up waits for the previous run's spool before giving up on
 /// resuming sessions.
 const RESTORE_WAIT: Duration = Duration::from_secs(15);
@@ -134,7 +131,8 @@ pub async fn bot(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
         "credited open sessions up to shutdown"
     );
     shards.shutdown_all().await;
-    let report = writer_tasks.shutdown(SHUTDOWN_DRAIN).await;
+    let report = writer_tasks
+        .shutdown(Duration::from_secs(settings.shutdown_timeout_secs)).await;
     tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
     outcome
 }
