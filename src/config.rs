@@ -110,7 +110,12 @@ pub struct Settings {
     pub spool_max_bytes: u64,
 
     /// On SIGTERM, how long to wait for MongoDB to take pending writes; the rest stays in the spool.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
     pub shutdown_timeout_secs: u64,
 
     /// Log line format.

@@ -132,7 +132,8 @@ pub async fn bot(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     );
     shards.shutdown_all().await;
     let report = writer_tasks
-        .shutdown(Duration::from_secs(settings.shutdown_timeout_secs)).await;
+        .shutdown(Duration::from_secs(settings.shutdown_timeout_secs))
+        .await;
     tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
     outcome
 }

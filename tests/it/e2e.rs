@@ -66,6 +66,14 @@ impl Env {
         Store::from_database(self.db.db())
     }
 
+    /// Fails the test if serenity dropped an event or the simulator built a
+    /// payload serenity cannot read.
+    pub fn assert_clean(&self, bot: &Bot) {
+        bot.assert_no_unknown_events();
+        let errors = self.sim.payload_errors();
+        assert!(errors.is_empty(), "simulator payload errors: {errors:#?}");
+    }
+
     /// Starts a bot and waits until it has identified (the `n`-th connection
     /// of this simulator) and received its guilds.
     pub async fn start_bot(&self, config: &BotConfig) -> Bot {
@@ -228,7 +236,7 @@ async fn voice_camera_toggle_leave_and_messages_are_stored_and_shown_by_ud() {
     assert!(about_alice.contains("Messages: **3**"), "{about_alice}");
 
     assert!(bot.stop().await.success());
-    bot.assert_no_unknown_events();
+    env.assert_clean(&bot);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +259,7 @@ async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue
 
     let signal = Instant::now();
     assert!(bot.stop().await.success(), "exit 0 on SIGTERM");
-    bot.assert_no_unknown_events();
+    env.assert_clean(&bot);
     let store = env.store();
     let (on, off, _) = stored(&store, CAROL).await;
     assert_close(on, secs(connected, signal), "credited up to the signal");
@@ -281,7 +289,7 @@ async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue
         "whole session across the restart",
     );
     assert!(bot.stop().await.success());
-    bot.assert_no_unknown_events();
+    env.assert_clean(&bot);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 
 mod db_smoke;
 mod e2e;
+mod faults;
 mod proxy_smoke;
 mod sim_smoke;
 mod store_writer;

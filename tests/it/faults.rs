@@ -1,0 +1,228 @@
+//! Fault scenarios: the real binary, the Discord simulator, and a TCP fault
+//! proxy between the bot and the database. Each checks the stored totals
+//! against the ground truth of the timeline the test played.
+
+use std::time::{Duration, Instant};
+
+use crate::e2e::{
+    assert_close, eventually, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1,
+};
+use crate::support::bot::{with_fast_timeouts, BotConfig};
+use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+async fn proxied(env: &Env) -> (FaultProxy, BotConfig) {
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = env.config();
+    config.mongodb_uri = with_fast_timeouts(&proxy.uri());
+    config
+        .extra_env
+        .push(("SHUTDOWN_TIMEOUT_SECS".into(), "2".into()));
+    (proxy, config)
+}
+
+fn spool_len(env: &Env) -> u64 {
+    std::fs::metadata(env.spool.path().join("spool.log")).map_or(0, |m| m.len())
+}
+
+async fn send_messages(env: &Env, author: u64, n: usize) {
+    for _ in 0..n {
+        env.sim.send_message(Some(GUILD), TEXT, author, false).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the messages stored for `user` reach `n`, then checks they
+/// stay there (a late duplicate would push them past it).
+async fn assert_messages_exactly(env: &Env, user: u64, n: i64) {
+    let store = env.store();
+    assert!(
+        eventually(SETTLE, || async { stored(&store, user).await.2 >= n }).await,
+        "messages for {user}: {:?}, want {n}",
+        stored(&store, user).await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored(&store, user).await.2, n, "exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_lost_after_apply_never_double_count() {
+    let env = Env::new().await;
+    let (proxy, config) = proxied(&env).await;
+    let mut bot = env.start_bot(&config).await;
+    // From now on every third update is applied by the server but its reply
+    // never reaches the bot: the bot cannot know, and retries.
+    proxy.drop_replies("update", 3);
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
+    send_messages(&env, BOB, 30).await;
+    let toggle = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    send_messages(&env, CAROL, 20).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, None, false).await;
+
+    assert_messages_exactly(&env, BOB, 30).await;
+    assert_messages_exactly(&env, CAROL, 20).await;
+    let store = env.store();
+    assert!(
+        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
+        "spool drained"
+    );
+    let (on, off, _) = stored(&store, ALICE).await;
+    assert_close(on, secs(join, toggle), "camera on");
+    assert_close(off, secs(toggle, leave), "camera off");
+    assert!(
+        proxy.dropped_replies() >= 5,
+        "the fault was injected: {} replies dropped",
+        proxy.dropped_replies()
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_under_traffic_loses_nothing() {
+    let env = Env::new().await;
+    let (proxy, config) = proxied(&env).await;
+    let mut bot = env.start_bot(&config).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
+    send_messages(&env, BOB, 10).await;
+
+    proxy.set_down(true);
+    send_messages(&env, BOB, 15).await;
+    let toggle = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    // /ud still answers, and says why the numbers may be behind.
+    let reply = env
+        .sim
+        .invoke_command(GUILD, TEXT, ALICE, "ud", None, CONNECT)
+        .await
+        .unwrap();
+    assert!(reply.contains("Nothing is lost"), "{reply}");
+    assert!(
+        eventually(Duration::from_secs(5), || async { spool_len(&env) > 0 }).await,
+        "increments wait in the spool during the outage"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    proxy.set_down(false);
+    send_messages(&env, BOB, 5).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, None, false).await;
+
+    assert_messages_exactly(&env, BOB, 30).await;
+    assert!(
+        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
+        "spool drained to nothing"
+    );
+    let (on, off, _) = stored(&env.store(), ALICE).await;
+    assert_close(on, secs(join, toggle), "camera on");
+    assert_close(off, secs(toggle, leave), "camera off");
+    assert!(bot.log_text().contains("MongoDB write failed"));
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_a_full_spool_loses_nothing_and_resumes_sessions() {
+    let env = Env::new().await;
+    let (proxy, config) = proxied(&env).await;
+    let mut bot = env.start_bot(&config).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    send_messages(&env, BOB, 10).await;
+    proxy.set_down(true);
+    send_messages(&env, BOB, 20).await;
+    // Let the increments and at least one flush reach the spool.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(spool_len(&env) > 0);
+    bot.kill().await;
+
+    // MongoDB comes back; the bot is redeployed while Carol is still in voice.
+    proxy.set_down(false);
+    let mut bot = env.start_bot(&config).await;
+    bot.wait_log("loaded session checkpoints", CONNECT).await;
+    assert_messages_exactly(&env, BOB, 30).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
+    let store = env.store();
+    let want = secs(join, leave);
+    assert!(
+        eventually(SETTLE, || async {
+            stored(&store, CAROL).await.0 >= want - 1
+        })
+        .await,
+        "carol: {:?}, want {want}\n{}",
+        stored(&store, CAROL).await,
+        bot.log_text()
+    );
+    assert_close(
+        stored(&store, CAROL).await.0,
+        want,
+        "session across the crash",
+    );
+    assert!(
+        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
+        "spool drained"
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_outage_keeps_everything_for_the_next_start() {
+    let env = Env::new().await;
+    let (proxy, config) = proxied(&env).await;
+    let mut bot = env.start_bot(&config).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    send_messages(&env, BOB, 10).await;
+    proxy.set_down(true);
+    send_messages(&env, BOB, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(bot.stop().await.success(), "exit 0 even with MongoDB down");
+    assert!(
+        bot.log_text().contains("the spool keeps it"),
+        "{}",
+        bot.log_text()
+    );
+    assert!(
+        spool_len(&env) > 0,
+        "the spool holds what MongoDB did not get"
+    );
+    env.assert_clean(&bot);
+
+    proxy.set_down(false);
+    let mut bot = env.start_bot(&config).await;
+    assert_messages_exactly(&env, BOB, 20).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, None, false).await;
+    let store = env.store();
+    let want = secs(join, leave);
+    assert!(
+        eventually(SETTLE, || async {
+            stored(&store, ALICE).await.1 >= want - 1
+        })
+        .await,
+        "alice: {:?}, want {want}\n{}",
+        stored(&store, ALICE).await,
+        bot.log_text()
+    );
+    assert_close(
+        stored(&store, ALICE).await.1,
+        want,
+        "session across the restart",
+    );
+    assert!(
+        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
+        "spool drained"
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
