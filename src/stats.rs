@@ -70,7 +70,7 @@ impl Periods {
         let today = tz
             .timestamp_millis_opt(now)
             .single()
-            .map_or_else(|| NaiveDate::default(), |t| t.date_naive());
+            .map_or_else(NaiveDate::default, |t| t.date_naive());
         let week = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
         let month = today.with_day(1).unwrap_or(today);
         let start = |d: NaiveDate| Start {

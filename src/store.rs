@@ -54,10 +54,37 @@ impl StoreError {
 impl From<MongoError> for StoreError {
     fn from(e: MongoError) -> Self {
         if is_transient(&e) {
-            StoreError::Transient(e.to_string())
+            StoreError::Transient(describe(&e))
         } else {
-            StoreError::Permanent(e.to_string())
+            StoreError::Permanent(describe(&e))
         }
+    }
+}
+
+/// One readable line for a driver error (the driver's own `Display` lists
+/// the whole topology, labels and sources).
+fn describe(e: &MongoError) -> String {
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { message, .. } => {
+            let cause = message
+                .split("Error: Kind: ")
+                .nth(1)
+                .and_then(|rest| rest.split(", labels").next())
+                .unwrap_or("no server answered");
+            format!("cannot reach MongoDB: {cause}")
+        }
+        ErrorKind::Io(io) => format!("network error talking to MongoDB: {io}"),
+        ErrorKind::Command(c) => format!(
+            "MongoDB refused the command: {} ({}): {}",
+            c.code_name, c.code, c.message
+        ),
+        ErrorKind::Authentication { message, .. } => {
+            format!("MongoDB authentication failed: {message}")
+        }
+        ErrorKind::InvalidArgument { message, .. } | ErrorKind::DnsResolve { message, .. } => {
+            message.clone()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -153,7 +180,7 @@ impl Store {
             anyhow::anyhow!(
                 "MONGODB_URI ({}) is not a valid MongoDB connection string: {}",
                 crate::config::redact_uri(uri),
-                crate::config::redact_uri(&e.to_string())
+                crate::config::redact_uri(&describe(&e))
             )
         })?;
         opts.app_name.get_or_insert_with(|| "study-tracker".into());

@@ -23,8 +23,11 @@ fn nocam(channel: u64) -> Option<Presence> {
     })
 }
 
+/// Seconds per (member, camera state).
+type PerCamera = BTreeMap<(MemberKey, bool), i64>;
+
 /// Sums credited seconds per (member, camera).
-fn totals(effects: &[Effect]) -> BTreeMap<(MemberKey, bool), i64> {
+fn totals(effects: &[Effect]) -> PerCamera {
     let mut t = BTreeMap::new();
     for e in effects {
         if let Effect::Credit(c) = e {
@@ -221,18 +224,12 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// Runs a timeline, returning credited seconds per (member, camera) and the
 /// ground truth: time actually spent in voice, integrated state by state.
-fn run(
-    steps: &[Step],
-    with_flushes: bool,
-) -> (
-    BTreeMap<(MemberKey, bool), i64>,
-    BTreeMap<(MemberKey, bool), i64>,
-) {
+fn run(steps: &[Step], with_flushes: bool) -> (PerCamera, PerCamera) {
     let mut t = Tracker::new(GRACE);
     let mut now: Millis = 1_700_000_000_000;
     let mut effects = Vec::new();
     let mut state: BTreeMap<MemberKey, (Presence, Millis)> = BTreeMap::new();
-    let mut truth: BTreeMap<(MemberKey, bool), i64> = BTreeMap::new();
+    let mut truth = PerCamera::new();
     for s in steps {
         match s {
             Step::Wait(ms) => now += ms,

@@ -303,9 +303,12 @@ async fn check_command_does_the_test_write() {
     assert!(stdout.contains("OK: test write"), "{stdout}");
 }
 
+/// Arguments, environment, and what stderr must name.
+type BadInput<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_configuration_fails_with_one_clear_line() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[BadInput] = &[
         (&["run"], &[], "DISCORD_TOKEN"),
         (&["check"], &[("TIMEZONE", "Mars/Olympus")], "TIMEZONE"),
         (
