@@ -293,11 +293,31 @@ impl Store {
     /// # Errors
     /// A command failed; the caller retries the whole batch, which is safe.
     pub async fn apply(&self, batch: &[Sequenced]) -> Result<ApplyReport, StoreError> {
+        self.apply_resumable(batch, &mut 0).await
+    }
+
+    /// [`Store::apply`] in steps (one `update` command per collection and
+    /// chunk), skipping the first `*done` steps and counting each one that
+    /// succeeds. A retry of the same batch with the same counter resumes
+    /// where the last attempt failed instead of redoing finished steps, so
+    /// every attempt makes progress even when failures are frequent.
+    ///
+    /// # Errors
+    /// A command failed; steps before it stay counted in `*done`.
+    pub async fn apply_resumable(
+        &self,
+        batch: &[Sequenced],
+        done: &mut usize,
+    ) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
-        for (coll, docs) in group(batch) {
-            for chunk in docs.chunks(STATEMENTS_PER_COMMAND) {
-                report += self.update_idempotent(coll, chunk.to_vec()).await?;
-            }
+        let steps = group(batch).into_iter().flat_map(|(coll, docs)| {
+            docs.chunks(STATEMENTS_PER_COMMAND)
+                .map(|c| (coll, c.to_vec()))
+                .collect::<Vec<_>>()
+        });
+        for (coll, chunk) in steps.skip(*done) {
+            report += self.update_idempotent(coll, chunk).await?;
+            *done += 1;
         }
         Ok(report)
     }

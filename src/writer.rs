@@ -388,12 +388,14 @@ async fn apply_with_retry(
     policy: RetryPolicy,
 ) -> ApplyReport {
     let ops = batch.records.len();
+    // Steps of this batch already applied: a retry resumes after them.
+    let mut done = 0;
     loop {
         let mut attempt = 0;
         let error = loop {
             attempt += 1;
             let started = Instant::now();
-            match store.apply(&batch.records).await {
+            match store.apply_resumable(&batch.records, &mut done).await {
                 Ok(report) => {
                     if !shared.db_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("MongoDB is reachable again; draining the spool");

@@ -306,6 +306,36 @@ async fn check_command_does_the_test_write() {
 /// Arguments, environment, and what stderr must name.
 type BadInput<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_legacy_command_imports_once() {
+    use mongodb::bson::doc;
+    let db = fresh_db().await;
+    db.db()
+        .collection::<mongodb::bson::Document>("users")
+        .insert_many([
+            doc! { "_id": "mongodb_test" },
+            doc! { "_id": ALICE.to_string(), "data": { "voice_cam_on_minutes": 3, "voice_cam_off_minutes": 1, "message_count": 12 } },
+            doc! { "_id": BOB.to_string(), "data": { "voice_cam_on_minutes": 0, "voice_cam_off_minutes": 5, "message_count": 0 } },
+        ])
+        .await
+        .unwrap();
+    let env = [
+        ("MONGODB_URI", db.uri.as_str()),
+        ("MONGODB_DB", db.name.as_str()),
+    ];
+    let args = ["import-legacy", "--guild", &GUILD.to_string()];
+    let (status, stdout, stderr) = bot::run_cli(&args, &env);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("imported 2 members"), "{stdout}");
+    let (status, stdout, _) = bot::run_cli(&args, &env);
+    assert!(status.success());
+    assert!(stdout.contains("imported 0 members"), "{stdout}");
+    let json = bot::stats_json(&db.uri, &db.name, GUILD, ALICE);
+    assert_eq!(json["voice_cam_on_secs"], 180);
+    assert_eq!(json["voice_cam_off_secs"], 60);
+    assert_eq!(json["messages"], 12);
+}
+
 #[test]
 fn bad_configuration_fails_with_one_clear_line() {
     let cases: &[BadInput] = &[

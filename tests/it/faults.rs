@@ -226,3 +226,41 @@ async fn sigterm_during_an_outage_keeps_everything_for_the_next_start() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_starts_and_tracks_while_mongodb_is_down_at_startup() {
+    let env = Env::new().await;
+    let (proxy, config) = proxied(&env).await;
+    proxy.set_down(true);
+    let mut bot = env.start_bot(&config).await;
+    bot.wait_log("MongoDB not ready", CONNECT).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
+    send_messages(&env, BOB, 5).await;
+    let reply = env
+        .sim
+        .invoke_command(GUILD, TEXT, ALICE, "ud", None, CONNECT)
+        .await
+        .unwrap();
+    assert!(reply.contains("Nothing is lost"), "{reply}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+    proxy.set_down(false);
+    bot.wait_log("MongoDB test write succeeded", SETTLE).await;
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, None, true).await;
+    assert_messages_exactly(&env, BOB, 5).await;
+    let store = env.store();
+    let want = secs(join, leave);
+    assert!(
+        eventually(SETTLE, || async {
+            stored(&store, ALICE).await.0 >= want - 1
+        })
+        .await,
+        "alice: {:?}, want {want}",
+        stored(&store, ALICE).await
+    );
+    assert_close(stored(&store, ALICE).await.0, want, "camera on");
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
