@@ -93,6 +93,13 @@ async fn on_event(ctx: &serenity::Context, event: &FullEvent, app: &Data) -> Res
             app.guild_snapshot(guild.id.get(), &present, now_millis())
                 .await;
         }
+        FullEvent::GuildDelete { incomplete, .. } => {
+            // Removed from the guild, or the guild went unavailable: nobody
+            // there can be seen any more, so their sessions end now (a later
+            // GUILD_CREATE starts tracking again).
+            app.guild_snapshot(incomplete.id.get(), &[], now_millis())
+                .await;
+        }
         FullEvent::VoiceStateUpdate { new, .. } => {
             let Some(guild) = new.guild_id else {
                 return Ok(());

@@ -7,7 +7,11 @@ use clap::Parser;
 use study_tracker::config::{Cli, Command};
 use study_tracker::run;
 
-#[tokio::main]
+// One thread: serenity spawns a task per gateway event, and a single-threaded
+// runtime polls them in arrival order, so one member's events reach the
+// tracker in the order Discord sent them. Blocking work (fsync) runs on
+// tokio's blocking pool.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     // A missing .env is normal; a broken one is reported by the settings it breaks.
     let _ = dotenvy::dotenv();

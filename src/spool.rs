@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::op::{Op, Sequenced};
@@ -51,6 +52,10 @@ pub struct Spool {
     path: PathBuf,
     max_bytes: u64,
     inner: Mutex<Inner>,
+    /// Mirrors of `Inner::len` and `Inner::pending`, readable without
+    /// waiting for an fsync in progress.
+    bytes: AtomicU64,
+    pending: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -85,6 +90,8 @@ impl Spool {
         Ok(Spool {
             path,
             max_bytes,
+            bytes: AtomicU64::new(len),
+            pending: AtomicU64::new(pending),
             inner: Mutex::new(Inner {
                 file,
                 len,
@@ -138,6 +145,7 @@ impl Spool {
         inner.len = used;
         inner.pending += ops.len() as u64;
         inner.last_seq = seq;
+        self.publish(&inner);
         Ok(())
     }
 
@@ -175,17 +183,22 @@ impl Spool {
             inner.read_pos = 0;
             inner.pending = 0;
         }
+        self.publish(&inner);
         Ok(())
     }
 
-    /// Current size and number of records not yet applied.
+    /// Current size and number of records not yet applied. Never waits.
     #[must_use]
     pub fn stats(&self) -> SpoolStats {
-        let inner = self.lock();
         SpoolStats {
-            bytes: inner.len,
-            pending_records: inner.pending,
+            bytes: self.bytes.load(Ordering::Acquire),
+            pending_records: self.pending.load(Ordering::Acquire),
         }
+    }
+
+    fn publish(&self, inner: &Inner) {
+        self.bytes.store(inner.len, Ordering::Release);
+        self.pending.store(inner.pending, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
