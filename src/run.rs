@@ -143,12 +143,7 @@ pub async fn bot(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
 async fn prepare_store(store: Store) {
     let mut delay = Duration::from_millis(500);
     loop {
-        let result = async {
-            store.ensure_indexes().await?;
-            store.test_write().await
-        }
-        .await;
-        match result {
+        match store.prepare().await {
             Ok(()) => {
                 tracing::info!("MongoDB test write succeeded; indexes ready");
                 return;
@@ -181,12 +176,7 @@ async fn flush_loop(app: Arc<App>, interval: Duration) {
 pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     let store = connect(settings).await?;
     let uri = redact_uri(&settings.mongodb_uri);
-    let result = async {
-        store.ensure_indexes().await?;
-        store.test_write().await
-    }
-    .await;
-    match result {
+    match store.prepare().await {
         Ok(()) => {
             println!(
                 "OK: test write to {uri} (database {}, collection meta) succeeded",

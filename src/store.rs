@@ -249,6 +249,15 @@ impl Store {
         Ok(())
     }
 
+    /// Start-up preparation: indexes, then the test write.
+    ///
+    /// # Errors
+    /// Either step failed.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.ensure_indexes().await?;
+        self.test_write().await
+    }
+
     /// Writes and reads back a document in the `meta` collection: proves the
     /// server accepts writes without creating anything that shows in stats.
     ///

@@ -46,6 +46,22 @@ async fn assert_messages_exactly(env: &Env, user: u64, n: i64) {
     assert_eq!(stored(&store, user).await.2, n, "exactly once");
 }
 
+/// Waits for a member's stored voice time (camera on or off) to reach the
+/// timeline's `want`, then checks it is within one second of it.
+async fn assert_voice_settles(env: &Env, user: u64, camera: bool, want: i64, what: &str) {
+    let store = env.store();
+    let pick = |t: (i64, i64, i64)| if camera { t.0 } else { t.1 };
+    assert!(
+        eventually(SETTLE, || async {
+            pick(stored(&store, user).await) >= want - 1
+        })
+        .await,
+        "{what}: {:?}, want {want}",
+        stored(&store, user).await
+    );
+    assert_close(pick(stored(&store, user).await), want, what);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_lost_after_apply_never_double_count() {
     let env = Env::new().await;
@@ -150,22 +166,14 @@ async fn sigkill_with_a_full_spool_loses_nothing_and_resumes_sessions() {
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let leave = Instant::now();
     env.sim.set_voice(GUILD, CAROL, None, true).await;
-    let store = env.store();
-    let want = secs(join, leave);
-    assert!(
-        eventually(SETTLE, || async {
-            stored(&store, CAROL).await.0 >= want - 1
-        })
-        .await,
-        "carol: {:?}, want {want}\n{}",
-        stored(&store, CAROL).await,
-        bot.log_text()
-    );
-    assert_close(
-        stored(&store, CAROL).await.0,
-        want,
+    assert_voice_settles(
+        &env,
+        CAROL,
+        true,
+        secs(join, leave),
         "session across the crash",
-    );
+    )
+    .await;
     assert!(
         eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
         "spool drained"
@@ -203,22 +211,14 @@ async fn sigterm_during_an_outage_keeps_everything_for_the_next_start() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let leave = Instant::now();
     env.sim.set_voice(GUILD, ALICE, None, false).await;
-    let store = env.store();
-    let want = secs(join, leave);
-    assert!(
-        eventually(SETTLE, || async {
-            stored(&store, ALICE).await.1 >= want - 1
-        })
-        .await,
-        "alice: {:?}, want {want}\n{}",
-        stored(&store, ALICE).await,
-        bot.log_text()
-    );
-    assert_close(
-        stored(&store, ALICE).await.1,
-        want,
+    assert_voice_settles(
+        &env,
+        ALICE,
+        false,
+        secs(join, leave),
         "session across the restart",
-    );
+    )
+    .await;
     assert!(
         eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
         "spool drained"
@@ -250,17 +250,7 @@ async fn bot_starts_and_tracks_while_mongodb_is_down_at_startup() {
     let leave = Instant::now();
     env.sim.set_voice(GUILD, ALICE, None, true).await;
     assert_messages_exactly(&env, BOB, 5).await;
-    let store = env.store();
-    let want = secs(join, leave);
-    assert!(
-        eventually(SETTLE, || async {
-            stored(&store, ALICE).await.0 >= want - 1
-        })
-        .await,
-        "alice: {:?}, want {want}",
-        stored(&store, ALICE).await
-    );
-    assert_close(stored(&store, ALICE).await.0, want, "camera on");
+    assert_voice_settles(&env, ALICE, true, secs(join, leave), "camera on").await;
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }

@@ -47,6 +47,17 @@ fn sequenced(ops: Vec<Op>, first_seq: u64) -> Vec<Sequenced> {
         .collect()
 }
 
+/// A writer spooling in `dir` and an app on top of it, as `run::bot` wires them.
+fn start_app(store: &Store, dir: &std::path::Path) -> (App, writer::WriterTasks) {
+    let (w, tasks) = writer::start(
+        store.clone(),
+        Spool::open(dir, 1 << 20).unwrap(),
+        WriterOptions::default(),
+    );
+    let app = App::new(store.clone(), w, chrono_tz::UTC, Duration::from_secs(300));
+    (app, tasks)
+}
+
 async fn totals(store: &Store) -> (i64, i64, i64) {
     let m = store.member(MEMBER, 0, "0000-00-00").await.unwrap();
     (m.cam_on_secs, m.cam_off_secs, m.messages)
@@ -132,17 +143,8 @@ async fn app_tracks_voice_and_messages_into_stats() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
     let dir = tempfile::tempdir().unwrap();
-    let (w, tasks) = writer::start(
-        store.clone(),
-        Spool::open(dir.path(), 1 << 20).unwrap(),
-        WriterOptions::default(),
-    );
-    let app = App::new(
-        store.clone(),
-        w.clone(),
-        chrono_tz::UTC,
-        Duration::from_secs(300),
-    );
+    let (app, tasks) = start_app(&store, dir.path());
+    let w = app.writer().clone();
     let cam = |camera| Some(Presence { channel: 7, camera });
     app.voice_update(MEMBER, cam(true), T0).await;
     app.flush_once(T0 + 60_000).await;
@@ -177,29 +179,15 @@ async fn restart_resumes_sessions_within_grace() {
         camera: true,
     };
     {
-        let (w, tasks) = writer::start(
-            store.clone(),
-            Spool::open(dir.path(), 1 << 20).unwrap(),
-            WriterOptions::default(),
-        );
-        let app = App::new(store.clone(), w, chrono_tz::UTC, Duration::from_secs(300));
+        let (app, tasks) = start_app(&store, dir.path());
         app.guild_snapshot(G, &[(U, cam)], T0).await;
         // SIGTERM at T0 + 100 s: credited up to the signal.
         app.stop_and_credit(T0 + 100_000).await;
         tasks.shutdown(Duration::from_secs(10)).await;
     }
     assert_eq!(totals(&store).await.0, 100);
-    let (w, tasks) = writer::start(
-        store.clone(),
-        Spool::open(dir.path(), 1 << 20).unwrap(),
-        WriterOptions::default(),
-    );
-    let app = App::new(
-        store.clone(),
-        w.clone(),
-        chrono_tz::UTC,
-        Duration::from_secs(300),
-    );
+    let (app, tasks) = start_app(&store, dir.path());
+    let w = app.writer().clone();
     app.restore_sessions(Duration::from_secs(10)).await;
     // Back 40 s later, the member still in voice: the gap counts.
     app.guild_snapshot(G, &[(U, cam)], T0 + 140_000).await;
