@@ -293,6 +293,29 @@ async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_when_the_guild_goes_away() {
+    let env = Env::new().await;
+    let mut bot = env.start_bot(&env.config()).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let gone = Instant::now();
+    env.sim
+        .dispatch_raw(
+            "GUILD_DELETE",
+            serde_json::json!({ "id": GUILD.to_string(), "unavailable": true }),
+        )
+        .await;
+    bot.wait_log("member left voice", CONNECT).await;
+    // Flushes go on every second; nothing more may be credited to her.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let (_, off, _) = stored(&env.store(), ALICE).await;
+    assert_close(off, secs(join, gone), "credited until the guild went away");
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_command_does_the_test_write() {
     let db = fresh_db().await;
     let (status, stdout, stderr) = bot::run_cli(
