@@ -190,7 +190,12 @@ impl App {
     /// this process knows and says so.
     pub async fn stats(&self, member: MemberKey, now: Millis) -> (Stats, Freshness) {
         let periods = Periods::at(now, self.tz);
-        let pending = self.tracker.lock().await.pending(member, now);
+        // The tracker lock can be held while the writer applies backpressure
+        // (spool full): answer without the session in progress then.
+        let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
+            Ok(tracker) => tracker.pending(member, now),
+            Err(_) => None,
+        };
         let earliest = periods.earliest();
         let read = tokio::time::timeout(
             STATS_READ_TIMEOUT,
@@ -222,6 +227,10 @@ impl App {
         (stats::compute(&stored, pending, &periods), freshness)
     }
 }
+
+/// How long `/ud` waits for the tracker before answering without the
+/// session in progress.
+const TRACKER_WAIT: Duration = Duration::from_millis(500);
 
 /// How long `/ud` waits for MongoDB before answering from memory (Discord
 /// wants an answer within 3 s).

@@ -106,7 +106,7 @@ pub struct Settings {
     pub spool_dir: PathBuf,
 
     /// Largest the spool may grow (bytes) during a MongoDB outage.
-    #[arg(long, env = "SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(4096..))]
+    #[arg(long, env = "SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(MIN_SPOOL_BYTES..))]
     pub spool_max_bytes: u64,
 
     /// On SIGTERM, how long to wait for MongoDB to take pending writes; the rest stays in the spool.
@@ -126,6 +126,9 @@ pub struct Settings {
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,
 }
+
+/// Smallest spool that always fits one append group (8,192 ops).
+pub const MIN_SPOOL_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Discord's own API; any other value means a Discord-compatible test server.
 pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com";

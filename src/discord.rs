@@ -47,30 +47,26 @@ pub async fn client(
             ..Default::default()
         })
         .setup(move |ctx, ready, framework| {
-            Box::pin(async move {
-                tracing::info!(
-                    bot = %ready.user.name,
-                    guilds = ready.guilds.len(),
-                    "connected to Discord"
-                );
-                let commands = &framework.options().commands;
-                match dev_guild {
-                    Some(g) => {
-                        poise::builtins::register_in_guild(
-                            ctx,
-                            commands,
-                            serenity::GuildId::new(g),
-                        )
-                        .await?;
-                        tracing::info!(guild_id = g, "registered /ud on the development guild");
-                    }
-                    None => {
-                        poise::builtins::register_globally(ctx, commands).await?;
-                        tracing::info!("registered /ud globally");
-                    }
-                }
-                Ok(app)
-            })
+            tracing::info!(
+                bot = %ready.user.name,
+                guilds = ready.guilds.len(),
+                "connected to Discord"
+            );
+            // Poise holds every event back until `setup` returns, so the
+            // registration (an HTTP round trip that may fail) runs on its own.
+            let ctx = ctx.clone();
+            let commands = framework
+                .options()
+                .commands
+                .iter()
+                .map(|c| c.create_as_slash_command())
+                .collect::<Vec<_>>();
+            tokio::spawn(register_commands(
+                ctx,
+                commands.into_iter().flatten().collect(),
+                dev_guild,
+            ));
+            Box::pin(async move { Ok(app) })
         })
         .build();
     Ok(
@@ -78,6 +74,29 @@ pub async fn client(
             .framework(framework)
             .await?,
     )
+}
+
+/// Registers `/ud` globally, or on the development guild for instant updates.
+async fn register_commands(
+    ctx: serenity::Context,
+    commands: Vec<serenity::CreateCommand>,
+    dev_guild: Option<u64>,
+) {
+    let result = match dev_guild {
+        Some(g) => serenity::GuildId::new(g)
+            .set_commands(&ctx.http, commands)
+            .await
+            .map(|_| format!("registered /ud on the development guild {g}")),
+        None => serenity::Command::set_global_commands(&ctx.http, commands)
+            .await
+            .map(|_| "registered /ud globally".to_owned()),
+    };
+    match result {
+        Ok(done) => tracing::info!("{done}"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register /ud; members will not see the command until the next start")
+        }
+    }
 }
 
 async fn on_event(ctx: &serenity::Context, event: &FullEvent, app: &Data) -> Result<(), Error> {

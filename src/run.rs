@@ -122,18 +122,21 @@ pub async fn bot(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
 
     // Credit everyone up to this moment, stop the gateway, get it all to disk
     // and (if MongoDB is there) to the database.
-    let credited = app.stop_and_credit(now_millis()).await;
+    let drain = Duration::from_secs(settings.shutdown_timeout_secs);
     flusher.abort();
     store_ready.abort();
-    tracing::info!(
-        sessions = credited.sessions,
-        secs = credited.secs,
-        "credited open sessions up to shutdown"
-    );
+    match tokio::time::timeout(drain, app.stop_and_credit(now_millis())).await {
+        Ok(credited) => tracing::info!(
+            sessions = credited.sessions,
+            secs = credited.secs,
+            "credited open sessions up to shutdown"
+        ),
+        Err(_) => tracing::error!(
+            "the spool is full and MongoDB unreachable: open sessions could not be credited before shutdown"
+        ),
+    }
     shards.shutdown_all().await;
-    let report = writer_tasks
-        .shutdown(Duration::from_secs(settings.shutdown_timeout_secs))
-        .await;
+    let report = writer_tasks.shutdown(drain).await;
     tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
     outcome
 }

@@ -24,6 +24,8 @@ const HEADER: u64 = 8;
 /// Applied bytes at the head of the file before it is worth compacting.
 const COMPACT_AFTER: u64 = 16 * 1024 * 1024;
 const FILE_NAME: &str = "spool.log";
+/// Holds the last sequence number while the spool file is empty.
+const SEQ_FILE_NAME: &str = "spool.seq";
 
 /// Why an append did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,7 @@ impl Spool {
             .truncate(false)
             .open(&path)?;
         let (len, pending, last_seq) = scan(&file)?;
+        let last_seq = last_seq.max(read_seq_floor(&dir.join(SEQ_FILE_NAME)));
         if len != file.metadata()?.len() {
             tracing::warn!(path = %path.display(), kept_bytes = len, "spool had a torn tail; cut it off");
             file.set_len(len)?;
@@ -179,11 +182,15 @@ impl Spool {
         inner.read_pos = inner.read_pos.max(batch.end);
         inner.pending = inner.pending.saturating_sub(batch.records.len() as u64);
         if inner.read_pos >= inner.len {
+            // Remember the last seq before the file forgets it.
+            self.save_seq_floor(inner.last_seq)?;
             inner.file.set_len(0)?;
-            inner.file.sync_all()?;
+            // The file is empty now, whatever the sync below says: appends
+            // must start at 0 or the next start would find a hole.
             inner.len = 0;
             inner.read_pos = 0;
             inner.pending = 0;
+            inner.file.sync_all()?;
         } else if inner.read_pos >= COMPACT_AFTER
             && inner.len - inner.read_pos <= inner.read_pos / 4
         {
@@ -235,6 +242,19 @@ impl Spool {
         }
     }
 
+    /// Persists `seq` as the floor for sequence numbers after a restart, so
+    /// that they keep growing even if the next host's clock is behind.
+    fn save_seq_floor(&self, seq: u64) -> io::Result<()> {
+        let path = self.path.with_file_name(SEQ_FILE_NAME);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        f.write_all_at(&seq.to_le_bytes(), 0)?;
+        f.sync_data()
+    }
+
     fn publish(&self, inner: &Inner) {
         self.bytes.store(inner.len, Ordering::Release);
         self.pending.store(inner.pending, Ordering::Release);
@@ -246,6 +266,14 @@ impl Spool {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn read_seq_floor(path: &Path) -> u64 {
+    let mut buf = [0u8; 8];
+    match File::open(path).and_then(|f| f.read_exact_at(&mut buf, 0)) {
+        Ok(()) => u64::from_le_bytes(buf),
+        Err(_) => 0,
     }
 }
 
@@ -366,6 +394,22 @@ mod tests {
         assert!(pending >= 1 && pending < appended as u64 / 2, "{pending}");
         let all = reopened.read_batch(usize::MAX).unwrap();
         assert_eq!(all.records.last().unwrap().op, msg(999));
+    }
+
+    #[test]
+    fn sequence_numbers_keep_growing_after_a_drained_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+            spool.append(&[msg(1)], 5_000).unwrap();
+            let b = spool.read_batch(10).unwrap();
+            spool.commit(&b).unwrap();
+            assert_eq!(spool.stats().bytes, 0);
+        }
+        // The next host's clock is behind.
+        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[msg(2)], 10).unwrap();
+        assert_eq!(spool.read_batch(1).unwrap().records[0].seq, 5_001);
     }
 
     #[test]

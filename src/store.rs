@@ -121,8 +121,6 @@ pub struct ApplyReport {
     pub replays: u64,
     /// `update` commands sent (round trips).
     pub commands: u64,
-    /// Statements rejected for good (logged; should never happen).
-    pub rejected: u64,
 }
 
 impl std::ops::AddAssign for ApplyReport {
@@ -130,7 +128,6 @@ impl std::ops::AddAssign for ApplyReport {
         self.applied += o.applied;
         self.replays += o.replays;
         self.commands += o.commands;
-        self.rejected += o.rejected;
     }
 }
 
@@ -340,54 +337,63 @@ impl Store {
     /// index; FerretDB stops at the first error and always reports index 0.
     /// So after duplicates, the `seq` of every document from the first
     /// reported error on is read back, the ops it already has are dropped,
-    /// and the rest is sent again. Any other write error switches to one
-    /// statement per command, so the culprit is known, logged and skipped.
+    /// and the rest is sent again. Any other write error, or a write concern
+    /// error, fails the whole call (transient or permanent by its code): the
+    /// caller retries, and nothing is ever skipped.
     async fn update_idempotent(
         &self,
         coll: &str,
         mut docs: Vec<DocOps<'_>>,
     ) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
-        let mut one_by_one = false;
         while !docs.is_empty() {
-            let take = if one_by_one { 1 } else { docs.len() };
-            let rest = docs.split_off(take);
             let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
                 .run(doc! { "update": coll, "updates": statements, "ordered": false })
                 .await?;
             report.commands += 1;
+            if let Ok(wce) = reply.get_document("writeConcernError") {
+                return Err(StoreError::Transient(format!(
+                    "write concern not satisfied on {coll}: {}",
+                    wce.get_str("errmsg").unwrap_or_default()
+                )));
+            }
             let errors = write_errors(&reply);
             let Some(first) = errors.iter().map(|e| e.0).min() else {
                 report.applied += docs.len() as u64;
-                docs = rest;
-                continue;
+                break;
             };
             if let Some((_, code, msg)) = errors.iter().find(|e| e.1 != DUPLICATE_KEY) {
-                if docs.len() == 1 {
-                    report.rejected += 1;
-                    tracing::error!(collection = coll, code, error = %msg, id = %docs[0].id, "MongoDB rejected a write for good; it is skipped");
-                    docs = rest;
+                let e = format!("MongoDB refused a write to {coll} (code {code}): {msg}");
+                return Err(if RETRYABLE_CODES.contains(code) {
+                    StoreError::Transient(e)
                 } else {
-                    // Find the culprit: everything again, one statement at a time.
-                    one_by_one = true;
-                    docs.extend(rest);
-                }
-                continue;
+                    StoreError::Permanent(e)
+                });
             }
             // Only duplicates: statements before `first` were applied; from
             // `first` on, ask each document how far it got.
-            report.applied += first.min(docs.len()) as u64;
-            let mut unsure = docs.split_off(first.min(docs.len()));
+            let first = first.min(docs.len());
+            report.applied += first as u64;
+            let mut unsure = docs.split_off(first);
             let seqs = self.doc_seqs(coll, &unsure).await?;
+            let mut dropped = 0;
             for d in &mut unsure {
                 let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
                 let before = d.ops.len();
                 d.ops.retain(|o| o.seq > applied_up_to);
-                report.replays += (before - d.ops.len()) as u64;
+                dropped += before - d.ops.len();
             }
+            if first == 0 && dropped == 0 {
+                // The same command would fail the same way: the duplicate is
+                // not a replay (another unique index on the collection?).
+                return Err(StoreError::Permanent(format!(
+                    "duplicate key on {coll} that is not a replay: {}",
+                    errors.first().map_or("", |e| e.2.as_str())
+                )));
+            }
+            report.replays += dropped as u64;
             unsure.retain(|d| !d.ops.is_empty());
-            unsure.extend(rest);
             docs = unsure;
         }
         Ok(report)
@@ -553,45 +559,67 @@ impl Store {
             let off_min = int(&data, "voice_cam_off_minutes");
             let messages = int(&data, "message_count");
             let member = MemberKey { guild, user: id };
-            let reply = self
-                .run(doc! {
-                    "update": MEMBER_STATS,
-                    "updates": [{
-                        "q": { "_id": member_id(member), "legacy_import": { "$exists": false } },
-                        "u": {
-                            "$inc": {
-                                "voice_cam_on_secs": on_min * 60,
-                                "voice_cam_off_secs": off_min * 60,
-                                "messages": messages,
-                            },
-                            "$set": {
-                                "guild_id": to_i64(guild),
-                                "user_id": to_i64(id),
-                                "legacy_import": {
-                                    "at": DateTime::now(),
-                                    "voice_cam_on_minutes": on_min,
-                                    "voice_cam_off_minutes": off_min,
-                                    "message_count": messages,
-                                },
-                            },
-                            // Ops only match documents with a lower `seq`.
-                            "$setOnInsert": { "seq": 0_i64 },
+            let update = doc! {
+                "update": MEMBER_STATS,
+                "updates": [{
+                    "q": { "_id": member_id(member), "legacy_import": { "$exists": false } },
+                    "u": {
+                        "$inc": {
+                            "voice_cam_on_secs": on_min * 60,
+                            "voice_cam_off_secs": off_min * 60,
+                            "messages": messages,
                         },
-                        "upsert": true,
-                    }],
-                })
-                .await?;
-            match reply
-                .get_array("writeErrors")
-                .ok()
-                .and_then(|a| a.first())
-                .and_then(Bson::as_document)
-            {
-                None => report.imported += 1,
-                Some(e) if e.get_i32("code") == Ok(DUPLICATE_KEY) => report.already_imported += 1,
-                Some(e) => {
-                    return Err(StoreError::Permanent(format!(
-                        "import of user {id} rejected: {e}"
+                        "$set": {
+                            "guild_id": to_i64(guild),
+                            "user_id": to_i64(id),
+                            "legacy_import": {
+                                "at": DateTime::now(),
+                                "voice_cam_on_minutes": on_min,
+                                "voice_cam_off_minutes": off_min,
+                                "message_count": messages,
+                            },
+                        },
+                        // Ops only match documents with a lower `seq`.
+                        "$setOnInsert": { "seq": 0_i64 },
+                    },
+                    "upsert": true,
+                }],
+            };
+            // A duplicate key means the document exists with the marker, or
+            // the bot created it a moment ago: then the update matches now.
+            let mut outcome = None;
+            for _ in 0..3 {
+                let reply = self.run(update.clone()).await?;
+                match write_errors(&reply).first() {
+                    None => {
+                        outcome = Some(true);
+                        break;
+                    }
+                    Some((_, DUPLICATE_KEY, _)) => {
+                        let marked = self
+                            .db
+                            .collection::<Document>(MEMBER_STATS)
+                            .find_one(doc! { "_id": member_id(member), "legacy_import": { "$exists": true } })
+                            .await?
+                            .is_some();
+                        if marked {
+                            outcome = Some(false);
+                            break;
+                        }
+                    }
+                    Some((_, code, msg)) => {
+                        return Err(StoreError::Permanent(format!(
+                            "import of user {id} rejected (code {code}): {msg}"
+                        )))
+                    }
+                }
+            }
+            match outcome {
+                Some(true) => report.imported += 1,
+                Some(false) => report.already_imported += 1,
+                None => {
+                    return Err(StoreError::Transient(format!(
+                        "import of user {id} kept colliding with live writes; run it again"
                     )))
                 }
             }
@@ -697,7 +725,8 @@ impl DocOps<'_> {
         }
         update.insert("$set", set);
         doc! {
-            "q": { "_id": &self.id, "seq": { "$lt": seq_bson(self.first_seq()) } },
+            // `$not: {$gte}` also matches a document that has no `seq` yet.
+            "q": { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } },
             "u": update,
             "upsert": true,
         }

@@ -256,7 +256,9 @@ impl Tracker {
             (Some(session), Some(p)) if session.presence() == p => {}
             (Some(session), Some(p)) => {
                 out.extend(credit_until(member, session, now).map(Effect::Credit));
-                *session = open_segment(p, now);
+                // If the clock stepped back, the next segment starts where
+                // credits stopped, so no stretch is credited twice.
+                *session = open_segment(p, now.max(session.last_credit));
                 out.push(checkpoint(member, Some(session)));
             }
             (Some(session), None) => {

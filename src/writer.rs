@@ -240,11 +240,17 @@ impl WriterTasks {
     /// applier up to `timeout` to get the spool to MongoDB. Whatever is left
     /// stays in the spool for the next start.
     pub async fn shutdown(self, timeout: Duration) -> ShutdownReport {
-        self.stop_intake.cancel();
-        if let Err(e) = self.spooler.await {
-            tracing::error!(error = %e, "spooler task failed");
-        }
         let deadline = Instant::now() + timeout;
+        self.stop_intake.cancel();
+        let mut spooler = self.spooler;
+        match tokio::time::timeout(timeout, &mut spooler).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "spooler task failed"),
+            Err(_) => {
+                spooler.abort();
+                tracing::error!("could not write every queued increment to the spool before shutdown (spool full?); those are lost");
+            }
+        }
         let drained = self
             .writer
             .wait_idle(deadline.saturating_duration_since(Instant::now()))

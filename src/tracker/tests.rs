@@ -187,6 +187,17 @@ fn clock_going_backwards_never_credits_negative_time() {
 }
 
 #[test]
+fn clock_stepping_back_before_a_toggle_does_not_double_count() {
+    let mut t = Tracker::new(GRACE);
+    let mut fx = t.voice_update(m(1), cam(10), 10_000);
+    fx.extend(t.flush(20_000));
+    fx.extend(t.voice_update(m(1), nocam(10), 15_000));
+    fx.extend(t.voice_update(m(1), None, 30_000));
+    let total: i64 = totals(&fx).values().sum();
+    assert_eq!(total, 20, "20 s of wall time between join and leave");
+}
+
+#[test]
 fn pending_reports_uncredited_time() {
     let mut t = Tracker::new(GRACE);
     t.voice_update(m(1), cam(10), 0);

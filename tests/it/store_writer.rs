@@ -329,3 +329,20 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
         }
     }
 }
+
+#[tokio::test]
+async fn documents_without_seq_still_take_increments() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    // Written by hand or by an older tool: no `seq` field.
+    db.db()
+        .collection::<Document>("member_stats")
+        .insert_one(doc! { "_id": format!("{G}:{U}"), "guild_id": G as i64, "user_id": U as i64, "voice_cam_on_secs": 5_i64 })
+        .await
+        .unwrap();
+    store
+        .apply(&sequenced(vec![msg("2026-11-26")], 42))
+        .await
+        .unwrap();
+    assert_eq!(totals(&store).await, (5, 0, 1));
+}
