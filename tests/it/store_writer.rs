@@ -346,3 +346,49 @@ async fn documents_without_seq_still_take_increments() {
         .unwrap();
     assert_eq!(totals(&store).await, (5, 0, 1));
 }
+
+/// A steady flush of more sessions than one `update` command carries (the
+/// test server stops answering commands of 100+ statements on existing
+/// documents; the writer must chunk below that).
+#[tokio::test]
+async fn steady_flushes_of_many_sessions_are_applied() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let dir = tempfile::tempdir().unwrap();
+    let (app, tasks) = start_app(&store, dir.path());
+    let present: Vec<(u64, Presence)> = (0..150_u64)
+        .map(|u| {
+            (
+                U + u,
+                Presence {
+                    channel: 7,
+                    camera: u % 2 == 0,
+                },
+            )
+        })
+        .collect();
+    app.guild_snapshot(G, &present, T0).await;
+    for k in 1..=2 {
+        let report = app.flush_once(T0 + k * 60_000).await;
+        assert_eq!(report.credits, 150);
+        assert!(
+            app.writer().wait_idle(Duration::from_secs(60)).await,
+            "flush {k} not applied: {:?}",
+            app.writer().status()
+        );
+    }
+    assert_eq!(totals(&store).await, (120, 0, 0));
+    let last = store
+        .member(
+            MemberKey {
+                guild: G,
+                user: U + 149,
+            },
+            0,
+            "0000-00-00",
+        )
+        .await
+        .unwrap();
+    assert_eq!(last.cam_off_secs, 120);
+    tasks.shutdown(Duration::from_secs(5)).await;
+}
