@@ -11,6 +11,8 @@
 //! - `meta` `{_id: "startup_check", at, pid}`
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -30,12 +32,20 @@ const META: &str = "meta";
 const LEGACY_USERS: &str = "users";
 /// Write errors with this code mean "this op was already applied".
 const DUPLICATE_KEY: i32 = 11000;
-/// Statements per `update` command. MongoDB takes up to 100,000, but
-/// FerretDB v1.24 (the test server) stops answering an `update` of 100 or
-/// more statements that modify existing documents (observed: 90 take 1.5 s,
-/// 100 never return). 64 keeps well clear of that; per-document merging
-/// already folds every op of one member into one statement.
-const STATEMENTS_PER_COMMAND: usize = 64;
+/// Statements per `update` command until the server is known. FerretDB v1.24
+/// (the test server) stops answering an `update` of 100 or more statements
+/// that modify existing documents (observed: 98 take 0.2 s, 100 never
+/// return); 64 keeps well clear of that.
+const SAFE_STATEMENTS_PER_COMMAND: usize = 64;
+/// Statements per `update` command once `buildInfo` shows a real MongoDB
+/// (which takes up to 100,000 and 48 MB messages; 1,000 small upserts stay
+/// far below both).
+const MONGODB_STATEMENTS_PER_COMMAND: usize = 1_000;
+/// `update` commands of one batch in flight at once on a real MongoDB. They
+/// touch distinct documents, so their order does not matter. FerretDB v1.24
+/// stalls on concurrent updates of existing documents, so until the server
+/// is known (and on FerretDB) commands go one at a time.
+const MONGODB_COMMANDS_IN_FLIGHT: usize = 4;
 
 /// Whether a store error can succeed on retry.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +178,19 @@ pub struct ImportReport {
 pub struct Store {
     db: Database,
     command_timeout: Duration,
+    /// Raised from the safe defaults once the server is known (shared by clones).
+    statements_per_command: Arc<AtomicUsize>,
+    commands_in_flight: Arc<AtomicUsize>,
+}
+
+/// How far a batch got, so that a retry resumes instead of starting over.
+/// Keep one per batch across its attempts.
+#[derive(Debug, Default)]
+pub struct ApplyProgress {
+    /// Statements per command, fixed at the first attempt so that step
+    /// numbers mean the same thing in every attempt.
+    chunk: Option<usize>,
+    done: std::collections::HashSet<usize>,
 }
 
 impl Store {
@@ -192,6 +215,8 @@ impl Store {
         Ok(Store {
             db: client.database(db_name),
             command_timeout: Duration::from_secs(15),
+            statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
+            commands_in_flight: Arc::new(AtomicUsize::new(1)),
         })
     }
 
@@ -201,6 +226,8 @@ impl Store {
         Store {
             db,
             command_timeout: Duration::from_secs(15),
+            statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
+            commands_in_flight: Arc::new(AtomicUsize::new(1)),
         }
     }
 
@@ -250,13 +277,38 @@ impl Store {
         Ok(())
     }
 
-    /// Start-up preparation: indexes, then the test write.
+    /// Start-up preparation: learn what the server is, create indexes, do
+    /// the test write.
     ///
     /// # Errors
-    /// Either step failed.
+    /// A step failed.
     pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.detect_server().await?;
         self.ensure_indexes().await?;
         self.test_write().await
+    }
+
+    /// Asks `buildInfo` which server this is and sizes `update` commands for
+    /// it: FerretDB keeps the safe size, MongoDB gets larger commands.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn detect_server(&self) -> Result<String, StoreError> {
+        let info = self.run(doc! { "buildInfo": 1 }).await?;
+        let version = info.get_str("version").unwrap_or("unknown").to_owned();
+        let (server, per_command, in_flight) = match info.get_str("ferretdbVersion") {
+            Ok(f) => (format!("FerretDB {f}"), SAFE_STATEMENTS_PER_COMMAND, 1),
+            Err(_) => (
+                format!("MongoDB {version}"),
+                MONGODB_STATEMENTS_PER_COMMAND,
+                MONGODB_COMMANDS_IN_FLIGHT,
+            ),
+        };
+        self.statements_per_command
+            .store(per_command, Ordering::Relaxed);
+        self.commands_in_flight.store(in_flight, Ordering::Relaxed);
+        tracing::info!(server = %server, statements_per_command = per_command, commands_in_flight = in_flight, "connected to the database server");
+        Ok(server)
     }
 
     /// Writes and reads back a document in the `meta` collection: proves the
@@ -303,33 +355,67 @@ impl Store {
     /// # Errors
     /// A command failed; the caller retries the whole batch, which is safe.
     pub async fn apply(&self, batch: &[Sequenced]) -> Result<ApplyReport, StoreError> {
-        self.apply_resumable(batch, &mut 0).await
+        self.apply_resumable(batch, &mut ApplyProgress::default())
+            .await
     }
 
     /// [`Store::apply`] in steps (one `update` command per collection and
-    /// chunk), skipping the first `*done` steps and counting each one that
-    /// succeeds. A retry of the same batch with the same counter resumes
-    /// where the last attempt failed instead of redoing finished steps, so
-    /// every attempt makes progress even when failures are frequent.
+    /// chunk of documents, a few in flight at once), skipping the steps
+    /// `progress` records as done and recording each one that succeeds. A
+    /// retry of the same batch with the same progress resumes where the last
+    /// attempt failed instead of redoing finished steps, so every attempt
+    /// makes progress even when failures are frequent.
     ///
     /// # Errors
-    /// A command failed; steps before it stay counted in `*done`.
+    /// A command failed; the steps that succeeded stay recorded.
     pub async fn apply_resumable(
         &self,
         batch: &[Sequenced],
-        done: &mut usize,
+        progress: &mut ApplyProgress,
     ) -> Result<ApplyReport, StoreError> {
+        let chunk = *progress
+            .chunk
+            .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));
+        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch)
+            .into_iter()
+            .flat_map(|(coll, docs)| {
+                docs.chunks(chunk)
+                    .map(|c| (coll, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .enumerate()
+            .filter(|(i, _)| !progress.done.contains(i))
+            .map(|(i, (coll, docs))| (i, coll, docs))
+            .collect();
         let mut report = ApplyReport::default();
-        let steps = group(batch).into_iter().flat_map(|(coll, docs)| {
-            docs.chunks(STATEMENTS_PER_COMMAND)
-                .map(|c| (coll, c.to_vec()))
-                .collect::<Vec<_>>()
-        });
-        for (coll, chunk) in steps.skip(*done) {
-            report += self.update_idempotent(coll, chunk).await?;
-            *done += 1;
+        let mut first_error = None;
+        let in_flight = self.commands_in_flight.load(Ordering::Relaxed).max(1);
+        for wave in steps.chunks(in_flight) {
+            let mut in_flight = Vec::with_capacity(wave.len());
+            for (i, coll, docs) in wave {
+                let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
+                    Box::pin(self.update_idempotent(coll, docs.clone()));
+                in_flight.push(async move { (*i, fut.await) });
+            }
+            for (i, result) in futures::future::join_all(in_flight).await {
+                match result {
+                    Ok(r) => {
+                        report += r;
+                        progress.done.insert(i);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if first_error.is_some() {
+                break;
+            }
         }
-        Ok(report)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
 
     /// Sends one statement per document until each is applied or known to

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::op::Op;
 use crate::spool::{Batch, Spool, SpoolError};
-use crate::store::{ApplyReport, Store, StoreError};
+use crate::store::{ApplyProgress, ApplyReport, Store, StoreError};
 
 /// Tuning knobs; the defaults suit production.
 #[derive(Clone, Debug)]
@@ -395,13 +395,13 @@ async fn apply_with_retry(
 ) -> ApplyReport {
     let ops = batch.records.len();
     // Steps of this batch already applied: a retry resumes after them.
-    let mut done = 0;
+    let mut progress = ApplyProgress::default();
     loop {
         let mut attempt = 0;
         let error = loop {
             attempt += 1;
             let started = Instant::now();
-            match store.apply_resumable(&batch.records, &mut done).await {
+            match store.apply_resumable(&batch.records, &mut progress).await {
                 Ok(report) => {
                     if !shared.db_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("MongoDB is reachable again; draining the spool");
