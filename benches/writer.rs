@@ -410,8 +410,10 @@ struct Bot {
 
 async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> Bot {
     let store = Store::connect(uri, db_name).await.expect("store");
-    if let Err(e) = store.ensure_indexes().await {
-        eprintln!("warning: ensure_indexes failed: {e}");
+    // As the bot does at start-up: learn the server (it sizes update
+    // commands), create indexes, do the test write.
+    if let Err(e) = store.prepare().await {
+        eprintln!("warning: store preparation failed: {e}");
     }
     let dir = tempfile::Builder::new()
         .prefix("study-tracker-bench-spool-")
