@@ -159,8 +159,11 @@ impl App {
                 })
                 .sum(),
         };
-        self.writer.submit(effects.into_iter().map(Op::from)).await;
+        // Flush credits commute with every other op (increments and `$max`;
+        // no checkpoints), so they are queued after the lock is released:
+        // voice events and `/ud` do not wait for 100,000 credits to queue.
         drop(tracker);
+        self.writer.submit(effects.into_iter().map(Op::from)).await;
         if report.sessions > 0 {
             tracing::info!(
                 sessions = report.sessions,
