@@ -359,6 +359,28 @@ async fn import_legacy_command_imports_once() {
     assert_eq!(json["messages"], 12);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_example_is_a_working_env_file() {
+    let db = fresh_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    // Point it at the test database; everything else as shipped.
+    let env_file: String = example
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some(("MONGODB_URI", _)) => format!("MONGODB_URI={}", db.uri),
+            Some(("MONGODB_DB", _)) => format!("MONGODB_DB={}", db.name),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join(".env"), env_file).unwrap();
+    let (status, stdout, stderr) = bot::run_cli_in(dir.path(), &["check"], &[]);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("OK: test write"), "{stdout}");
+}
+
 #[test]
 fn bad_configuration_fails_with_one_clear_line() {
     let cases: &[BadInput] = &[

@@ -216,12 +216,17 @@ impl Drop for Bot {
 /// lookup: runs in a temp dir); returns (exit status, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
+    run_cli_in(dir.path(), args, env)
+}
+
+/// [`run_cli`] in a given working directory (where a `.env` may be).
+pub fn run_cli_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().copied())
-        .current_dir(dir.path())
+        .current_dir(dir)
         .output()
         .expect("run study-tracker");
     (
