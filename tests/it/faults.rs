@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::e2e::{
     assert_close, eventually, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1,
 };
-use crate::support::bot::{with_fast_timeouts, BotConfig};
+use crate::support::bot::{with_fast_timeouts, Bot, BotConfig};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 
 const SETTLE: Duration = Duration::from_secs(20);
@@ -60,6 +60,28 @@ async fn assert_voice_settles(env: &Env, user: u64, camera: bool, want: i64, wha
         stored(&store, user).await
     );
     assert_close(pick(stored(&store, user).await), want, what);
+}
+
+/// The end of a scenario: the member leaves, their whole session (from
+/// `join`) must be stored within a second, the spool must drain to nothing,
+/// and the bot must stop cleanly.
+async fn leave_and_settle(
+    env: &Env,
+    mut bot: Bot,
+    user: u64,
+    camera: bool,
+    join: Instant,
+    what: &str,
+) {
+    let leave = Instant::now();
+    env.sim.set_voice(GUILD, user, None, camera).await;
+    assert_voice_settles(env, user, camera, secs(join, leave), what).await;
+    assert!(
+        eventually(SETTLE, || async { spool_len(env) == 0 }).await,
+        "spool drained"
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,26 +182,11 @@ async fn sigkill_with_a_full_spool_loses_nothing_and_resumes_sessions() {
 
     // MongoDB comes back; the bot is redeployed while Carol is still in voice.
     proxy.set_down(false);
-    let mut bot = env.start_bot(&config).await;
+    let bot = env.start_bot(&config).await;
     bot.wait_log("loaded session checkpoints", CONNECT).await;
     assert_messages_exactly(&env, BOB, 30).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let leave = Instant::now();
-    env.sim.set_voice(GUILD, CAROL, None, true).await;
-    assert_voice_settles(
-        &env,
-        CAROL,
-        true,
-        secs(join, leave),
-        "session across the crash",
-    )
-    .await;
-    assert!(
-        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
-        "spool drained"
-    );
-    assert!(bot.stop().await.success());
-    env.assert_clean(&bot);
+    leave_and_settle(&env, bot, CAROL, true, join, "session across the crash").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,25 +213,10 @@ async fn sigterm_during_an_outage_keeps_everything_for_the_next_start() {
     env.assert_clean(&bot);
 
     proxy.set_down(false);
-    let mut bot = env.start_bot(&config).await;
+    let bot = env.start_bot(&config).await;
     assert_messages_exactly(&env, BOB, 20).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let leave = Instant::now();
-    env.sim.set_voice(GUILD, ALICE, None, false).await;
-    assert_voice_settles(
-        &env,
-        ALICE,
-        false,
-        secs(join, leave),
-        "session across the restart",
-    )
-    .await;
-    assert!(
-        eventually(SETTLE, || async { spool_len(&env) == 0 }).await,
-        "spool drained"
-    );
-    assert!(bot.stop().await.success());
-    env.assert_clean(&bot);
+    leave_and_settle(&env, bot, ALICE, false, join, "session across the restart").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
