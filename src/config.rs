@@ -1,51 +1,134 @@
-//! Command line and settings: every setting is a flag and an environment
-//! variable (also read from `.env`), typed and validated once at start-up.
+//! Typed settings, validated once at start-up: every setting is a flag and
+//! an environment variable (also read from `.env`), grouped by what it
+//! configures. Secrets are redacted in `Debug` and logs.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
-/// Discord bot that records study time in voice channels (camera on / off)
-/// and messages, and shows members their numbers with `/ud`.
-#[derive(Debug, Parser)]
-#[command(name = "study-tracker", version, about, long_about = None)]
-#[command(
-    after_help = "Every setting can also be given as an environment variable (shown in [env: ...]) or in a .env file in the working directory.\nRUST_LOG takes tracing filter directives, e.g. `info,study_tracker=debug`."
-)]
-pub struct Cli {
+/// All settings, by group.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
     #[command(flatten)]
-    pub settings: Settings,
-    #[command(subcommand)]
-    pub command: Option<Command>,
+    pub discord: DiscordSettings,
+    #[command(flatten)]
+    pub mongo: MongoSettings,
+    #[command(flatten)]
+    pub tracking: TrackingSettings,
+    #[command(flatten)]
+    pub spool: SpoolSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
 }
 
-/// What to do; `run` when none is given.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Connect to Discord and track (the default).
-    Run,
-    /// Load the configuration, connect to MongoDB, do the test write, print the result.
-    Check,
-    /// Print what is stored for one member.
-    Stats {
-        /// Guild (server) id.
-        #[arg(long)]
-        guild: u64,
-        /// User id.
-        #[arg(long)]
-        user: u64,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add the previous Python bot's totals (collection `users`) to one guild, once.
-    ImportLegacy {
-        /// Guild (server) id the legacy totals belong to.
-        #[arg(long)]
-        guild: u64,
-    },
+/// How to reach Discord.
+#[derive(Clone, Args)]
+#[command(next_help_heading = "Discord")]
+pub struct DiscordSettings {
+    /// Bot token from the Discord developer portal (required for `run`; never printed).
+    #[arg(long = "discord-token", env = "DISCORD_TOKEN", hide_env_values = true, global = true, value_parser = parse_secret)]
+    pub token: Option<SecretString>,
+
+    /// Base URL of the Discord HTTP API; the gateway URL is asked from it.
+    #[arg(long = "discord-api-url", env = "DISCORD_API_URL", default_value = DEFAULT_DISCORD_API_URL, global = true)]
+    pub api_url: String,
+
+    /// Register /ud on this guild only (instant updates while developing) instead of globally.
+    #[arg(long = "dev-guild-id", env = "DEV_GUILD_ID", global = true)]
+    pub dev_guild_id: Option<u64>,
+}
+
+/// Where the numbers are kept.
+#[derive(Clone, Args)]
+#[command(next_help_heading = "MongoDB")]
+pub struct MongoSettings {
+    /// MongoDB connection string (any password in it is redacted in logs).
+    #[arg(
+        long = "mongodb-uri",
+        env = "MONGODB_URI",
+        default_value = "mongodb://localhost:27017",
+        hide_env_values = true,
+        global = true
+    )]
+    pub uri: String,
+
+    /// Database name.
+    #[arg(
+        long = "mongodb-db",
+        env = "MONGODB_DB",
+        default_value = "study_tracker",
+        global = true
+    )]
+    pub db: String,
+}
+
+/// What is counted, and when.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Tracking")]
+pub struct TrackingSettings {
+    /// Seconds between credits of active voice sessions.
+    #[arg(long = "flush-interval-secs", env = "FLUSH_INTERVAL_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub flush_interval_secs: u64,
+
+    /// IANA timezone where "today", "this week" (Monday) and "this month" begin.
+    #[arg(long = "timezone", env = "TIMEZONE", default_value = "UTC", global = true, value_parser = parse_tz)]
+    pub timezone: chrono_tz::Tz,
+
+    /// After a restart, credit the gap for members still in voice if their last credit is at most this old.
+    #[arg(
+        long = "resume-grace-secs",
+        env = "RESUME_GRACE_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub resume_grace_secs: u64,
+}
+
+/// The local spool every increment goes through, and its drain on shutdown.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Spool")]
+pub struct SpoolSettings {
+    /// Directory of the on-disk spool that holds increments until MongoDB has them.
+    #[arg(
+        long = "spool-dir",
+        env = "SPOOL_DIR",
+        default_value = "./data/spool",
+        global = true
+    )]
+    pub dir: PathBuf,
+
+    /// Largest the spool may grow (bytes) during a MongoDB outage.
+    #[arg(long = "spool-max-bytes", env = "SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(MIN_SPOOL_BYTES..))]
+    pub max_bytes: u64,
+
+    /// On SIGTERM, how long to wait for MongoDB to take pending writes; the rest stays in the spool.
+    #[arg(
+        long = "shutdown-timeout-secs",
+        env = "SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// What the logs look like.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogSettings {
+    /// Log line format.
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long = "rust-log",
+        env = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub filter: String,
 }
 
 /// Log line format.
@@ -55,113 +138,38 @@ pub enum LogFormat {
     Json,
 }
 
-/// All settings.
-#[derive(Clone, Args)]
-pub struct Settings {
-    /// Bot token from the Discord developer portal (required for `run`; never printed).
-    #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true, global = true, value_parser = parse_secret)]
-    pub discord_token: Option<SecretString>,
-
-    /// MongoDB connection string (any password in it is redacted in logs).
-    #[arg(
-        long,
-        env = "MONGODB_URI",
-        default_value = "mongodb://localhost:27017",
-        hide_env_values = true,
-        global = true
-    )]
-    pub mongodb_uri: String,
-
-    /// Database name.
-    #[arg(
-        long,
-        env = "MONGODB_DB",
-        default_value = "study_tracker",
-        global = true
-    )]
-    pub mongodb_db: String,
-
-    /// Base URL of the Discord HTTP API; the gateway URL is asked from it.
-    #[arg(long, env = "DISCORD_API_URL", default_value = DEFAULT_DISCORD_API_URL, global = true)]
-    pub discord_api_url: String,
-
-    /// Register /ud on this guild only (instant updates while developing) instead of globally.
-    #[arg(long, env = "DEV_GUILD_ID", global = true)]
-    pub dev_guild_id: Option<u64>,
-
-    /// Seconds between credits of active voice sessions.
-    #[arg(long, env = "FLUSH_INTERVAL_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub flush_interval_secs: u64,
-
-    /// IANA timezone where "today", "this week" (Monday) and "this month" begin.
-    #[arg(long, env = "TIMEZONE", default_value = "UTC", global = true, value_parser = parse_tz)]
-    pub timezone: chrono_tz::Tz,
-
-    /// After a restart, credit the gap for members still in voice if their last credit is at most this old.
-    #[arg(long, env = "RESUME_GRACE_SECS", default_value_t = 300, global = true)]
-    pub resume_grace_secs: u64,
-
-    /// Directory of the on-disk spool that holds increments until MongoDB has them.
-    #[arg(long, env = "SPOOL_DIR", default_value = "./data/spool", global = true)]
-    pub spool_dir: PathBuf,
-
-    /// Largest the spool may grow (bytes) during a MongoDB outage.
-    #[arg(long, env = "SPOOL_MAX_BYTES", default_value_t = 256 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(MIN_SPOOL_BYTES..))]
-    pub spool_max_bytes: u64,
-
-    /// On SIGTERM, how long to wait for MongoDB to take pending writes; the rest stays in the spool.
-    #[arg(
-        long,
-        env = "SHUTDOWN_TIMEOUT_SECS",
-        default_value_t = 10,
-        global = true
-    )]
-    pub shutdown_timeout_secs: u64,
-
-    /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
-    pub rust_log: String,
-}
-
 /// Smallest spool that always fits one append group (8,192 ops).
 pub const MIN_SPOOL_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Discord's own API; any other value means a Discord-compatible test server.
 pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com";
 
-impl std::fmt::Debug for Settings {
+impl std::fmt::Debug for DiscordSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field(
-                "discord_token",
-                &self.discord_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("mongodb_uri", &redact_uri(&self.mongodb_uri))
-            .field("mongodb_db", &self.mongodb_db)
-            .field("discord_api_url", &self.discord_api_url)
+        f.debug_struct("DiscordSettings")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("api_url", &self.api_url)
             .field("dev_guild_id", &self.dev_guild_id)
-            .field("flush_interval_secs", &self.flush_interval_secs)
-            .field("timezone", &self.timezone)
-            .field("resume_grace_secs", &self.resume_grace_secs)
-            .field("spool_dir", &self.spool_dir)
-            .field("spool_max_bytes", &self.spool_max_bytes)
-            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
-            .field("log_format", &self.log_format)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
-impl Settings {
+impl std::fmt::Debug for MongoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSettings")
+            .field("uri", &redact_uri(&self.uri))
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+impl DiscordSettings {
     /// The token, or an error naming the setting.
     ///
     /// # Errors
     /// `DISCORD_TOKEN` is missing or empty.
     pub fn token(&self) -> anyhow::Result<&str> {
-        match &self.discord_token {
+        match &self.token {
             Some(t) if !t.expose_secret().trim().is_empty() => Ok(t.expose_secret().trim()),
             _ => anyhow::bail!(
                 "DISCORD_TOKEN is not set: `run` needs the bot token (set it in the environment or .env, or pass --discord-token)"
@@ -205,6 +213,8 @@ pub fn redact_uri(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
 
     #[test]
     fn redacts_passwords() {
@@ -244,9 +254,10 @@ mod tests {
     #[test]
     fn missing_token_names_the_setting() {
         let cli = Cli::parse_from(["study-tracker"]);
-        if cli.settings.discord_token.is_none() {
+        if cli.settings.discord.token.is_none() {
             assert!(cli
                 .settings
+                .discord
                 .token()
                 .unwrap_err()
                 .to_string()

@@ -3,26 +3,26 @@
 //! persisted to MongoDB exactly once, through restarts, crashes and outages.
 //!
 //! # Layout
-//! - [`tracker`]: the sans-IO core. Events and time in, credits out. No I/O.
-//! - [`op`]: the unit of persistence, built from the tracker's effects.
-//! - [`spool`]: the local append-only log every op goes through first.
-//! - [`writer`]: spooler + applier: durable, batching, retrying.
-//! - [`store`]: the only module that talks to MongoDB.
-//! - [`stats`]: pure period sums and the `/ud` renderer.
-//! - [`app`]: the service the adapter and the CLI call (tracker + writer + store).
-//! - [`discord`]: the serenity/poise adapter and the `/ud` command.
-//! - [`config`]: command line and settings.
-//! - [`run`]: wiring for each subcommand, used by the thin `main`.
-//!
-//! See ARCHITECTURE.md for the invariants.
+//! Each folder is one layer; see ARCHITECTURE.md for the code map and the
+//! invariants.
+//! - [`core`]: sans-IO and infallible: tracker, policy, periods, stats.
+//! - [`durable`]: the spool record, the spool, the writer and its retries.
+//! - [`store`]: the only code that talks to MongoDB.
+//! - [`app`]: the service the adapters call (tracker + writer + store).
+//! - [`discord`]: the serenity/poise adapter, one file per slash command.
+//! - [`render`]: pure renderers of what members read.
+//! - [`cmd`]: the CLI subcommands other than `run`.
+//! - [`startup`]: the one wiring of a running bot ([`startup::Application`]).
+//! - [`cli`], [`config`], [`telemetry`]: command line, typed settings, logging.
 
 pub mod app;
+pub mod cli;
+pub mod cmd;
 pub mod config;
+pub mod core;
 pub mod discord;
-pub mod op;
-pub mod run;
-pub mod spool;
-pub mod stats;
+pub mod durable;
+pub mod render;
+pub mod startup;
 pub mod store;
-pub mod tracker;
-pub mod writer;
+pub mod telemetry;

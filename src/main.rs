@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use study_tracker::config::{Cli, Command};
-use study_tracker::run;
+use study_tracker::cli::{Cli, Command};
+use study_tracker::startup::{shutdown_signal, Application};
+use study_tracker::{cmd, telemetry};
 
 // One thread: serenity spawns a task per gateway event, and a single-threaded
 // runtime polls them in arrival order, so one member's events reach the
@@ -16,15 +17,16 @@ async fn main() -> ExitCode {
     // A missing .env is normal; a broken one is reported by the settings it breaks.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    if let Err(e) = run::init_tracing(&cli.settings) {
+    if let Err(e) = telemetry::init(&cli.settings.log) {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
+    let settings = cli.settings;
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run::bot(cli.settings, run::shutdown_signal()).await,
-        Command::Check => run::check(&cli.settings).await,
-        Command::Stats { guild, user, json } => run::stats(&cli.settings, guild, user, json).await,
-        Command::ImportLegacy { guild } => run::import_legacy(&cli.settings, guild).await,
+        Command::Run => run(settings).await,
+        Command::Check => cmd::check(&settings.mongo).await,
+        Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
+        Command::ImportLegacy { guild } => cmd::import_legacy(&settings.mongo, guild).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -33,4 +35,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run`: track on Discord until SIGTERM or Ctrl-C.
+async fn run(settings: study_tracker::config::Settings) -> anyhow::Result<()> {
+    settings.discord.token()?;
+    Application::build(settings)
+        .await?
+        .run_until_stopped(shutdown_signal())
+        .await
 }

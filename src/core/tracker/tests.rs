@@ -114,7 +114,7 @@ fn snapshot_opens_present_and_closes_absent_members() {
 #[test]
 fn restored_session_within_grace_credits_the_gap() {
     let mut t = Tracker::new(GRACE);
-    t.restore([Checkpoint {
+    t.restore([RestoredSession {
         member: m(1),
         session: VoiceSession {
             channel: 10,
@@ -150,11 +150,11 @@ fn restored_session_past_grace_or_absent_is_not_credited() {
         last_credit: 1_000,
     };
     t.restore([
-        Checkpoint {
+        RestoredSession {
             member: m(1),
             session: old,
         },
-        Checkpoint {
+        RestoredSession {
             member: m(2),
             session: old,
         },

@@ -13,29 +13,7 @@
 
 use std::collections::HashMap;
 
-/// Unix epoch milliseconds.
-pub type Millis = i64;
-
-/// Whole seconds credited for the stretch `[from, to)` (see the module docs).
-#[must_use]
-pub fn whole_secs(from: Millis, to: Millis) -> i64 {
-    to.div_euclid(1000) - from.div_euclid(1000)
-}
-
-/// A member of a guild: stats are kept per guild and per member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MemberKey {
-    pub guild: u64,
-    pub user: u64,
-}
-
-/// Where a member is in voice, as far as tracking cares. The adapter maps the
-/// guild's AFK channel, bots and leaves to "no presence".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Presence {
-    pub channel: u64,
-    pub camera: bool,
-}
+use super::{whole_secs, MemberKey, Millis, Presence};
 
 /// A member's open voice session. A segment is a stretch in one channel with
 /// one camera state; a toggle or a move closes it and opens the next one.
@@ -97,9 +75,10 @@ pub enum Effect {
     },
 }
 
-/// A session checkpoint read back from storage after a restart.
+/// A session read back from its checkpoint after a restart, with the
+/// moment it was last credited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
+pub struct RestoredSession {
     pub member: MemberKey,
     pub session: VoiceSession,
 }
@@ -158,7 +137,7 @@ impl Tracker {
 
     /// Hands the tracker the session checkpoints found in storage at start-up.
     /// They are resolved when the member's presence is next known.
-    pub fn restore(&mut self, checkpoints: impl IntoIterator<Item = Checkpoint>) {
+    pub fn restore(&mut self, checkpoints: impl IntoIterator<Item = RestoredSession>) {
         for c in checkpoints {
             if !self.sessions.contains_key(&c.member) {
                 self.restored.insert(c.member, c.session);

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::op::{Op, Sequenced};
+use super::op::{Op, Sequenced};
 
 const HEADER: u64 = 8;
 /// Applied bytes at the head of the file before it is worth compacting.
@@ -45,7 +45,7 @@ pub struct Batch {
 
 /// Counts describing the spool, for logs and `/ud`'s "numbers may lag" note.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SpoolStats {
+pub struct SpoolUsage {
     pub bytes: u64,
     pub pending_records: u64,
 }
@@ -235,8 +235,8 @@ impl Spool {
 
     /// Current size and number of records not yet applied. Never waits.
     #[must_use]
-    pub fn stats(&self) -> SpoolStats {
-        SpoolStats {
+    pub fn usage(&self) -> SpoolUsage {
+        SpoolUsage {
             bytes: self.bytes.load(Ordering::Acquire),
             pending_records: self.pending.load(Ordering::Acquire),
         }
@@ -317,10 +317,10 @@ fn read_record(file: &File, pos: u64, len: u64) -> io::Result<Option<(Sequenced,
 mod tests {
     use super::*;
 
-    fn msg(u: u64) -> Op {
+    fn msg(user: u64) -> Op {
         Op::Message {
-            g: 1,
-            u,
+            guild: 1,
+            user,
             day: "2026-01-01".into(),
         }
     }
@@ -335,11 +335,11 @@ mod tests {
         let seqs: Vec<u64> = batch.records.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![10, 11]);
         spool.commit(&batch).unwrap();
-        assert_eq!(spool.stats().pending_records, 1);
+        assert_eq!(spool.usage().pending_records, 1);
         let rest = spool.read_batch(10).unwrap();
         assert_eq!(rest.records[0].seq, 12, "sequence never goes back");
         spool.commit(&rest).unwrap();
-        assert_eq!(spool.stats(), SpoolStats::default());
+        assert_eq!(spool.usage(), SpoolUsage::default());
         assert_eq!(std::fs::metadata(spool.path()).unwrap().len(), 0);
     }
 
@@ -357,8 +357,8 @@ mod tests {
         f.write_all_at(&[50, 0, 0, 0, 1, 2], good).unwrap();
         drop(f);
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(spool.stats().pending_records, 2);
-        assert_eq!(spool.stats().bytes, good);
+        assert_eq!(spool.usage().pending_records, 2);
+        assert_eq!(spool.usage().bytes, good);
         let batch = spool.read_batch(10).unwrap();
         assert_eq!(batch.records.len(), 2);
         spool.append(&[msg(3)], 0).unwrap();
@@ -371,7 +371,7 @@ mod tests {
         let spool = Spool::open(dir.path(), 1 << 30).unwrap();
         let ops: Vec<Op> = (0..1_000).map(msg).collect();
         let mut appended = 0;
-        while spool.stats().bytes < COMPACT_AFTER + (1 << 20) {
+        while spool.usage().bytes < COMPACT_AFTER + (1 << 20) {
             spool.append(&ops, 0).unwrap();
             appended += ops.len();
         }
@@ -382,7 +382,7 @@ mod tests {
             read += batch.records.len();
             spool.commit(&batch).unwrap();
         }
-        assert!(spool.stats().bytes < COMPACT_AFTER, "{:?}", spool.stats());
+        assert!(spool.usage().bytes < COMPACT_AFTER, "{:?}", spool.usage());
         let last = spool.read_batch(10).unwrap();
         assert_eq!(last.records.len(), 1);
         assert_eq!(last.records[0].op, msg(999));
@@ -390,7 +390,7 @@ mod tests {
         // A restart finds the compacted file: the unapplied record and the
         // applied ones since the last compaction (replayed harmlessly).
         let reopened = Spool::open(dir.path(), 1 << 30).unwrap();
-        let pending = reopened.stats().pending_records;
+        let pending = reopened.usage().pending_records;
         assert!(pending >= 1 && pending < appended as u64 / 2, "{pending}");
         let all = reopened.read_batch(usize::MAX).unwrap();
         assert_eq!(all.records.last().unwrap().op, msg(999));
@@ -404,7 +404,7 @@ mod tests {
             spool.append(&[msg(1)], 5_000).unwrap();
             let b = spool.read_batch(10).unwrap();
             spool.commit(&b).unwrap();
-            assert_eq!(spool.stats().bytes, 0);
+            assert_eq!(spool.usage().bytes, 0);
         }
         // The next host's clock is behind.
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
@@ -417,11 +417,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 100).unwrap();
         spool.append(&[msg(1)], 1).unwrap();
-        let before = spool.stats();
+        let before = spool.usage();
         assert!(matches!(
             spool.append(&[msg(2), msg(3)], 2),
             Err(SpoolError::Full { .. })
         ));
-        assert_eq!(spool.stats(), before);
+        assert_eq!(spool.usage(), before);
     }
 }

@@ -23,9 +23,10 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::op::Op;
-use crate::spool::{Batch, Spool, SpoolError};
-use crate::store::{ApplyProgress, ApplyReport, Store, StoreError};
+use super::op::Op;
+use super::retry::{apply_with_retry, RetryPolicy};
+use super::spool::{Spool, SpoolError};
+use crate::store::Store;
 
 /// Tuning knobs; the defaults suit production.
 #[derive(Clone, Debug)]
@@ -51,56 +52,20 @@ impl Default for WriterOptions {
     }
 }
 
-/// Exponential backoff with full jitter.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub base: Duration,
-    pub max: Duration,
-    /// Pause after a final failure before the batch is tried again (it stays
-    /// in the spool meanwhile).
-    pub after_final_failure: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 6,
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            after_final_failure: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Delay before retry number `attempt` (1-based): random in
-    /// `[d/2, d]` with `d = min(max, base * 2^(attempt-1))`.
-    #[must_use]
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let d = exp.min(self.max);
-        let half = d / 2;
-        half + d.saturating_sub(half).mul_f64(rand::random::<f64>())
-    }
-}
-
 /// Counters shared between the writer's tasks and its handles.
 #[derive(Debug, Default)]
-struct Shared {
+pub(super) struct Shared {
     /// Ops handed to `submit` since start.
-    submitted: AtomicU64,
+    pub(super) submitted: AtomicU64,
     /// Ops durable in the spool since start.
-    spooled: AtomicU64,
+    pub(super) spooled: AtomicU64,
     /// Ops applied to MongoDB since start (including spool replays).
-    applied: AtomicU64,
+    pub(super) applied: AtomicU64,
     /// Round trips (`update` commands).
-    commands: AtomicU64,
+    pub(super) commands: AtomicU64,
     /// False from the first failed attempt until the next success.
-    db_ok: AtomicBool,
-    wake_applier: Notify,
+    pub(super) db_ok: AtomicBool,
+    pub(super) wake_applier: Notify,
 }
 
 /// Handle used to submit ops. Cheap to clone.
@@ -141,7 +106,7 @@ impl Writer {
     pub fn status(&self) -> WriterStatus {
         WriterStatus {
             db_ok: self.shared.db_ok.load(Ordering::Relaxed),
-            backlog: self.spool.stats().pending_records + self.unspooled(),
+            backlog: self.spool.usage().pending_records + self.unspooled(),
             spooled: self.shared.spooled.load(Ordering::Relaxed),
             applied: self.shared.applied.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
@@ -190,7 +155,7 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
         ..Shared::default()
     });
     let spool = Arc::new(spool);
-    let pending = spool.stats();
+    let pending = spool.usage();
     if pending.pending_records > 0 {
         tracing::info!(
             records = pending.pending_records,
@@ -263,7 +228,7 @@ impl WriterTasks {
         {
             applier.abort();
         }
-        let left = self.writer.spool.stats().pending_records;
+        let left = self.writer.spool.usage().pending_records;
         if !drained || left > 0 {
             tracing::warn!(
                 records = left,
@@ -381,66 +346,6 @@ async fn run_applier(
         if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
             tracing::error!(error = %e, "cannot truncate the spool; applied records will be replayed harmlessly");
         }
-    }
-}
-
-/// Applies one batch until it succeeds. Each failed attempt is logged; after
-/// `policy.attempts` the final failure is logged and, since the batch is safe
-/// in the spool, the cycle starts again after a pause.
-async fn apply_with_retry(
-    store: &Store,
-    batch: &Batch,
-    shared: &Shared,
-    policy: RetryPolicy,
-) -> ApplyReport {
-    let ops = batch.records.len();
-    // Steps of this batch already applied: a retry resumes after them.
-    let mut progress = ApplyProgress::default();
-    loop {
-        let mut attempt = 0;
-        let error = loop {
-            attempt += 1;
-            let started = Instant::now();
-            match store.apply_resumable(&batch.records, &mut progress).await {
-                Ok(report) => {
-                    if !shared.db_ok.swap(true, Ordering::Relaxed) {
-                        tracing::info!("MongoDB is reachable again; draining the spool");
-                    }
-                    tracing::debug!(
-                        ops,
-                        applied = report.applied,
-                        replays = report.replays,
-                        round_trips = report.commands,
-                        ms = started.elapsed().as_millis(),
-                        "batch written"
-                    );
-                    return report;
-                }
-                Err(e) => {
-                    shared.db_ok.store(false, Ordering::Relaxed);
-                    if !e.is_transient() || attempt >= policy.attempts {
-                        break e;
-                    }
-                    let delay = policy.backoff(attempt);
-                    tracing::warn!(attempt, of = policy.attempts, ops, retry_in_ms = delay.as_millis(), error = %e, "MongoDB write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        };
-        let kind = if matches!(error, StoreError::Transient(_)) {
-            "transient"
-        } else {
-            "permanent"
-        };
-        tracing::error!(
-            attempts = attempt,
-            ops,
-            kind,
-            error = %error,
-            retry_in_secs = policy.after_final_failure.as_secs(),
-            "MongoDB write failed for good this round; the increments stay in the spool and will be retried"
-        );
-        tokio::time::sleep(policy.after_final_failure).await;
     }
 }
 

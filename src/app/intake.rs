@@ -1,0 +1,83 @@
+//! Gateway events in: voice presence changes, guild snapshots, messages.
+
+use tracing::instrument;
+
+use super::App;
+use crate::core::tracker::Effect;
+use crate::core::{MemberKey, Millis, Presence};
+use crate::durable::op::Op;
+
+impl App {
+    /// A member's voice presence changed (`None`: left voice or went AFK).
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub async fn voice_update(&self, member: MemberKey, presence: Option<Presence>, now: Millis) {
+        if !self.accepting() {
+            return;
+        }
+        let mut tracker = self.tracker.lock().await;
+        let effects = tracker.voice_update(member, presence, now);
+        log_effects(&effects);
+        // Submitted under the lock: ops of one member reach the spool in order.
+        self.writer.submit(effects.into_iter().map(Op::from)).await;
+    }
+
+    /// Members currently in voice in a guild, as seen on (re)connect.
+    #[instrument(skip_all, fields(guild_id = guild, in_voice = present.len()))]
+    pub async fn guild_snapshot(&self, guild: u64, present: &[(u64, Presence)], now: Millis) {
+        if !self.accepting() {
+            return;
+        }
+        let mut tracker = self.tracker.lock().await;
+        let effects = tracker.guild_snapshot(guild, present, now);
+        tracing::info!(
+            guild_id = guild,
+            in_voice = present.len(),
+            tracked = tracker.len(),
+            "guild snapshot: tracking members already in voice"
+        );
+        log_effects(&effects);
+        self.writer.submit(effects.into_iter().map(Op::from)).await;
+    }
+
+    /// A message by a member.
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub async fn message(&self, member: MemberKey, now: Millis) {
+        if !self.accepting() {
+            return;
+        }
+        tracing::debug!("message counted");
+        self.writer
+            .submit([Op::message(member, now, self.tz)])
+            .await;
+    }
+}
+
+fn log_effects(effects: &[Effect]) {
+    for e in effects {
+        match e {
+            Effect::Credit(c) => tracing::info!(
+                guild_id = c.member.guild,
+                user_id = c.member.user,
+                channel_id = c.channel,
+                camera = c.camera,
+                secs = c.secs(),
+                "voice time credited"
+            ),
+            Effect::Checkpoint {
+                member,
+                open: Some(o),
+            } => tracing::info!(
+                guild_id = member.guild,
+                user_id = member.user,
+                channel_id = o.channel,
+                camera = o.camera,
+                "member in voice (joined, moved or toggled camera)"
+            ),
+            Effect::Checkpoint { member, open: None } => tracing::info!(
+                guild_id = member.guild,
+                user_id = member.user,
+                "member left voice"
+            ),
+        }
+    }
+}

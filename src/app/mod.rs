@@ -1,0 +1,77 @@
+//! The service the adapters call: the tracker behind a lock, the writer, the
+//! store and the timezone. No serenity types here, so everything is testable
+//! against a real database without Discord.
+//!
+//! - [`intake`]: gateway events in (voice, snapshots, messages).
+//! - [`flush`]: periodic credits, the flush loop, the shutdown credit.
+//! - [`restore`]: session checkpoints from before a restart.
+//! - [`queries`]: a member's numbers for `/ud` and the CLI.
+
+mod flush;
+mod intake;
+mod queries;
+mod restore;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use tokio::sync::Mutex;
+
+pub use flush::{flush_loop, FlushReport};
+
+use crate::core::tracker::Tracker;
+use crate::core::Millis;
+use crate::durable::writer::Writer;
+use crate::store::Store;
+
+/// Shared state of a running bot.
+#[derive(Debug)]
+pub struct App {
+    tracker: Mutex<Tracker>,
+    writer: Writer,
+    store: Store,
+    tz: Tz,
+    accepting: AtomicBool,
+}
+
+/// The wall clock, in the tracker's unit.
+#[must_use]
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl App {
+    #[must_use]
+    pub fn new(store: Store, writer: Writer, tz: Tz, resume_grace: Duration) -> App {
+        App {
+            tracker: Mutex::new(Tracker::new(
+                i64::try_from(resume_grace.as_millis()).unwrap_or(i64::MAX),
+            )),
+            writer,
+            store,
+            tz,
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    #[must_use]
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    #[must_use]
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Whether events are still taken (false once shutdown began).
+    fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,65 @@
+//! A member's numbers for `/ud` and the CLI: stored totals plus the session
+//! in progress, with how current they are.
+
+use std::time::Duration;
+
+use tracing::instrument;
+
+use super::App;
+use crate::core::periods::Periods;
+use crate::core::stats::{self, Freshness, Stats, StoredMember};
+use crate::core::{MemberKey, Millis};
+
+impl App {
+    /// A member's numbers up to `now`, including their session in progress.
+    /// Never fails: if MongoDB cannot be read in time, the answer holds what
+    /// this process knows and says so.
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub async fn member_stats(&self, member: MemberKey, now: Millis) -> (Stats, Freshness) {
+        let periods = Periods::at(now, self.tz);
+        // The tracker lock can be held while the writer applies backpressure
+        // (spool full): answer without the session in progress then.
+        let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
+            Ok(tracker) => tracker.pending(member, now),
+            Err(_) => None,
+        };
+        let earliest = periods.earliest();
+        let read = tokio::time::timeout(
+            STATS_READ_TIMEOUT,
+            self.store.member(member, earliest.at, &earliest.day),
+        )
+        .await;
+        let (stored, freshness) = match read {
+            Ok(Ok(stored)) => {
+                let status = self.writer.status();
+                let lag = !status.db_ok || status.backlog > 0;
+                (
+                    stored,
+                    if lag {
+                        Freshness::MayLag
+                    } else {
+                        Freshness::Current
+                    },
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read stats from MongoDB; answering from memory");
+                (StoredMember::default(), Freshness::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!("reading stats from MongoDB timed out; answering from memory");
+                (StoredMember::default(), Freshness::Unavailable)
+            }
+        };
+        (stats::compute(&stored, pending, &periods), freshness)
+    }
+}
+
+/// How long `/ud` waits for the tracker before answering without the
+/// session in progress.
+const TRACKER_WAIT: Duration = Duration::from_millis(500);
+
+/// How long `/ud` waits for MongoDB before answering from memory (Discord
+/// wants an answer within 3 s).
+const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);
+

@@ -1,0 +1,47 @@
+//! The command line: subcommands and their arguments. Settings shared by
+//! every subcommand live in [`crate::config`].
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+/// Discord bot that records study time in voice channels (camera on / off)
+/// and messages, and shows members their numbers with `/ud`.
+#[derive(Debug, Parser)]
+#[command(name = "study-tracker", version, about, long_about = None)]
+#[command(
+    after_help = "Every setting can also be given as an environment variable (shown in [env: ...]) or in a .env file in the working directory.\nRUST_LOG takes tracing filter directives, e.g. `info,study_tracker=debug`."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; `run` when none is given.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Connect to Discord and track (the default).
+    Run,
+    /// Load the configuration, connect to MongoDB, do the test write, print the result.
+    Check,
+    /// Print what is stored for one member.
+    Stats {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add the previous Python bot's totals (collection `users`) to one guild, once.
+    ImportLegacy {
+        /// Guild (server) id the legacy totals belong to.
+        #[arg(long)]
+        guild: u64,
+    },
+}

@@ -1,0 +1,17 @@
+//! One file per CLI subcommand other than `run` (which is
+//! [`crate::startup::Application`]).
+
+mod check;
+mod import_legacy;
+mod stats;
+
+pub use check::check;
+pub use import_legacy::import_legacy;
+pub use stats::stats;
+
+use crate::config::MongoSettings;
+use crate::store::Store;
+
+async fn connect(mongo: &MongoSettings) -> anyhow::Result<Store> {
+    Store::connect(&mongo.uri, &mongo.db).await
+}

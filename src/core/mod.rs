@@ -1,0 +1,39 @@
+//! The sans-IO core: events and time in, effects out. Nothing here does I/O
+//! or can fail, and nothing here imports tokio, serenity, mongodb or another
+//! folder of this crate (ARCHITECTURE.md, invariant 1).
+//!
+//! - [`tracker`]: open voice sessions; joins, leaves, moves, camera toggles,
+//!   guild snapshots, flushes and resumes become credits and checkpoints.
+//! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
+//! - [`periods`]: calendar periods and local days in a timezone.
+//! - [`stats`]: the read model behind `/ud` and the period sums over it.
+
+pub mod periods;
+pub mod policy;
+pub mod stats;
+pub mod tracker;
+
+/// Unix epoch milliseconds.
+pub type Millis = i64;
+
+/// Whole seconds credited for the stretch `[from, to)` (see the module docs).
+#[must_use]
+pub fn whole_secs(from: Millis, to: Millis) -> i64 {
+    to.div_euclid(1000) - from.div_euclid(1000)
+}
+
+/// A member of a guild: stats are kept per guild and per member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberKey {
+    pub guild: u64,
+    pub user: u64,
+}
+
+/// Where a member is in voice, as far as tracking cares. The adapter maps the
+/// guild's AFK channel, bots and leaves to "no presence".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub channel: u64,
+    pub camera: bool,
+}
+

@@ -1,0 +1,10 @@
+//! Slash commands, one file each; [`all`] is the registry poise serves.
+
+mod ud;
+
+use super::{Data, Error};
+
+/// Every slash command the bot offers.
+pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
+    vec![ud::ud()]
+}

@@ -1,0 +1,12 @@
+//! Durability: every op is fsynced to a local spool before it is sent, and
+//! applied to MongoDB exactly once, in order, with retries.
+//!
+//! - [`op`]: the spool record ([`op::Op`]) and its on-disk names.
+//! - [`spool`]: the append-only file, its record format, sequence numbers.
+//! - [`writer`]: the spooler and applier tasks, group commit, shutdown drain.
+//! - [`retry`]: backoff and the retry loop around one batch.
+
+pub mod op;
+pub mod retry;
+pub mod spool;
+pub mod writer;

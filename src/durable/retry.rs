@@ -1,0 +1,106 @@
+//! Retries of one batch: exponential backoff with full jitter for errors that
+//! can succeed on retry; a batch never leaves the spool until it is applied.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::spool::Batch;
+use super::writer::Shared;
+use crate::store::{ApplyProgress, ApplyReport, Store, StoreError};
+
+/// Exponential backoff with full jitter.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+    /// Pause after a final failure before the batch is tried again (it stays
+    /// in the spool meanwhile).
+    pub after_final_failure: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            after_final_failure: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based): random in
+    /// `[d/2, d]` with `d = min(max, base * 2^(attempt-1))`.
+    #[must_use]
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let d = exp.min(self.max);
+        let half = d / 2;
+        half + d.saturating_sub(half).mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Applies one batch until it succeeds. Each failed attempt is logged; after
+/// `policy.attempts` the final failure is logged and, since the batch is safe
+/// in the spool, the cycle starts again after a pause.
+pub(super) async fn apply_with_retry(
+    store: &Store,
+    batch: &Batch,
+    shared: &Shared,
+    policy: RetryPolicy,
+) -> ApplyReport {
+    let ops = batch.records.len();
+    // Steps of this batch already applied: a retry resumes after them.
+    let mut progress = ApplyProgress::default();
+    loop {
+        let mut attempt = 0;
+        let error = loop {
+            attempt += 1;
+            let started = Instant::now();
+            match store.apply_resumable(&batch.records, &mut progress).await {
+                Ok(report) => {
+                    if !shared.db_ok.swap(true, Ordering::Relaxed) {
+                        tracing::info!("MongoDB is reachable again; draining the spool");
+                    }
+                    tracing::debug!(
+                        ops,
+                        applied = report.applied,
+                        replays = report.replays,
+                        round_trips = report.commands,
+                        ms = started.elapsed().as_millis(),
+                        "batch written"
+                    );
+                    return report;
+                }
+                Err(e) => {
+                    shared.db_ok.store(false, Ordering::Relaxed);
+                    if !e.is_transient() || attempt >= policy.attempts {
+                        break e;
+                    }
+                    let delay = policy.backoff(attempt);
+                    tracing::warn!(attempt, of = policy.attempts, ops, retry_in_ms = delay.as_millis(), error = %e, "MongoDB write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        let kind = if matches!(error, StoreError::Transient(_)) {
+            "transient"
+        } else {
+            "permanent"
+        };
+        tracing::error!(
+            attempts = attempt,
+            ops,
+            kind,
+            error = %error,
+            retry_in_secs = policy.after_final_failure.as_secs(),
+            "MongoDB write failed for good this round; the increments stay in the spool and will be retried"
+        );
+        tokio::time::sleep(policy.after_final_failure).await;
+    }
+}
+

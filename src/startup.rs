@@ -1,0 +1,235 @@
+//! The one wiring of a running bot, used by `main`, the in-process tests and
+//! the benchmark: [`Application::build`] assembles the store, the spool, the
+//! writer, the app and the background tasks; [`Application::run_until_stopped`]
+//! runs the gateway (when a token is set) until the shutdown future resolves,
+//! then stops everything in order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{flush_loop, now_millis, App};
+use crate::config::{redact_uri, Settings};
+use crate::durable::spool::Spool;
+use crate::durable::writer::{self, WriterOptions, WriterTasks};
+use crate::store::Store;
+
+/// How long start-up waits for the previous run's spool before giving up on
+/// resuming sessions.
+const RESTORE_WAIT: Duration = Duration::from_secs(15);
+
+/// A bot with its parts assembled and its background tasks running.
+#[derive(Debug)]
+pub struct Application {
+    settings: Settings,
+    app: Arc<App>,
+    writer_tasks: WriterTasks,
+    /// Background loops (flusher, store preparation): stopped between
+    /// iterations by `stop_tasks`, waited for at shutdown.
+    tasks: TaskTracker,
+    stop_tasks: CancellationToken,
+    store_ready: watch::Receiver<bool>,
+}
+
+impl Application {
+    /// Opens the store (lazily: MongoDB may be down), the spool and the
+    /// writer, prepares the store in the background, restores session
+    /// checkpoints and starts the flusher.
+    ///
+    /// # Errors
+    /// The MongoDB URI does not parse, or `SPOOL_DIR` cannot be used.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        Self::build_with(settings, WriterOptions::default()).await
+    }
+
+    /// [`Application::build`] with writer tuning (tests and benchmarks).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with(
+        settings: Settings,
+        writer_options: WriterOptions,
+    ) -> anyhow::Result<Application> {
+        tracing::info!(
+            mongodb = %redact_uri(&settings.mongo.uri),
+            db = %settings.mongo.db,
+            timezone = %settings.tracking.timezone,
+            flush_interval_secs = settings.tracking.flush_interval_secs,
+            spool_dir = %settings.spool.dir.display(),
+            "starting study-tracker {}",
+            env!("CARGO_PKG_VERSION")
+        );
+        let store = Store::connect(&settings.mongo.uri, &settings.mongo.db).await?;
+        let spool = Spool::open(&settings.spool.dir, settings.spool.max_bytes).with_context(|| {
+            format!(
+                "SPOOL_DIR {} cannot be used (it must be a writable directory)",
+                settings.spool.dir.display()
+            )
+        })?;
+        let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
+        let tasks = TaskTracker::new();
+        let stop_tasks = CancellationToken::new();
+        let (ready_tx, store_ready) = watch::channel(false);
+        tasks.spawn(prepare_store(store.clone(), ready_tx, stop_tasks.clone()));
+
+        let app = Arc::new(App::new(
+            store,
+            writer,
+            settings.tracking.timezone,
+            Duration::from_secs(settings.tracking.resume_grace_secs),
+        ));
+        app.restore_sessions(RESTORE_WAIT).await;
+        tasks.spawn(flush_loop(
+            app.clone(),
+            Duration::from_secs(settings.tracking.flush_interval_secs),
+            stop_tasks.clone(),
+        ));
+        Ok(Application {
+            settings,
+            app,
+            writer_tasks,
+            tasks,
+            stop_tasks,
+            store_ready,
+        })
+    }
+
+    /// The service the adapters call.
+    #[must_use]
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Waits until the store is prepared (server known, indexes, test
+    /// write), at most `timeout`. Returns whether it is.
+    pub async fn wait_store_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.store_ready.clone();
+        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Runs until `shutdown` resolves (or the gateway stops for good), then
+    /// shuts down gracefully. With a Discord token the gateway client runs;
+    /// without one the bot is headless (tests and benchmarks drive the
+    /// [`App`] directly).
+    ///
+    /// # Errors
+    /// The Discord client cannot be built, or the gateway stopped for good.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        if self.settings.discord.token.is_none() {
+            shutdown.await;
+            self.stop(None).await;
+            return Ok(());
+        }
+        let token = self.settings.discord.token()?.to_owned();
+        let mut client = crate::discord::client(
+            &token,
+            &self.settings.discord.api_url,
+            self.settings.discord.dev_guild_id,
+            self.app.clone(),
+        )
+        .await
+        .context("cannot build the Discord client")?;
+        let shards = client.shard_manager.clone();
+        let outcome = tokio::select! {
+            r = client.start() => r.map_err(|e| anyhow::anyhow!("Discord gateway stopped: {e}")),
+            () = shutdown => Ok(()),
+        };
+        self.stop(Some(shards)).await;
+        outcome
+    }
+
+    /// Stops intake, lets the background loops finish their iteration,
+    /// credits every open session up to this moment, closes the shards and
+    /// drains the writer. Each wait is bounded by `SHUTDOWN_TIMEOUT_SECS`;
+    /// what MongoDB has not taken stays in the spool.
+    async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
+        let stopped_at = now_millis();
+        let drain = Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
+        self.stop_tasks.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(drain, self.tasks.wait()).await.is_err() {
+            tracing::error!(
+                waited_secs = drain.as_secs(),
+                "a flush was still queuing at shutdown (spool full, MongoDB unreachable); its credits are lost"
+            );
+        }
+        match tokio::time::timeout(drain, self.app.stop_and_credit(stopped_at)).await {
+            Ok(credited) => tracing::info!(
+                sessions = credited.sessions,
+                secs = credited.secs,
+                "credited open sessions up to shutdown"
+            ),
+            Err(_) => tracing::error!(
+                "the spool is full and MongoDB unreachable: open sessions could not be credited before shutdown"
+            ),
+        }
+        if let Some(shards) = shards {
+            shards.shutdown_all().await;
+        }
+        let report = self.writer_tasks.shutdown(drain).await;
+        tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
+    }
+}
+
+/// Learns the server, creates indexes and does the start-up test write,
+/// retried until it succeeds or `stop`: the bot runs (and spools) while
+/// MongoDB is away.
+async fn prepare_store(store: Store, ready: watch::Sender<bool>, stop: CancellationToken) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let attempt = tokio::select! {
+            r = store.prepare() => r,
+            () = stop.cancelled() => return,
+        };
+        match attempt {
+            Ok(()) => {
+                tracing::info!("MongoDB test write succeeded; indexes ready");
+                ready.send_replace(true);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_secs = delay.as_secs_f32(), "MongoDB not ready (test write failed); the bot keeps tracking and spools writes meanwhile");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stop.cancelled() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+

@@ -1,0 +1,65 @@
+//! Reads behind `/ud` and `stats`: a member's totals, recent segments and
+//! message days, returned as the core's read model.
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, DateTime, Document};
+
+use super::schema::{int, member_id, to_i64, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS};
+use super::{Store, StoreError};
+use crate::core::stats::{StoredMember, StoredSegment};
+use crate::core::{MemberKey, Millis};
+
+impl Store {
+    /// A member's totals, segments ending after `segments_since` and message
+    /// counts on days from `days_since` (`YYYY-MM-DD`).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn member(
+        &self,
+        member: MemberKey,
+        segments_since: Millis,
+        days_since: &str,
+    ) -> Result<StoredMember, StoreError> {
+        let (g, u) = (to_i64(member.guild), to_i64(member.user));
+        let totals = self
+            .db
+            .collection::<Document>(MEMBER_STATS)
+            .find_one(doc! { "_id": member_id(member) })
+            .await?
+            .unwrap_or_default();
+        let segments: Vec<Document> = self
+            .db
+            .collection::<Document>(VOICE_SEGMENTS)
+            .find(doc! { "guild_id": g, "user_id": u, "end": { "$gt": DateTime::from_millis(segments_since) } })
+            .await?
+            .try_collect()
+            .await?;
+        let days: Vec<Document> = self
+            .db
+            .collection::<Document>(MEMBER_DAYS)
+            .find(doc! { "guild_id": g, "user_id": u, "day": { "$gte": days_since } })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(StoredMember {
+            cam_on_secs: int(&totals, "voice_cam_on_secs"),
+            cam_off_secs: int(&totals, "voice_cam_off_secs"),
+            messages: int(&totals, "messages"),
+            segments: segments
+                .iter()
+                .filter_map(|s| {
+                    Some(StoredSegment {
+                        camera: s.get_bool("camera").ok()?,
+                        start: s.get_datetime("start").ok()?.timestamp_millis(),
+                        end: s.get_datetime("end").ok()?.timestamp_millis(),
+                    })
+                })
+                .collect(),
+            days: days
+                .iter()
+                .filter_map(|d| Some((d.get_str("day").ok()?.to_owned(), int(d, "messages"))))
+                .collect(),
+        })
+    }
+}

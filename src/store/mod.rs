@@ -1,0 +1,179 @@
+//! The only code that talks to MongoDB: document shapes, indexes, the
+//! idempotent batch apply, the start-up test write, the queries behind `/ud`
+//! and the legacy import. Nothing else builds BSON.
+//!
+//! - this file: the [`Store`] handle, connecting, start-up preparation.
+//! - [`error`]: transient vs permanent errors (they decide retries).
+//! - [`schema`]: collection names, document ids, indexes, BSON conversions.
+//! - [`apply`]: the idempotent batch apply; [`statements`] builds its upserts.
+//! - [`sessions`]: session checkpoints read back at start-up.
+//! - [`members`]: a member's numbers for `/ud` and `stats`.
+//! - [`legacy`]: the one-time import of the previous bot's totals.
+//!
+//! Collections (all `_id`s are strings built from Discord ids, never from
+//! anything a member can type):
+//! - `member_stats` `{_id: "g:u", guild_id, user_id, voice_cam_on_secs, voice_cam_off_secs, messages, seq}`
+//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, messages, seq}`
+//! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
+//! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
+//! - `meta` `{_id: "startup_check", at, pid}`
+
+mod apply;
+mod error;
+mod legacy;
+mod members;
+mod schema;
+mod sessions;
+mod statements;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Database};
+
+pub use apply::{ApplyProgress, ApplyReport};
+pub use error::StoreError;
+pub use legacy::ImportReport;
+
+use apply::{MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND};
+use error::describe;
+use schema::META;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Database,
+    command_timeout: Duration,
+    /// Raised from the safe defaults once the server is known (shared by clones).
+    statements_per_command: Arc<AtomicUsize>,
+    commands_in_flight: Arc<AtomicUsize>,
+}
+
+impl Store {
+    /// Parses the URI and prepares a client. Does not wait for the server: the
+    /// bot must be able to start during an outage.
+    ///
+    /// # Errors
+    /// The URI cannot be parsed (the message never contains the password).
+    pub async fn connect(uri: &str, db_name: &str) -> anyhow::Result<Store> {
+        let mut opts = ClientOptions::parse(uri).await.map_err(|e| {
+            anyhow::anyhow!(
+                "MONGODB_URI ({}) is not a valid MongoDB connection string: {}",
+                crate::config::redact_uri(uri),
+                crate::config::redact_uri(&describe(&e))
+            )
+        })?;
+        opts.app_name.get_or_insert_with(|| "study-tracker".into());
+        opts.server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
+        opts.connect_timeout.get_or_insert(Duration::from_secs(5));
+        let client = Client::with_options(opts)?;
+        Ok(Store {
+            db: client.database(db_name),
+            command_timeout: Duration::from_secs(15),
+            statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
+            commands_in_flight: Arc::new(AtomicUsize::new(1)),
+        })
+    }
+
+    /// Wraps an existing database handle (tests, tools).
+    #[must_use]
+    pub fn from_database(db: Database) -> Store {
+        Store {
+            db,
+            command_timeout: Duration::from_secs(15),
+            statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
+            commands_in_flight: Arc::new(AtomicUsize::new(1)),
+        }
+    }
+
+    /// The database this store writes to.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Runs one database command, bounded by the command timeout.
+    async fn command(&self, cmd: Document) -> Result<Document, StoreError> {
+        match tokio::time::timeout(self.command_timeout, self.db.run_command(cmd)).await {
+            Ok(r) => r.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Transient(format!(
+                "no reply within {:?}",
+                self.command_timeout
+            ))),
+        }
+    }
+
+    /// Start-up preparation: learn what the server is, create indexes, do
+    /// the test write.
+    ///
+    /// # Errors
+    /// A step failed.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        self.detect_server().await?;
+        self.ensure_indexes().await?;
+        self.test_write().await
+    }
+
+    /// Asks `buildInfo` which server this is and sizes `update` commands for
+    /// it: FerretDB keeps the safe size, MongoDB gets larger commands.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn detect_server(&self) -> Result<String, StoreError> {
+        let info = self.command(doc! { "buildInfo": 1 }).await?;
+        let version = info.get_str("version").unwrap_or("unknown").to_owned();
+        let (server, per_command, in_flight) = match info.get_str("ferretdbVersion") {
+            Ok(f) => (format!("FerretDB {f}"), SAFE_STATEMENTS_PER_COMMAND, 1),
+            Err(_) => (
+                format!("MongoDB {version}"),
+                MONGODB_STATEMENTS_PER_COMMAND,
+                MONGODB_COMMANDS_IN_FLIGHT,
+            ),
+        };
+        self.statements_per_command
+            .store(per_command, Ordering::Relaxed);
+        self.commands_in_flight.store(in_flight, Ordering::Relaxed);
+        tracing::info!(server = %server, statements_per_command = per_command, commands_in_flight = in_flight, "connected to the database server");
+        Ok(server)
+    }
+
+    /// Writes and reads back a document in the `meta` collection: proves the
+    /// server accepts writes without creating anything that shows in stats.
+    ///
+    /// # Errors
+    /// The write or the read fails.
+    pub async fn test_write(&self) -> Result<(), StoreError> {
+        let now = DateTime::now();
+        let pid = i64::from(std::process::id());
+        self.command(doc! {
+            "update": META,
+            "updates": [{
+                "q": { "_id": "startup_check" },
+                "u": { "$set": { "at": now, "pid": pid } },
+                "upsert": true,
+            }],
+        })
+        .await?;
+        let found = self
+            .command(doc! { "find": META, "filter": { "_id": "startup_check" }, "limit": 1 })
+            .await?;
+        let at = found
+            .get_document("cursor")
+            .ok()
+            .and_then(|c| c.get_array("firstBatch").ok())
+            .and_then(|b| b.first())
+            .and_then(Bson::as_document)
+            .and_then(|d| d.get_datetime("at").ok().copied());
+        if at == Some(now) {
+            Ok(())
+        } else {
+            Err(StoreError::Permanent(
+                "test write was not read back".to_owned(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Collection names, document ids and indexes: the shape of the data.
+
+use mongodb::bson::{doc, Bson, Document};
+
+use super::{Store, StoreError};
+use crate::core::{MemberKey, Millis};
+
+pub(super) const MEMBER_STATS: &str = "member_stats";
+pub(super) const MEMBER_DAYS: &str = "member_days";
+pub(super) const VOICE_SEGMENTS: &str = "voice_segments";
+pub(super) const VOICE_SESSIONS: &str = "voice_sessions";
+pub(super) const META: &str = "meta";
+pub(super) const LEGACY_USERS: &str = "users";
+/// Write errors with this code mean "this op was already applied".
+pub(super) const DUPLICATE_KEY: i32 = 11000;
+
+impl Store {
+    /// Creates the indexes the queries need (idempotent).
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let indexes = [
+            (
+                MEMBER_STATS,
+                doc! { "guild_id": 1, "user_id": 1 },
+                "by_member",
+            ),
+            (
+                MEMBER_DAYS,
+                doc! { "guild_id": 1, "user_id": 1, "day": 1 },
+                "by_member_day",
+            ),
+            (
+                VOICE_SEGMENTS,
+                doc! { "guild_id": 1, "user_id": 1, "end": 1 },
+                "by_member_end",
+            ),
+            (VOICE_SESSIONS, doc! { "open": 1 }, "by_open"),
+        ];
+        for (coll, key, name) in indexes {
+            self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": name }] })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn member_id(k: MemberKey) -> String {
+    format!("{}:{}", k.guild, k.user)
+}
+
+pub(super) fn segment_id(k: MemberKey, start: Millis) -> String {
+    format!("{}:{}:{start}", k.guild, k.user)
+}
+
+/// Discord snowflakes fit in 63 bits; stored as BSON int64.
+#[allow(clippy::cast_possible_wrap)]
+pub(super) fn to_i64(id: u64) -> i64 {
+    id as i64
+}
+
+#[allow(clippy::cast_sign_loss)]
+pub(super) fn from_i64(id: i64) -> u64 {
+    id as u64
+}
+
+#[allow(clippy::cast_possible_wrap)]
+pub(super) fn seq_bson(seq: u64) -> i64 {
+    seq as i64
+}
+
+/// An integer field, whatever numeric type the writer used (the previous bot
+/// wrote int32 and doubles).
+#[allow(clippy::cast_possible_truncation)]
+pub(super) fn int(d: &Document, key: &str) -> i64 {
+    match d.get(key) {
+        Some(Bson::Int32(i)) => i64::from(*i),
+        Some(Bson::Int64(i)) => *i,
+        Some(Bson::Double(f)) => f.round() as i64,
+        _ => 0,
+    }
+}

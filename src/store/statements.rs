@@ -1,0 +1,153 @@
+//! The upsert statements of a batch: one per document, guarded by sequence
+//! numbers so that a replay is refused as a duplicate key.
+
+use std::collections::BTreeMap;
+
+use mongodb::bson::{doc, DateTime, Document};
+
+use super::schema::{
+    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS,
+    VOICE_SESSIONS,
+};
+use crate::core::whole_secs;
+use crate::durable::op::{Op, Sequenced};
+
+/// One document's share of a batch: the ops that touch it, in seq order.
+/// They become one statement guarded by `seq < first op's seq`, which sets
+/// `seq` to the last op's. A document's ops are always applied in seq order
+/// and a statement applies all of its ops or none, so the applied ops of a
+/// document are always a prefix, and `seq` says exactly where it ends.
+#[derive(Clone, Debug)]
+pub(super) struct DocOps<'a> {
+    pub(super) coll: &'static str,
+    pub(super) id: String,
+    pub(super) ops: Vec<&'a Sequenced>,
+}
+
+impl DocOps<'_> {
+    pub(super) fn first_seq(&self) -> u64 {
+        self.ops.first().map_or(0, |o| o.seq)
+    }
+
+    pub(super) fn last_seq(&self) -> u64 {
+        self.ops.last().map_or(0, |o| o.seq)
+    }
+
+    /// The upsert statement for these ops.
+    pub(super) fn statement(&self) -> Document {
+        let Some(first) = self.ops.first() else {
+            return Document::new();
+        };
+        let key = first.op.member();
+        let mut set = doc! {
+            "guild_id": to_i64(key.guild),
+            "user_id": to_i64(key.user),
+            "seq": seq_bson(self.last_seq()),
+        };
+        let mut update = Document::new();
+        match self.coll {
+            MEMBER_STATS => {
+                let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
+                for o in &self.ops {
+                    match &o.op {
+                        Op::Voice {
+                            camera: true,
+                            from,
+                            to,
+                            ..
+                        } => on += whole_secs(*from, *to),
+                        Op::Voice { from, to, .. } => off += whole_secs(*from, *to),
+                        Op::Message { .. } => messages += 1,
+                        Op::Checkpoint { .. } => {}
+                    }
+                }
+                update.insert(
+                    "$inc",
+                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "messages": messages },
+                );
+            }
+            MEMBER_DAYS => {
+                if let Op::Message { day, .. } = &first.op {
+                    set.insert("day", day.clone());
+                }
+                update.insert("$inc", doc! { "messages": self.ops.len() as i64 });
+            }
+            VOICE_SEGMENTS => {
+                let (mut secs, mut end) = (0_i64, i64::MIN);
+                for o in &self.ops {
+                    if let Op::Voice {
+                        channel,
+                        camera,
+                        segment_start,
+                        from,
+                        to,
+                        ..
+                    } = &o.op
+                    {
+                        secs += whole_secs(*from, *to);
+                        end = end.max(*to);
+                        set.insert("channel_id", to_i64(*channel));
+                        set.insert("camera", *camera);
+                        set.insert("start", DateTime::from_millis(*segment_start));
+                    }
+                }
+                update.insert("$inc", doc! { "secs": secs });
+                update.insert("$max", doc! { "end": DateTime::from_millis(end) });
+            }
+            _ => {
+                // VOICE_SESSIONS: the last checkpoint wins.
+                if let Some(Op::Checkpoint { open, .. }) = self.ops.last().map(|o| &o.op) {
+                    set.insert("open", open.is_some());
+                    set.insert("updated_at", DateTime::now());
+                    if let Some(o) = open {
+                        set.insert("channel_id", to_i64(o.channel));
+                        set.insert("camera", o.camera);
+                        set.insert("segment_start", DateTime::from_millis(o.segment_start));
+                    }
+                }
+            }
+        }
+        update.insert("$set", set);
+        doc! {
+            // `$not: {$gte}` also matches a document that has no `seq` yet.
+            "q": { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } },
+            "u": update,
+            "upsert": true,
+        }
+    }
+}
+
+/// Groups a batch per collection and document, keeping seq order.
+pub(super) fn group(batch: &[Sequenced]) -> Vec<(&'static str, Vec<DocOps<'_>>)> {
+    let mut by_doc: BTreeMap<(&'static str, String), Vec<&Sequenced>> = BTreeMap::new();
+    for rec in batch {
+        let key = rec.op.member();
+        let targets: Vec<(&'static str, String)> = match &rec.op {
+            Op::Voice { segment_start, .. } => vec![
+                (MEMBER_STATS, member_id(key)),
+                (VOICE_SEGMENTS, segment_id(key, *segment_start)),
+            ],
+            Op::Message { day, .. } => vec![
+                (MEMBER_STATS, member_id(key)),
+                (MEMBER_DAYS, format!("{}:{day}", member_id(key))),
+            ],
+            Op::Checkpoint { .. } => vec![(VOICE_SESSIONS, member_id(key))],
+        };
+        for t in targets {
+            by_doc.entry(t).or_default().push(rec);
+        }
+    }
+    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> =
+        [MEMBER_STATS, MEMBER_DAYS, VOICE_SEGMENTS, VOICE_SESSIONS]
+            .into_iter()
+            .map(|c| (c, Vec::new()))
+            .collect();
+    for ((coll, id), mut ops) in by_doc {
+        ops.sort_by_key(|o| o.seq);
+        if let Some((_, docs)) = out.iter_mut().find(|(c, _)| *c == coll) {
+            docs.push(DocOps { coll, id, ops });
+        }
+    }
+    out.retain(|(_, docs)| !docs.is_empty());
+    out
+}
