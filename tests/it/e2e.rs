@@ -2,13 +2,13 @@
 //! and a real MongoDB-wire server. Stored seconds are checked against the
 //! timeline the test itself played, to within one second per session.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use study_tracker::store::Store;
-use study_tracker::tracker::MemberKey;
+use study_tracker::core::MemberKey;
 
-use crate::support::bot::{self, Bot, BotConfig};
+use crate::support::bot::{self, spawn_bot, Bot, BotConfig};
+use crate::support::poll::eventually;
 use crate::support::db::{fresh_db, TestDb};
 use crate::support::discord_sim::{intents, DiscordSim, SimGuild, SimUser};
 
@@ -78,7 +78,7 @@ impl Env {
     /// of this simulator) and received its guilds.
     pub async fn start_bot(&self, config: &BotConfig) -> Bot {
         let n = self.sim.connections() + 1;
-        let bot = Bot::start(config);
+        let bot = spawn_bot(config);
         self.sim.wait_connections(n, CONNECT).await;
         bot.wait_log("guild snapshot", CONNECT).await;
         bot
@@ -92,24 +92,6 @@ pub async fn stored(store: &Store, user: u64) -> (i64, i64, i64) {
         .await
         .unwrap();
     (m.cam_on_secs, m.cam_off_secs, m.messages)
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Seconds between two instants, as the expected credit.
@@ -213,7 +195,7 @@ async fn voice_camera_toggle_leave_and_messages_are_stored_and_shown_by_ud() {
         .invoke_command(GUILD, TEXT, ALICE, "ud", None, CONNECT)
         .await
         .unwrap();
-    let fmt = study_tracker::stats::format_duration;
+    let fmt = study_tracker::render::format_duration;
     assert!(
         reply.contains(&format!("Camera on: **{}**", fmt(on))),
         "{reply}"

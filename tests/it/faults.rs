@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use crate::e2e::{
-    assert_close, eventually, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1,
+    assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1,
 };
 use crate::support::bot::{with_fast_timeouts, Bot, BotConfig};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+use crate::support::poll::eventually;
 
 const SETTLE: Duration = Duration::from_secs(20);
 

@@ -7,6 +7,7 @@ mod db_smoke;
 mod e2e;
 mod faults;
 mod proxy_smoke;
+mod shutdown;
 mod sim_smoke;
 mod store_writer;
 mod support;

@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
-use study_tracker::app::App;
-use study_tracker::op::{Op, Sequenced};
-use study_tracker::spool::Spool;
+use study_tracker::core::{whole_secs, MemberKey, Presence};
+use study_tracker::durable::op::{Op, Sequenced};
+use study_tracker::durable::spool::Spool;
+use study_tracker::durable::writer::{self, WriterOptions};
 use study_tracker::store::Store;
-use study_tracker::tracker::{MemberKey, Presence};
-use study_tracker::writer::{self, WriterOptions};
 
-use crate::support::db::fresh_db;
+use crate::support::app::{spawn_app, test_settings, TestApp};
+use crate::support::db::{fresh_db, TestDb};
 
 const G: u64 = 1_100_000_000_000_000_001;
 const U: u64 = 1_200_000_000_000_000_002;
@@ -20,13 +20,13 @@ const MEMBER: MemberKey = MemberKey { guild: G, user: U };
 /// 2026-11-26T10:00:00Z
 const T0: i64 = 1_795_687_200_000;
 
-fn voice(cam: bool, seg: i64, from: i64, to: i64) -> Op {
+fn voice(camera: bool, segment_start: i64, from: i64, to: i64) -> Op {
     Op::Voice {
-        g: G,
-        u: U,
-        ch: 7,
-        cam,
-        seg,
+        guild: G,
+        user: U,
+        channel: 7,
+        camera,
+        segment_start,
         from,
         to,
     }
@@ -34,8 +34,8 @@ fn voice(cam: bool, seg: i64, from: i64, to: i64) -> Op {
 
 fn msg(day: &str) -> Op {
     Op::Message {
-        g: G,
-        u: U,
+        guild: G,
+        user: U,
         day: day.into(),
     }
 }
@@ -47,15 +47,9 @@ fn sequenced(ops: Vec<Op>, first_seq: u64) -> Vec<Sequenced> {
         .collect()
 }
 
-/// A writer spooling in `dir` and an app on top of it, as `run::bot` wires them.
-fn start_app(store: &Store, dir: &std::path::Path) -> (App, writer::WriterTasks) {
-    let (w, tasks) = writer::start(
-        store.clone(),
-        Spool::open(dir, 1 << 20).unwrap(),
-        WriterOptions::default(),
-    );
-    let app = App::new(store.clone(), w, chrono_tz::UTC, Duration::from_secs(300));
-    (app, tasks)
+/// The bot in process on `db`, spooling in `dir`, wired as `main` wires it.
+async fn start_app(db: &TestDb, dir: &std::path::Path) -> TestApp {
+    spawn_app(test_settings(&db.uri, &db.name, dir)).await
 }
 
 async fn totals(store: &Store) -> (i64, i64, i64) {
@@ -143,7 +137,8 @@ async fn app_tracks_voice_and_messages_into_stats() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
     let dir = tempfile::tempdir().unwrap();
-    let (app, tasks) = start_app(&store, dir.path());
+    let running = start_app(&db, dir.path()).await;
+    let app = running.app.clone();
     let w = app.writer().clone();
     let cam = |camera| Some(Presence { channel: 7, camera });
     app.voice_update(MEMBER, cam(true), T0).await;
@@ -156,17 +151,18 @@ async fn app_tracks_voice_and_messages_into_stats() {
     assert!(w.wait_idle(Duration::from_secs(20)).await);
     assert_eq!(totals(&store).await, (75, 90, 1));
 
-    let (stats, _) = app.stats(MEMBER, T0 + 200_000).await;
+    let (stats, _) = app.member_stats(MEMBER, T0 + 200_000).await;
     assert_eq!(stats.all_time.cam_on_secs, 75);
     assert_eq!(stats.today.cam_off_secs, 90);
     assert_eq!(stats.this_week.messages, 1);
 
     // The caller's session in progress counts up to now.
     app.voice_update(MEMBER, cam(true), T0 + 300_000).await;
-    let (stats, _) = app.stats(MEMBER, T0 + 342_000).await;
+    let (stats, _) = app.member_stats(MEMBER, T0 + 342_000).await;
     assert_eq!(stats.all_time.cam_on_secs, 75 + 42);
     assert_eq!(stats.today.cam_on_secs, 75 + 42);
-    tasks.shutdown(Duration::from_secs(5)).await;
+    app.stop_and_credit(T0 + 342_000).await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -179,16 +175,17 @@ async fn restart_resumes_sessions_within_grace() {
         camera: true,
     };
     {
-        let (app, tasks) = start_app(&store, dir.path());
-        app.guild_snapshot(G, &[(U, cam)], T0).await;
+        let running = start_app(&db, dir.path()).await;
+        running.app.guild_snapshot(G, &[(U, cam)], T0).await;
         // SIGTERM at T0 + 100 s: credited up to the signal.
-        app.stop_and_credit(T0 + 100_000).await;
-        tasks.shutdown(Duration::from_secs(10)).await;
+        running.app.stop_and_credit(T0 + 100_000).await;
+        running.stop().await;
     }
     assert_eq!(totals(&store).await.0, 100);
-    let (app, tasks) = start_app(&store, dir.path());
+    // Start-up restores the checkpoints once the old spool is applied.
+    let running = start_app(&db, dir.path()).await;
+    let app = running.app.clone();
     let w = app.writer().clone();
-    app.restore_sessions(Duration::from_secs(10)).await;
     // Back 40 s later, the member still in voice: the gap counts.
     app.guild_snapshot(G, &[(U, cam)], T0 + 140_000).await;
     app.voice_update(MEMBER, None, T0 + 150_000).await;
@@ -196,7 +193,7 @@ async fn restart_resumes_sessions_within_grace() {
     assert_eq!(totals(&store).await.0, 150);
     let open = store.open_sessions().await.unwrap();
     assert!(open.is_empty(), "{open:?}");
-    tasks.shutdown(Duration::from_secs(5)).await;
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -271,8 +268,8 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
             let e = expected.entry(u).or_insert((0_i64, 0_i64, 0_i64));
             if rng.gen_bool(0.5) {
                 ops.push(Op::Message {
-                    g: guild,
-                    u,
+                    guild,
+                    user: u,
                     day: "2026-11-26".into(),
                 });
                 e.2 += 1;
@@ -280,15 +277,15 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
                 let cam = rng.gen_bool(0.5);
                 let len = rng.gen_range(0..5_000);
                 ops.push(Op::Voice {
-                    g: guild,
-                    u,
-                    ch: 7,
-                    cam,
-                    seg: T0,
+                    guild,
+                    user: u,
+                    channel: 7,
+                    camera: cam,
+                    segment_start: T0,
                     from: clock,
                     to: clock + len,
                 });
-                let s = study_tracker::tracker::whole_secs(clock, clock + len);
+                let s = whole_secs(clock, clock + len);
                 if cam {
                     e.0 += s;
                 } else {
@@ -355,7 +352,8 @@ async fn steady_flushes_of_many_sessions_are_applied() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
     let dir = tempfile::tempdir().unwrap();
-    let (app, tasks) = start_app(&store, dir.path());
+    let running = start_app(&db, dir.path()).await;
+    let app = running.app.clone();
     let present: Vec<(u64, Presence)> = (0..150_u64)
         .map(|u| {
             (
@@ -390,5 +388,6 @@ async fn steady_flushes_of_many_sessions_are_applied() {
         .await
         .unwrap();
     assert_eq!(last.cam_off_secs, 120);
-    tasks.shutdown(Duration::from_secs(5)).await;
+    app.stop_and_credit(T0 + 120_000).await;
+    running.stop().await;
 }

@@ -7,9 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::discord_sim::{DiscordSim, BOT_TOKEN};
+use super::poll::eventually;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_study-tracker");
 const UNKNOWN_EVENT: &str = "An unknown event was received";
@@ -61,62 +62,63 @@ pub struct Bot {
     pub config: BotConfig,
 }
 
-impl Bot {
-    pub fn start(config: &BotConfig) -> Bot {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DISCORD_TOKEN", BOT_TOKEN)
-            .env("DISCORD_API_URL", &config.api_url)
-            .env("MONGODB_URI", &config.mongodb_uri)
-            .env("MONGODB_DB", &config.mongodb_db)
-            .env("SPOOL_DIR", &config.spool_dir)
-            .env(
-                "FLUSH_INTERVAL_SECS",
-                config.flush_interval_secs.to_string(),
-            )
-            .env("RESUME_GRACE_SECS", config.resume_grace_secs.to_string())
-            .env(
-                "RUST_LOG",
-                "info,study_tracker=debug,serenity::client::dispatch=debug",
-            )
-            .env("LOG_FORMAT", "text")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &config.extra_env {
-            cmd.env(k, v);
-        }
-        // Run where no stray .env can be picked up.
-        cmd.current_dir(&config.spool_dir);
-        let mut child = cmd.spawn().expect("start study-tracker");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let echo = std::env::var_os("TEST_LOG").is_some();
-        let out = child.stdout.take().expect("stdout");
-        let err = child.stderr.take().expect("stderr");
-        for stream in [
-            Box::new(out) as Box<dyn std::io::Read + Send>,
-            Box::new(err),
-        ] {
-            let logs = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if echo {
-                        eprintln!("[bot] {line}");
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        Bot {
-            child,
-            logs,
-            config: config.clone(),
-        }
+/// Starts the real binary with `config` (`study-tracker run`).
+pub fn spawn_bot(config: &BotConfig) -> Bot {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DISCORD_TOKEN", BOT_TOKEN)
+        .env("DISCORD_API_URL", &config.api_url)
+        .env("MONGODB_URI", &config.mongodb_uri)
+        .env("MONGODB_DB", &config.mongodb_db)
+        .env("SPOOL_DIR", &config.spool_dir)
+        .env(
+            "FLUSH_INTERVAL_SECS",
+            config.flush_interval_secs.to_string(),
+        )
+        .env("RESUME_GRACE_SECS", config.resume_grace_secs.to_string())
+        .env(
+            "RUST_LOG",
+            "info,study_tracker=debug,serenity::client::dispatch=debug",
+        )
+        .env("LOG_FORMAT", "text")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &config.extra_env {
+        cmd.env(k, v);
     }
+    // Run where no stray .env can be picked up.
+    cmd.current_dir(&config.spool_dir);
+    let mut child = cmd.spawn().expect("start study-tracker");
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let echo = std::env::var_os("TEST_LOG").is_some();
+    let out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    for stream in [
+        Box::new(out) as Box<dyn std::io::Read + Send>,
+        Box::new(err),
+    ] {
+        let logs = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[bot] {line}");
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+    }
+    Bot {
+        child,
+        logs,
+        config: config.clone(),
+    }
+}
 
+impl Bot {
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
@@ -127,12 +129,9 @@ impl Bot {
 
     /// Waits until a log line contains `needle`.
     pub async fn wait_log(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.logs.lock().unwrap().iter().any(|l| l.contains(needle)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let logged = || self.logs.lock().unwrap().iter().any(|l| l.contains(needle));
+        if eventually(timeout, || std::future::ready(logged())).await {
+            return;
         }
         panic!(
             "bot never logged {needle:?} within {timeout:?}; log:\n{}",
@@ -173,21 +172,21 @@ impl Bot {
 
     /// Waits for the process to exit.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last lines.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return status;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "bot did not exit within {timeout:?}; log:\n{}",
-                    self.log_text()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut status = None;
+        let child = &mut self.child;
+        let exited = eventually(timeout, || {
+            status = child.try_wait().expect("try_wait");
+            std::future::ready(status.is_some())
+        })
+        .await;
+        assert!(
+            exited,
+            "bot did not exit within {timeout:?}; log:\n{}",
+            self.log_text()
+        );
+        // Let the reader threads take the last lines.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status.expect("exited")
     }
 
     /// SIGTERM and wait: the graceful path.

@@ -1,0 +1,102 @@
+//! Graceful shutdown in process: background loops stop between iterations,
+//! never inside one, so a flush that is still queuing its credits when
+//! shutdown starts loses no second.
+
+use std::time::Duration;
+
+use study_tracker::app::now_millis;
+use study_tracker::core::{whole_secs, MemberKey, Presence};
+use study_tracker::durable::retry::RetryPolicy;
+use study_tracker::durable::writer::WriterOptions;
+
+use crate::e2e::assert_close;
+use crate::support::app::{spawn_app_with, test_settings};
+use crate::support::db::fresh_db;
+use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+use crate::support::poll::eventually;
+
+const MEMBER: MemberKey = MemberKey {
+    guild: 1_300_000_000_000_000_001,
+    user: 1_300_000_000_000_000_002,
+};
+
+/// The sequence: a member is in voice; MongoDB goes away and the spool fills
+/// up, so the writer's queue is full; the periodic flush takes its credits
+/// (advancing the session's last credit) and waits to queue them; shutdown
+/// starts; MongoDB comes back. Aborting the flusher there (as the previous
+/// wiring did) drops the flush's credits, and the shutdown credit only
+/// covers the time after it: the flush interval is lost for good.
+#[tokio::test]
+async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
+    let db = fresh_db().await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let spool = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&proxy.uri(), &db.name, spool.path());
+    settings.tracking.flush_interval_secs = 2;
+    settings.spool.shutdown_timeout_secs = 20;
+    // A few records fill it (below the CLI's minimum, which only the command
+    // line enforces).
+    settings.spool.max_bytes = 700;
+    let writer = WriterOptions {
+        channel_capacity: 1,
+        spool_batch: 1,
+        apply_batch: 64,
+        retry: RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            after_final_failure: Duration::from_millis(200),
+        },
+    };
+    let running = spawn_app_with(settings, writer).await;
+    let app = running.app.clone();
+
+    let joined = now_millis();
+    let present = Presence {
+        channel: 7,
+        camera: true,
+    };
+    app.voice_update(MEMBER, Some(present), joined).await;
+    assert!(app.writer().wait_idle(Duration::from_secs(20)).await);
+
+    proxy.set_down(true);
+    let messages = 30;
+    let mut senders = Vec::new();
+    for _ in 0..messages {
+        let app = app.clone();
+        senders.push(tokio::spawn(async move {
+            app.message(MEMBER, now_millis()).await;
+        }));
+    }
+    // The spool fills and the queue with it: later messages wait.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            senders.iter().filter(|s| s.is_finished()).count() < messages
+                && app.writer().status().backlog > 5
+        })
+        .await
+    );
+    // Past the first flush (2 s after start): it is waiting to queue.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+
+    let stopping_at = now_millis();
+    let stopped = running.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set_down(false);
+    tokio::time::timeout(Duration::from_secs(60), stopped)
+        .await
+        .expect("shutdown finishes")
+        .unwrap()
+        .unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+
+    let stored = app.store().member(MEMBER, 0, "0000-00-00").await.unwrap();
+    assert_close(
+        stored.cam_on_secs,
+        whole_secs(joined, stopping_at),
+        "camera-on time credited up to shutdown",
+    );
+    assert_eq!(stored.messages, i64::try_from(messages).unwrap());
+}

@@ -1,0 +1,99 @@
+//! `spawn_app`: the bot in this process, wired exactly as `main` wires it
+//! ([`Application::build`]), headless (no Discord token), with a shutdown
+//! the test triggers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use study_tracker::app::App;
+use study_tracker::cli::Cli;
+use study_tracker::config::Settings;
+use study_tracker::durable::writer::WriterOptions;
+use study_tracker::startup::Application;
+use study_tracker::store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::bot::with_fast_timeouts;
+
+/// Settings for an in-process bot on database `db` at `uri`, spooling in
+/// `spool_dir`; adjust fields before spawning.
+pub fn test_settings(uri: &str, db: &str, spool_dir: &Path) -> Settings {
+    let spool_dir = spool_dir.to_str().expect("utf-8 spool path");
+    let uri = with_fast_timeouts(uri);
+    let cli = Cli::try_parse_from([
+        "study-tracker",
+        "--mongodb-uri",
+        &uri,
+        "--mongodb-db",
+        db,
+        "--spool-dir",
+        spool_dir,
+        "--timezone",
+        "UTC",
+        "--flush-interval-secs",
+        "120",
+        "--resume-grace-secs",
+        "300",
+        "--shutdown-timeout-secs",
+        "10",
+    ])
+    .expect("test settings parse");
+    let mut settings = cli.settings;
+    // Headless, whatever the environment holds.
+    settings.discord.token = None;
+    settings
+}
+
+/// A running in-process bot.
+pub struct TestApp {
+    pub app: Arc<App>,
+    shutdown: oneshot::Sender<()>,
+    running: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Builds and runs a bot with `settings` and default writer tuning.
+pub async fn spawn_app(settings: Settings) -> TestApp {
+    spawn_app_with(settings, WriterOptions::default()).await
+}
+
+/// Builds and runs a bot with `settings` and `writer` tuning.
+pub async fn spawn_app_with(settings: Settings, writer: WriterOptions) -> TestApp {
+    let application = Application::build_with(settings, writer)
+        .await
+        .expect("application builds");
+    let app = application.app().clone();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        app,
+        shutdown,
+        running,
+    }
+}
+
+impl TestApp {
+    pub fn store(&self) -> &Store {
+        self.app.store()
+    }
+
+    /// Triggers the graceful shutdown without waiting for it.
+    pub fn begin_shutdown(self) -> JoinHandle<anyhow::Result<()>> {
+        let _ = self.shutdown.send(());
+        self.running
+    }
+
+    /// Triggers the graceful shutdown and waits for it (at most 60 s).
+    pub async fn stop(self) {
+        let running = self.begin_shutdown();
+        tokio::time::timeout(Duration::from_secs(60), running)
+            .await
+            .expect("shutdown finishes")
+            .expect("application task")
+            .expect("application ran");
+    }
+}
