@@ -121,7 +121,7 @@ pub struct LogSettings {
     #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub format: LogFormat,
 
-    /// Log filter (tracing EnvFilter syntax).
+    /// Log filter (tracing `EnvFilter` syntax).
     #[arg(
         long = "rust-log",
         env = "RUST_LOG",
@@ -178,6 +178,8 @@ impl DiscordSettings {
     }
 }
 
+// clap's `value_parser` takes a fallible function.
+#[allow(clippy::unnecessary_wraps)]
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
 }

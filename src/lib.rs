@@ -15,6 +15,8 @@
 //! - [`startup`]: the one wiring of a running bot ([`startup::Application`]).
 //! - [`cli`], [`config`], [`telemetry`]: command line, typed settings, logging.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod cli;
 pub mod cmd;

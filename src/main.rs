@@ -1,6 +1,8 @@
 //! Entry point: read `.env` and the command line, start logging, run the
 //! subcommand, turn its outcome into an exit code.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -163,15 +163,18 @@ impl Application {
                 "a flush was still queuing at shutdown (spool full, MongoDB unreachable); its credits are lost"
             );
         }
-        match tokio::time::timeout(drain, self.app.stop_and_credit(stopped_at)).await {
-            Ok(credited) => tracing::info!(
+        if let Ok(credited) =
+            tokio::time::timeout(drain, self.app.stop_and_credit(stopped_at)).await
+        {
+            tracing::info!(
                 sessions = credited.sessions,
                 secs = credited.secs,
                 "credited open sessions up to shutdown"
-            ),
-            Err(_) => tracing::error!(
+            );
+        } else {
+            tracing::error!(
                 "the spool is full and MongoDB unreachable: open sessions could not be credited before shutdown"
-            ),
+            );
         }
         if let Some(shards) = shards {
             shards.shutdown_all().await;

@@ -66,7 +66,7 @@ pub async fn client(
                 .options()
                 .commands
                 .iter()
-                .map(|c| c.create_as_slash_command())
+                .map(poise::Command::create_as_slash_command)
                 .collect::<Vec<_>>();
             tokio::spawn(register_commands(
                 ctx,

@@ -9,6 +9,8 @@ fn m(user: u64) -> MemberKey {
     MemberKey { guild: G, user }
 }
 
+// Shorthands for the `Option<Presence>` that `voice_update` takes.
+#[allow(clippy::unnecessary_wraps)]
 fn cam(channel: u64) -> Option<Presence> {
     Some(Presence {
         channel,
@@ -16,6 +18,7 @@ fn cam(channel: u64) -> Option<Presence> {
     })
 }
 
+#[allow(clippy::unnecessary_wraps)]
 fn nocam(channel: u64) -> Option<Presence> {
     Some(Presence {
         channel,
