@@ -65,12 +65,13 @@ impl Application {
             env!("CARGO_PKG_VERSION")
         );
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db).await?;
-        let spool = Spool::open(&settings.spool.dir, settings.spool.max_bytes).with_context(|| {
-            format!(
-                "SPOOL_DIR {} cannot be used (it must be a writable directory)",
-                settings.spool.dir.display()
-            )
-        })?;
+        let spool =
+            Spool::open(&settings.spool.dir, settings.spool.max_bytes).with_context(|| {
+                format!(
+                    "SPOOL_DIR {} cannot be used (it must be a writable directory)",
+                    settings.spool.dir.display()
+                )
+            })?;
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
         let tasks = TaskTracker::new();
         let stop_tasks = CancellationToken::new();
@@ -121,10 +122,7 @@ impl Application {
     ///
     /// # Errors
     /// The Discord client cannot be built, or the gateway stopped for good.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()>,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         if self.settings.discord.token.is_none() {
             shutdown.await;
             self.stop(None).await;
@@ -157,7 +155,10 @@ impl Application {
         let drain = Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
         self.stop_tasks.cancel();
         self.tasks.close();
-        if tokio::time::timeout(drain, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::error!(
                 waited_secs = drain.as_secs(),
                 "a flush was still queuing at shutdown (spool full, MongoDB unreachable); its credits are lost"
@@ -235,4 +236,3 @@ pub async fn shutdown_signal() {
         () = term => tracing::info!("SIGTERM received; shutting down"),
     }
 }
-

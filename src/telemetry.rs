@@ -23,4 +23,3 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
     };
     result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
-

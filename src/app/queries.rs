@@ -62,4 +62,3 @@ const TRACKER_WAIT: Duration = Duration::from_millis(500);
 /// How long `/ud` waits for MongoDB before answering from memory (Discord
 /// wants an answer within 3 s).
 const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);
-

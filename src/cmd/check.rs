@@ -24,4 +24,3 @@ pub async fn check(mongo: &MongoSettings) -> anyhow::Result<()> {
         )),
     }
 }
-

@@ -57,4 +57,3 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
     }
     Ok(())
 }
-

@@ -36,4 +36,3 @@ pub struct Presence {
     pub channel: u64,
     pub camera: bool,
 }
-

@@ -7,10 +7,15 @@ pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         poise::FrameworkError::Command { error, ctx, .. } => {
             tracing::error!(command = %ctx.command().name, error = ?error, "command failed");
             let reply = poise::CreateReply::default()
-                .content("Sorry, something went wrong while answering. Please try again in a moment.")
+                .content(
+                    "Sorry, something went wrong while answering. Please try again in a moment.",
+                )
                 .ephemeral(true);
             if let Err(e) = ctx.send(reply).await {
-                tracing::warn!(error = &e as &dyn std::error::Error, "cannot tell the member the command failed");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot tell the member the command failed"
+                );
             }
         }
         poise::FrameworkError::Setup { error, .. } => {
@@ -18,7 +23,10 @@ pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
         }
         other => {
             if let Err(e) = poise::builtins::on_error(other).await {
-                tracing::error!(error = &e as &dyn std::error::Error, "error while handling an error");
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "error while handling an error"
+                );
             }
         }
     }

@@ -102,7 +102,10 @@ async fn register_commands(
     match result {
         Ok(done) => tracing::info!("{done}"),
         Err(e) => {
-            tracing::error!(error = &e as &dyn std::error::Error, "cannot register /ud; members will not see the command until the next start");
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "cannot register /ud; members will not see the command until the next start"
+            );
         }
     }
 }

@@ -103,4 +103,3 @@ pub(super) async fn apply_with_retry(
         tokio::time::sleep(policy.after_final_failure).await;
     }
 }
-

@@ -38,7 +38,9 @@ pub use apply::{ApplyProgress, ApplyReport};
 pub use error::StoreError;
 pub use legacy::ImportReport;
 
-use apply::{MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND};
+use apply::{
+    MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
+};
 use error::describe;
 use schema::META;
 

@@ -70,7 +70,10 @@ impl DocOps<'_> {
                 if let Op::Message { day, .. } = &first.op {
                     set.insert("day", day.clone());
                 }
-                update.insert("$inc", doc! { "messages": i64::try_from(self.ops.len()).unwrap_or(i64::MAX) });
+                update.insert(
+                    "$inc",
+                    doc! { "messages": i64::try_from(self.ops.len()).unwrap_or(i64::MAX) },
+                );
             }
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);

@@ -6,7 +6,7 @@
 //!
 //! Where FerretDB v1 (the default test server) and MongoDB differ, both are
 //! asserted, chosen by `TestDb::is_ferretdb`. The FerretDB side is observed on
-//! FerretDB v1.24.2 (SQLite); the MongoDB side is MongoDB's documented
+//! FerretDB v1.24.2 (`SQLite`); the MongoDB side is MongoDB's documented
 //! behaviour for `ordered: false`.
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
@@ -78,9 +78,10 @@ async fn ids(t: &TestDb) -> Vec<String> {
 /// A numeric reply field as i64 (servers differ in int32/int64/double).
 fn num(reply: &Document, key: &str) -> Option<i64> {
     match reply.get(key)? {
-        Bson::Int32(v) => Some(*v as i64),
+        Bson::Int32(v) => Some(i64::from(*v)),
         Bson::Int64(v) => Some(*v),
-        Bson::Double(v) => Some(*v as i64),
+        #[allow(clippy::cast_possible_truncation)] // whole numbers stored as doubles
+        Bson::Double(v) => Some(v.round() as i64),
         other => panic!("{key} has unexpected type: {other:?} in {reply}"),
     }
 }

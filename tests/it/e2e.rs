@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use study_tracker::store::Store;
 use study_tracker::core::MemberKey;
+use study_tracker::store::Store;
 
 use crate::support::bot::{self, spawn_bot, Bot, BotConfig};
-use crate::support::poll::eventually;
 use crate::support::db::{fresh_db, TestDb};
 use crate::support::discord_sim::{intents, DiscordSim, SimGuild, SimUser};
+use crate::support::poll::eventually;
 
 pub const GUILD: u64 = 900_000_000_000_000_001;
 pub const VC1: u64 = 900_000_000_000_000_101;
@@ -237,7 +237,7 @@ async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue
         .await
         .unwrap();
     assert!(!live.contains("no study time yet"), "{live}");
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let signal = Instant::now();
     assert!(bot.stop().await.success(), "exit 0 on SIGTERM");
@@ -249,7 +249,7 @@ async fn member_in_voice_at_connect_is_tracked_and_sigterm_then_restart_continue
 
     // The redeploy: she stays in voice; the new process resumes her session
     // and credits the downtime (within RESUME_GRACE_SECS).
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut bot = env.start_bot(&config).await;
     bot.wait_log("loaded session checkpoints", CONNECT).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -290,7 +290,7 @@ async fn sessions_end_when_the_guild_goes_away() {
         .await;
     bot.wait_log("member left voice", CONNECT).await;
     // Flushes go on every second; nothing more may be credited to her.
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, off, _) = stored(&env.store(), ALICE).await;
     assert_close(off, secs(join, gone), "credited until the guild went away");
     assert!(bot.stop().await.success());
@@ -365,7 +365,7 @@ async fn env_example_is_a_working_env_file() {
 
 #[test]
 fn bad_configuration_fails_with_one_clear_line() {
-    let cases: &[BadInput] = &[
+    let cases: &[BadInput<'_>] = &[
         (&["run"], &[], "DISCORD_TOKEN"),
         (&["check"], &[("TIMEZONE", "Mars/Olympus")], "TIMEZONE"),
         (

@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::e2e::{
-    assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1,
-};
+use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
 use crate::support::bot::{with_fast_timeouts, Bot, BotConfig};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::poll::eventually;
@@ -186,7 +184,7 @@ async fn sigkill_with_a_full_spool_loses_nothing_and_resumes_sessions() {
     let bot = env.start_bot(&config).await;
     bot.wait_log("loaded session checkpoints", CONNECT).await;
     assert_messages_exactly(&env, BOB, 30).await;
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     leave_and_settle(&env, bot, CAROL, true, join, "session across the crash").await;
 }
 
@@ -236,7 +234,7 @@ async fn bot_starts_and_tracks_while_mongodb_is_down_at_startup() {
         .await
         .unwrap();
     assert!(reply.contains("Nothing is lost"), "{reply}");
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     proxy.set_down(false);
     bot.wait_log("MongoDB test write succeeded", SETTLE).await;

@@ -77,7 +77,7 @@ async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
         .await
     );
     // Past the first flush (2 s after start): it is waiting to queue.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     let stopping_at = now_millis();
     let stopped = running.begin_shutdown();

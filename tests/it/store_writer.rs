@@ -334,7 +334,7 @@ async fn documents_without_seq_still_take_increments() {
     // Written by hand or by an older tool: no `seq` field.
     db.db()
         .collection::<Document>("member_stats")
-        .insert_one(doc! { "_id": format!("{G}:{U}"), "guild_id": G as i64, "user_id": U as i64, "voice_cam_on_secs": 5_i64 })
+        .insert_one(doc! { "_id": format!("{G}:{U}"), "guild_id": i64::try_from(G).unwrap(), "user_id": i64::try_from(U).unwrap(), "voice_cam_on_secs": 5_i64 })
         .await
         .unwrap();
     store

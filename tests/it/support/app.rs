@@ -12,7 +12,6 @@ use study_tracker::cli::Cli;
 use study_tracker::config::Settings;
 use study_tracker::durable::writer::WriterOptions;
 use study_tracker::startup::Application;
-use study_tracker::store::Store;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -77,10 +76,6 @@ pub async fn spawn_app_with(settings: Settings, writer: WriterOptions) -> TestAp
 }
 
 impl TestApp {
-    pub fn store(&self) -> &Store {
-        self.app.store()
-    }
-
     /// Triggers the graceful shutdown without waiting for it.
     pub fn begin_shutdown(self) -> JoinHandle<anyhow::Result<()>> {
         let _ = self.shutdown.send(());

@@ -59,7 +59,6 @@ pub fn with_fast_timeouts(uri: &str) -> String {
 pub struct Bot {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    pub config: BotConfig,
 }
 
 /// Starts the real binary with `config` (`study-tracker run`).
@@ -111,11 +110,7 @@ pub fn spawn_bot(config: &BotConfig) -> Bot {
             }
         });
     }
-    Bot {
-        child,
-        logs,
-        config: config.clone(),
-    }
+    Bot { child, logs }
 }
 
 impl Bot {

@@ -4,7 +4,7 @@
 //! [`server_uri`] picks, in this order:
 //! 1. `MONGODB_TEST_URI` if set (used as is; nothing is started);
 //! 2. a `mongod` found on `PATH`, started on a free port with a temp data dir;
-//! 3. FerretDB v1 (SQLite backend) through the Go wrapper in `tools/ferretdb`,
+//! 3. FerretDB v1 (`SQLite` backend) through the Go wrapper in `tools/ferretdb`,
 //!    built with `go build` into `<target dir>/ferretdb/ferretdb` when missing or
 //!    older than its sources (`bash scripts/test.sh` does the same up front).
 //!
@@ -96,7 +96,8 @@ pub async fn fresh_db() -> TestDb {
         .await
         .unwrap_or_else(|e| panic!("test server {uri} does not answer ping: {e}"));
     assert!(
-        ping.get_f64("ok").map(|ok| ok == 1.0).unwrap_or(true),
+        ping.get_f64("ok")
+            .map_or(true, |ok| (ok - 1.0).abs() < f64::EPSILON),
         "ping: {ping}"
     );
     TestDb { uri, name, client }
@@ -232,22 +233,21 @@ fn start_ferretdb() -> Result<Server, String> {
         drop(tx);
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(uri) => Ok(Server {
+    if let Ok(uri) = rx.recv_timeout(START_TIMEOUT) {
+        Ok(Server {
             uri,
             _child: Some(child),
             _dir: Some(dir),
-        }),
-        Err(_) => {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            Err(format!(
-                "FerretDB test server {} did not start (exit: {status:?}); log {}:\n{}",
-                bin.display(),
-                log.display(),
-                tail(&log)
-            ))
-        }
+        })
+    } else {
+        let _ = child.kill();
+        let status = child.wait().ok();
+        Err(format!(
+            "FerretDB test server {} did not start (exit: {status:?}); log {}:\n{}",
+            bin.display(),
+            log.display(),
+            tail(&log)
+        ))
     }
 }
 

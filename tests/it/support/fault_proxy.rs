@@ -164,11 +164,6 @@ impl FaultProxy {
         }
     }
 
-    /// The proxy's listening address (127.0.0.1:PORT).
-    pub fn addr(&self) -> SocketAddr {
-        self.handle.addr
-    }
-
     /// `mongodb://127.0.0.1:PORT/?directConnection=true`
     pub fn uri(&self) -> String {
         format!("mongodb://{}/?directConnection=true", self.handle.addr)
@@ -183,11 +178,6 @@ impl FaultProxy {
         } else {
             format!("{}&{}", self.uri(), options)
         }
-    }
-
-    /// The upstream server address.
-    pub fn upstream(&self) -> SocketAddr {
-        self.handle.shared.upstream
     }
 
     /// Added round-trip delay: each client request is held for `rtt` before it
@@ -270,21 +260,6 @@ impl FaultProxy {
     pub fn accepted(&self) -> u64 {
         self.handle.shared.accepted.load(SeqCst)
     }
-
-    /// Zeroes the request counters and the dropped-reply counter.
-    pub fn reset_counters(&self) {
-        let shared = &self.handle.shared;
-        shared.counts.lock().unwrap().clear();
-        shared.total.store(0, SeqCst);
-        shared.dropped.store(0, SeqCst);
-    }
-
-    /// Stops listening and closes every connection. Idempotent; also happens
-    /// when the last clone is dropped.
-    pub fn shutdown(&self) {
-        self.handle.shared.stop();
-        self.handle.accept_task.abort();
-    }
 }
 
 /// `host:port` of the first host of a `mongodb://` URI (credentials, path and
@@ -328,13 +303,10 @@ pub fn socket_addr_of(uri: &str) -> SocketAddr {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let (client, _) = match listener.accept().await {
-            Ok(c) => c,
-            Err(_) => {
-                // EMFILE and the like: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+        let Ok((client, _)) = listener.accept().await else {
+            // EMFILE and the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
         };
         shared.accepted.fetch_add(1, SeqCst);
         // Subscribe before checking `down`: set_down stores the flag, then
@@ -480,6 +452,8 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Vec<u8
     Ok(Some(frame))
 }
 
+// `request_id` is the wire protocol's own name.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Default, PartialEq)]
 struct Request {
     request_id: i32,
@@ -516,7 +490,7 @@ fn parse_request(frame: &[u8]) -> Request {
     };
     match le_i32(frame, 12) {
         Some(OP_MSG) => {
-            let Some(flags) = le_i32(frame, 16).map(|f| f as u32) else {
+            let Some(flags) = le_i32(frame, 16).map(|f| u32::from_le_bytes(f.to_le_bytes())) else {
                 return req;
             };
             req.more_to_come = flags & MSG_MORE_TO_COME != 0;
@@ -570,7 +544,7 @@ mod tests {
         doc.push(0);
         doc.extend_from_slice(&1i32.to_le_bytes());
         doc.push(0);
-        let n = doc.len() as i32;
+        let n = i32::try_from(doc.len()).unwrap();
         doc[..4].copy_from_slice(&n.to_le_bytes());
         let mut f = Vec::new();
         f.extend_from_slice(&[0; 4]);
@@ -583,13 +557,13 @@ mod tests {
         s1.extend_from_slice(&[0; 4]);
         s1.extend_from_slice(b"documents\0");
         s1.extend_from_slice(&doc);
-        let sn = s1.len() as i32;
+        let sn = i32::try_from(s1.len()).unwrap();
         s1[..4].copy_from_slice(&sn.to_le_bytes());
         f.push(1);
         f.extend_from_slice(&s1);
         f.push(0);
         f.extend_from_slice(&doc);
-        let len = f.len() as i32;
+        let len = i32::try_from(f.len()).unwrap();
         f[..4].copy_from_slice(&len.to_le_bytes());
         f
     }

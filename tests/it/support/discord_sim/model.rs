@@ -45,6 +45,10 @@ pub struct SimGuild {
 
 impl SimGuild {
     /// A guild with no channels and no members yet; fill the public fields.
+    #[allow(
+        dead_code,
+        reason = "simulator API for the features under way (options, embeds, components); kept whole rather than trimmed to today's tests"
+    )]
     pub fn new(id: u64, name: impl Into<String>) -> Self {
         Self {
             id,
@@ -71,6 +75,10 @@ pub struct VoiceFlags {
 }
 
 /// One slash-command option value for [`DiscordSim::invoke`].
+#[allow(
+    dead_code,
+    reason = "simulator API for the features under way (options, embeds, components); kept whole rather than trimmed to today's tests"
+)]
 #[derive(Clone, Debug)]
 pub enum SimOption {
     /// Type 6 USER; `data.resolved` gets the user (and the member if they are one).
@@ -97,6 +105,10 @@ impl SimOption {
 }
 
 /// The bot's answer to a simulated slash command.
+#[allow(
+    dead_code,
+    reason = "simulator API for the features under way (options, embeds, components); kept whole rather than trimmed to today's tests"
+)]
 #[derive(Clone, Debug)]
 pub struct CommandReply {
     /// Message content, then each embed's title, description, `name: value` fields and
@@ -114,6 +126,10 @@ pub struct CommandReply {
 }
 
 /// A message the bot posted with `POST /channels/{id}/messages`.
+#[allow(
+    dead_code,
+    reason = "simulator API for the features under way (options, embeds, components); kept whole rather than trimmed to today's tests"
+)]
 #[derive(Clone, Debug)]
 pub struct SentMessage {
     pub channel_id: u64,

@@ -1,4 +1,4 @@
-//! JSON builders (each checked against serenity's model types in sim_smoke).
+//! JSON builders (each checked against serenity's model types in `sim_smoke`).
 
 use serde_json::{json, Map, Value};
 
