@@ -18,6 +18,7 @@ use crate::config::{redact_uri, Settings};
 use crate::durable::spool::Spool;
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
 use crate::store::Store;
+use crate::telemetry::cause_chain;
 
 /// How long start-up waits for the previous run's spool before giving up on
 /// resuming sessions.
@@ -161,7 +162,8 @@ impl Application {
         {
             tracing::error!(
                 waited_secs = drain.as_secs(),
-                "a flush was still queuing at shutdown (spool full, MongoDB unreachable); its credits are lost"
+                consequence = "the credits of that flush are lost",
+                "a flush was still queuing at shutdown (spool full, MongoDB unreachable)"
             );
         }
         if let Ok(credited) =
@@ -174,7 +176,8 @@ impl Application {
             );
         } else {
             tracing::error!(
-                "the spool is full and MongoDB unreachable: open sessions could not be credited before shutdown"
+                consequence = "open sessions are not credited up to shutdown",
+                "the spool is full and MongoDB unreachable"
             );
         }
         if let Some(shards) = shards {
@@ -202,7 +205,7 @@ async fn prepare_store(store: Store, ready: watch::Sender<bool>, stop: Cancellat
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_secs = delay.as_secs_f32(), "MongoDB not ready (test write failed); the bot keeps tracking and spools writes meanwhile");
+                tracing::warn!(error = %cause_chain(&e), retry_in_secs = delay.as_secs_f32(), consequence = "the bot keeps tracking and spools writes meanwhile", "MongoDB not ready (test write failed)");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = stop.cancelled() => return,

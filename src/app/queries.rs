@@ -9,6 +9,7 @@ use super::App;
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Stats, StoredMember};
 use crate::core::{MemberKey, Millis};
+use crate::telemetry::cause_chain;
 
 impl App {
     /// A member's numbers up to `now`, including their session in progress.
@@ -43,11 +44,14 @@ impl App {
                 )
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read stats from MongoDB; answering from memory");
+                tracing::warn!(error = %cause_chain(&e), consequence = "answering from memory", "cannot read stats from MongoDB");
                 (StoredMember::default(), Freshness::Unavailable)
             }
             Err(_) => {
-                tracing::warn!("reading stats from MongoDB timed out; answering from memory");
+                tracing::warn!(
+                    consequence = "answering from memory",
+                    "reading stats from MongoDB timed out"
+                );
                 (StoredMember::default(), Freshness::Unavailable)
             }
         };

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::App;
+use crate::telemetry::cause_chain;
 
 impl App {
     /// Loads session checkpoints left by the previous run, once the spool from
@@ -20,7 +21,7 @@ impl App {
             // Give an unreachable MongoDB a moment, not the whole timeout.
             let waited = started.elapsed();
             if waited >= timeout || (!status.db_ok && waited >= Duration::from_secs(2)) {
-                tracing::warn!(backlog = status.backlog, "the previous run's spool is not applied yet (MongoDB unreachable?); sessions from before the restart cannot be resumed, members in voice are tracked from now");
+                tracing::warn!(backlog = status.backlog, consequence = "sessions from before the restart are not resumed; members in voice are tracked from now", "the previous run's spool is not applied yet (MongoDB unreachable?)");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -35,10 +36,11 @@ impl App {
                 self.tracker.lock().await.restore(checkpoints);
             }
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot load session checkpoints; members in voice are tracked from now");
+                tracing::warn!(error = %cause_chain(&e), consequence = "members in voice are tracked from now", "cannot load session checkpoints");
             }
             Err(_) => tracing::warn!(
-                "loading session checkpoints timed out; members in voice are tracked from now"
+                consequence = "members in voice are tracked from now",
+                "loading session checkpoints timed out"
             ),
         }
     }

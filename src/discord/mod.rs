@@ -13,6 +13,7 @@ use poise::serenity_prelude as serenity;
 use serenity::GatewayIntents;
 
 use crate::app::App;
+use crate::telemetry::cause_chain;
 
 /// Data every command and event handler sees.
 pub type Data = Arc<App>;
@@ -103,8 +104,9 @@ async fn register_commands(
         Ok(done) => tracing::info!("{done}"),
         Err(e) => {
             tracing::error!(
-                error = &e as &dyn std::error::Error,
-                "cannot register /ud; members will not see the command until the next start"
+                error = %cause_chain(&e),
+                consequence = "members will not see the command until the next start",
+                "cannot register /ud"
             );
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::spool::Batch;
 use super::writer::Shared;
 use crate::store::{ApplyProgress, ApplyReport, Store, StoreError};
+use crate::telemetry::cause_chain;
 
 /// Exponential backoff with full jitter.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +83,7 @@ pub(super) async fn apply_with_retry(
                         break e;
                     }
                     let delay = policy.backoff(attempt);
-                    tracing::warn!(attempt, of = policy.attempts, ops, retry_in_ms = delay.as_millis(), error = %e, "MongoDB write failed; retrying");
+                    tracing::warn!(attempt, of = policy.attempts, ops, retry_in_ms = delay.as_millis(), error = %cause_chain(&e), "MongoDB write failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -96,7 +97,7 @@ pub(super) async fn apply_with_retry(
             attempts = attempt,
             ops,
             kind,
-            error = %error,
+            error = %cause_chain(&error),
             retry_in_secs = policy.after_final_failure.as_secs(),
             "MongoDB write failed for good this round; the increments stay in the spool and will be retried"
         );

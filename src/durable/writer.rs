@@ -27,6 +27,7 @@ use super::op::Op;
 use super::retry::{apply_with_retry, RetryPolicy};
 use super::spool::{Spool, SpoolError};
 use crate::store::Store;
+use crate::telemetry::cause_chain;
 
 /// Tuning knobs; the defaults suit production.
 #[derive(Clone, Debug)]
@@ -210,10 +211,13 @@ impl WriterTasks {
         let mut spooler = self.spooler;
         match tokio::time::timeout(timeout, &mut spooler).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "spooler task failed"),
+            Ok(Err(e)) => tracing::error!(error = %cause_chain(&e), "spooler task failed"),
             Err(_) => {
                 spooler.abort();
-                tracing::error!("could not write every queued increment to the spool before shutdown (spool full?); those are lost");
+                tracing::error!(
+                    consequence = "the increments still queued are lost",
+                    "could not spool every queued increment before shutdown (spool full?)"
+                );
             }
         }
         let drained = self
@@ -292,7 +296,7 @@ async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mu
             }
             Err(e) => {
                 if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::error!(error = %e, waiting_ops = ops.len(), "cannot write to the spool; increments wait in memory and new events are held back");
+                    tracing::error!(error = %cause_chain(&e), waiting_ops = ops.len(), consequence = "increments wait in memory; new events are held back", "cannot write to the spool");
                     last_log = Some(Instant::now());
                 }
                 shared.wake_applier.notify_one();
@@ -315,12 +319,12 @@ async fn run_applier(
         let batch = match tokio::task::spawn_blocking(move || s.read_batch(max)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the spool; retrying");
+                tracing::error!(error = %cause_chain(&e), retry_in_secs = 1, "cannot read the spool");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
             Err(e) => {
-                tracing::error!(error = %e, "spool reader task failed");
+                tracing::error!(error = %cause_chain(&e), "spool reader task failed");
                 continue;
             }
         };
@@ -344,7 +348,7 @@ async fn run_applier(
         let s = spool.clone();
         let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
         if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
-            tracing::error!(error = %e, "cannot truncate the spool; applied records will be replayed harmlessly");
+            tracing::error!(error = %cause_chain(&e), consequence = "applied records will be replayed, harmlessly", "cannot truncate the spool");
         }
     }
 }

@@ -91,6 +91,7 @@ async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
     for s in senders {
         s.await.unwrap();
     }
+    proxy.shutdown();
 
     let stored = app.store().member(MEMBER, 0, "0000-00-00").await.unwrap();
     assert_close(

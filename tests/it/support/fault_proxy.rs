@@ -260,6 +260,13 @@ impl FaultProxy {
     pub fn accepted(&self) -> u64 {
         self.handle.shared.accepted.load(SeqCst)
     }
+
+    /// Stops listening and closes every connection. Idempotent; also happens
+    /// when the last clone is dropped.
+    pub fn shutdown(&self) {
+        self.handle.shared.stop();
+        self.handle.accept_task.abort();
+    }
 }
 
 /// `host:port` of the first host of a `mongodb://` URI (credentials, path and
