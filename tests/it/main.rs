@@ -3,6 +3,7 @@
 // The simulator's Discord payloads are large `json!` literals.
 #![recursion_limit = "256"]
 
+mod architecture;
 mod db_smoke;
 mod e2e;
 mod faults;
