@@ -41,13 +41,13 @@ use study_tracker::tracker::{MemberKey, Presence, Tracker, VoiceSession};
 use study_tracker::writer::{self, Writer, WriterOptions, WriterTasks};
 
 #[allow(dead_code)]
-#[path = "../tests/it/support/db.rs"]
+#[path = "../../tests/it/support/db.rs"]
 mod db;
 #[allow(dead_code)]
-#[path = "../tests/it/support/fault_proxy.rs"]
+#[path = "../../tests/it/support/fault_proxy.rs"]
 mod fault_proxy;
 
-#[path = "support/stub_mongo.rs"]
+#[path = "../support/stub_mongo.rs"]
 mod stub_mongo;
 
 use fault_proxy::{socket_addr_of, FaultProxy};
