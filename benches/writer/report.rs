@@ -86,31 +86,23 @@ pub fn report(r: &Run<'_>) -> String {
     let _ = writeln!(
         w,
         "\nWriter `App::message` call time (how long the event handler is held; spool backpressure included): {}.",
-        r.ingest
-            .iter()
-            .map(|i| format!(
-                "+{} ms/{}: p50 {}, p99 {}",
-                i.delay_ms,
-                i.members,
-                i.writer_submit_lat.p50(),
-                i.writer_submit_lat.p99()
-            ))
-            .collect::<Vec<_>>()
-            .join("; ")
+        joined(r.ingest, |i| format!(
+            "+{} ms/{}: p50 {}, p99 {}",
+            i.delay_ms,
+            i.members,
+            i.writer_submit_lat.p50(),
+            i.writer_submit_lat.p99()
+        ))
     );
     let _ = writeln!(
         w,
         "Ack-time resolution (slowest `Writer::status()` sample + 250 µs poll period): {}.\n",
-        r.ingest
-            .iter()
-            .map(|i| format!(
-                "+{} ms/{}: {}",
-                i.delay_ms,
-                i.members,
-                ms(Some(i.sample_err + Duration::from_micros(250)))
-            ))
-            .collect::<Vec<_>>()
-            .join("; ")
+        joined(r.ingest, |i| format!(
+            "+{} ms/{}: {}",
+            i.delay_ms,
+            i.members,
+            ms(Some(i.sample_err + Duration::from_micros(250)))
+        ))
     );
 
     // Ingestion, paced.
@@ -220,17 +212,13 @@ pub fn report(r: &Run<'_>) -> String {
     let _ = writeln!(
         w,
         "\nSetup (guild snapshots + checkpoint writes; not part of the flush figures): {}.\n",
-        r.flushes
-            .iter()
-            .map(|f| format!(
-                "{} {}: {}{}",
-                f.server,
-                thousands(f.sessions as u64),
-                secs(f.setup),
-                if f.setup_ok { "" } else { " (not drained)" }
-            ))
-            .collect::<Vec<_>>()
-            .join("; ")
+        joined(r.flushes, |f| format!(
+            "{} {}: {}{}",
+            f.server,
+            thousands(f.sessions as u64),
+            secs(f.setup),
+            if f.setup_ok { "" } else { " (not drained)" }
+        ))
     );
 
     // Memory.
@@ -390,10 +378,16 @@ pub fn probe_report(p: &Probes) -> String {
     let _ = writeln!(
         w,
         "\nLoading the probe collections (insert_many, 1,000 per command): {}.",
-        rows.iter()
-            .map(|r| format!("{}: {}", thousands(r.docs as u64), secs(r.load)))
-            .collect::<Vec<_>>()
-            .join("; ")
+        joined(rows, |r| format!(
+            "{}: {}",
+            thousands(r.docs as u64),
+            secs(r.load)
+        ))
     );
     w
+}
+
+/// A summary line's list: each of `items` formatted by `f`, joined by "; ".
+fn joined<T>(items: impl IntoIterator<Item = T>, f: impl FnMut(T) -> String) -> String {
+    items.into_iter().map(f).collect::<Vec<_>>().join("; ")
 }
