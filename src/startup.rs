@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::{flush_loop, now_millis, App};
 use crate::config::{redact_uri, Settings};
-use crate::durable::spool::Spool;
+use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
 use crate::store::Store;
 use crate::telemetry::cause_chain;
@@ -66,13 +66,18 @@ impl Application {
             env!("CARGO_PKG_VERSION")
         );
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db).await?;
-        let spool =
-            Spool::open(&settings.spool.dir, settings.spool.max_bytes).with_context(|| {
-                format!(
-                    "SPOOL_DIR {} cannot be used (it must be a writable directory)",
-                    settings.spool.dir.display()
-                )
-            })?;
+        let spool = match Spool::open(&settings.spool.dir, settings.spool.max_bytes) {
+            Ok(spool) => spool,
+            Err(SpoolError::Io(e)) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "SPOOL_DIR {} cannot be used (it must be a writable directory)",
+                        settings.spool.dir.display()
+                    )
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
         let tasks = TaskTracker::new();
         let stop_tasks = CancellationToken::new();
@@ -107,13 +112,11 @@ impl Application {
         &self.app
     }
 
-    /// Waits until the store is prepared (server known, indexes, test
-    /// write), at most `timeout`. Returns whether it is.
-    pub async fn wait_store_ready(&self, timeout: Duration) -> bool {
-        let mut ready = self.store_ready.clone();
-        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
-            .await
-            .is_ok_and(|r| r.is_ok())
+    /// Turns true once the store is prepared (server known, indexes, test
+    /// write); the bot runs before that (it spools while MongoDB is away).
+    #[must_use]
+    pub fn store_ready(&self) -> watch::Receiver<bool> {
+        self.store_ready.clone()
     }
 
     /// Runs until `shutdown` resolves (or the gateway stops for good), then

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use study_tracker::writer::Writer;
+use study_tracker::durable::writer::Writer;
 
 pub struct AckPoller {
     stop: Arc<AtomicBool>,

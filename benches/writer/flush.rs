@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use study_tracker::app::now_millis;
-use study_tracker::tracker::Presence;
+use study_tracker::core::Presence;
 
 use crate::allocator::{LIVE, PEAK};
 use crate::helpers::{proc_status, progress, reset_peak_rss, secs, CHANNEL0, GUILD0, USER0};

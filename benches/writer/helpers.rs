@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
-use study_tracker::tracker::MemberKey;
+use study_tracker::core::MemberKey;
 
 pub const GUILD0: u64 = 1_100_000_000_000_000_000;
 pub const USER0: u64 = 1_200_000_000_000_000_000;
@@ -94,7 +94,7 @@ pub fn proc_status(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok() // kB
 }
 
-/// Resets VmHWM (peak RSS) to the current RSS (Linux `clear_refs` 5).
+/// Resets `VmHWM` (peak RSS) to the current RSS (Linux `clear_refs` 5).
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }

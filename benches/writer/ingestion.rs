@@ -9,8 +9,8 @@ use mongodb::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use study_tracker::app::now_millis;
-use study_tracker::tracker::MemberKey;
-use study_tracker::writer::Writer;
+use study_tracker::core::MemberKey;
+use study_tracker::durable::writer::Writer;
 
 use crate::ack::AckPoller;
 use crate::helpers::{member, progress, Lat, TZ};
@@ -45,7 +45,7 @@ fn pick(rng: &mut StdRng, members: u64, guilds: u64) -> MemberKey {
 /// store's `member_stats` and today's `member_days` documents (ids as in
 /// store.rs); otherwise the baseline's `member_stats`.
 async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape: bool) {
-    let day = study_tracker::op::local_day(now_millis(), TZ);
+    let day = study_tracker::core::periods::local_day(now_millis(), TZ);
     let all: Vec<MemberKey> = (0..members)
         .map(|i| member(i % guilds, i / guilds))
         .collect();
@@ -167,7 +167,7 @@ pub async fn ingestion(
     for _ in 0..cfg.ud_idle_calls {
         let m = pick(&mut rng, members, guilds);
         let t = Instant::now();
-        let _ = bot.app.stats(m, now_millis()).await;
+        let _ = bot.app.member_stats(m, now_millis()).await;
         ud_idle.push(t.elapsed());
     }
     row.ud_idle = Lat::new(ud_idle);
@@ -187,7 +187,7 @@ pub async fn ingestion(
             while !stop.load(Ordering::Relaxed) && lat.len() < 100_000 {
                 let m = pick(&mut rng, members, guilds);
                 let t = Instant::now();
-                let _ = app.stats(m, now_millis()).await;
+                let _ = app.member_stats(m, now_millis()).await;
                 lat.push(t.elapsed());
                 tokio::time::sleep(pause).await;
             }
@@ -293,7 +293,7 @@ pub async fn ingestion(
                 break;
             }
             baseline_update(&coll, pick(&mut rng, members, guilds)).await;
-            lat.push(Instant::now() - at);
+            lat.push(at.elapsed());
         }
         row.paced_base_n = count;
         row.paced_base_acked = lat.len();

@@ -1,7 +1,7 @@
 //! The write-path benchmark: `cargo bench --bench writer [-- --quick]`.
 //!
 //! Everything runs against a real MongoDB-wire server (the test suite's: see
-//! `tests/it/support/db.rs`; FerretDB v1 on SQLite unless `MONGODB_TEST_URI` is
+//! `tests/it/support/db.rs`; FerretDB v1 on `SQLite` unless `MONGODB_TEST_URI` is
 //! set or `mongod` is on PATH) through the test suite's fault proxy
 //! (`tests/it/support/fault_proxy.rs`) on loopback, with 0, 5 and 20 ms of
 //! added round trip. It measures, in one run:
@@ -28,6 +28,16 @@
 //! assembles the bot under test; `servers` starts the database server, the
 //! stub and the fault proxy; `results` and `report` hold and print what was
 //! measured; `ack`, `allocator`, `helpers` and `machine` serve them.
+
+// A measurement program: counts and durations are converted between integer
+// and float types for rates and tables, and each phase is one long script.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::too_many_lines
+)]
 
 use std::time::Duration;
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Document};
 use mongodb::Client;
-use study_tracker::tracker::{MemberKey, Presence, Tracker, VoiceSession};
+use study_tracker::core::tracker::{Tracker, VoiceSession};
+use study_tracker::core::{MemberKey, Presence};
 
 use crate::allocator::LIVE;
 use crate::helpers::{ms, progress, secs, Lat, CHANNEL0, GUILD0, USER0};

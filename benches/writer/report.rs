@@ -204,7 +204,7 @@ pub fn report(r: &Run<'_>) -> String {
                 },
                 x.updates,
                 x.commands,
-                x.statements.map_or("".into(), thousands),
+                x.statements.map_or(String::new(), thousands),
                 x.all_requests
             );
         }

@@ -1,7 +1,7 @@
-//! The system under test: the bot assembled as it runs (store, spool, writer,
-//! `App`), and what the benchmarks need to drive it.
+//! The system under test: the bot as `main` builds it
+//! ([`study_tracker::startup::Application`], through the test suite's
+//! `spawn_app`), headless, and what the benchmarks need to drive it.
 //!
-//! This file holds only that assembly, so that it can be replaced as a whole.
 //! Its surface, all the rest of the benchmark uses: [`start_bot`], [`Bot`]'s
 //! `app` and `writer` and [`Bot::stop`], [`wait_idle_fine`], [`db_name`].
 
@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use study_tracker::app::App;
-use study_tracker::spool::Spool;
-use study_tracker::store::Store;
-use study_tracker::writer::{self, Writer, WriterOptions, WriterTasks};
+use study_tracker::durable::writer::{Writer, WriterOptions};
 
 use crate::helpers::TZ;
+
+#[allow(dead_code)]
+#[path = "../../tests/it/support/app.rs"]
+mod test_app;
 
 const SPOOL_MAX: u64 = 4 << 30;
 
@@ -21,52 +23,51 @@ const SPOOL_MAX: u64 = 4 << 30;
 pub struct Bot {
     pub app: Arc<App>,
     pub writer: Writer,
-    tasks: WriterTasks,
+    running: test_app::TestApp,
     _spool_dir: tempfile::TempDir,
 }
 
 /// Starts a bot on database `db_name` at `uri` (its spool in a fresh temp
-/// dir); `apply_batch` overrides `WriterOptions::apply_batch`.
+/// dir); `apply_batch` overrides `WriterOptions::apply_batch`. Waits for the
+/// store preparation (it sizes update commands for the server) so that the
+/// measurements start on a prepared store.
 pub async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> Bot {
-    let store = Store::connect(uri, db_name).await.expect("store");
-    // As the bot does at start-up: learn the server (it sizes update
-    // commands), create indexes, do the test write.
-    if let Err(e) = store.prepare().await {
-        eprintln!("warning: store preparation failed: {e}");
-    }
     let dir = tempfile::Builder::new()
         .prefix("study-tracker-bench-spool-")
         .tempdir()
         .expect("spool dir");
-    let spool = Spool::open(dir.path(), SPOOL_MAX).expect("spool");
+    let mut settings = test_app::test_settings(uri, db_name, dir.path());
+    settings.tracking.timezone = TZ;
+    settings.spool.max_bytes = SPOOL_MAX;
+    settings.spool.shutdown_timeout_secs = 5;
+    // The benchmarks flush by hand; the bot's own flusher stays out of the way.
+    settings.tracking.flush_interval_secs = 86_400;
     let mut opts = WriterOptions::default();
     if let Some(n) = apply_batch {
         opts.apply_batch = n;
     }
-    let (writer, tasks) = writer::start(store.clone(), spool, opts);
-    let app = Arc::new(App::new(
-        store,
-        writer.clone(),
-        TZ,
-        Duration::from_secs(300),
-    ));
+    let running = test_app::spawn_app_with(settings, opts).await;
+    let mut store_ready = running.store_ready.clone();
+    let ready = tokio::time::timeout(Duration::from_secs(60), store_ready.wait_for(|r| *r)).await;
+    if !matches!(ready, Ok(Ok(_))) {
+        eprintln!("warning: store preparation did not finish within 60 s");
+    }
     Bot {
-        app,
-        writer,
-        tasks,
+        app: running.app.clone(),
+        writer: running.app.writer().clone(),
+        running,
         _spool_dir: dir,
     }
 }
 
 impl Bot {
-    /// Shuts the writer down (5 s budget), warning if ops are left in the spool.
+    /// Shuts the bot down gracefully (5 s drain budget), warning if ops are
+    /// left in the spool.
     pub async fn stop(self) {
-        let r = self.tasks.shutdown(Duration::from_secs(5)).await;
-        if r.left_in_spool > 0 {
-            eprintln!(
-                "warning: {} ops left in the spool at shutdown",
-                r.left_in_spool
-            );
+        self.running.stop().await;
+        let left = self.writer.status().backlog;
+        if left > 0 {
+            eprintln!("warning: {left} ops left in the spool at shutdown");
         }
     }
 }

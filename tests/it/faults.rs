@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
-use crate::support::bot::{with_fast_timeouts, Bot, BotConfig};
+use crate::support::app::with_fast_timeouts;
+use crate::support::bot::{Bot, BotConfig};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::poll::eventually;
 
@@ -21,8 +22,10 @@ async fn proxied(env: &Env) -> (FaultProxy, BotConfig) {
     (proxy, config)
 }
 
+/// Bytes of records in the spool (its 8-byte header left out).
 fn spool_len(env: &Env) -> u64 {
-    std::fs::metadata(env.spool.path().join("spool.log")).map_or(0, |m| m.len())
+    std::fs::metadata(env.spool.path().join("spool-v2.log"))
+        .map_or(0, |m| m.len().saturating_sub(8))
 }
 
 async fn send_messages(env: &Env, author: u64, n: usize) {

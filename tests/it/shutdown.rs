@@ -50,6 +50,11 @@ async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
     };
     let running = spawn_app_with(settings, writer).await;
     let app = running.app.clone();
+    let mut ready = running.store_ready.clone();
+    tokio::time::timeout(Duration::from_secs(20), ready.wait_for(|r| *r))
+        .await
+        .expect("store prepared")
+        .unwrap();
 
     let joined = now_millis();
     let present = Presence {
@@ -91,7 +96,6 @@ async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
     for s in senders {
         s.await.unwrap();
     }
-    proxy.shutdown();
 
     let stored = app.store().member(MEMBER, 0, "0000-00-00").await.unwrap();
     assert_close(
@@ -100,4 +104,5 @@ async fn a_flush_still_queuing_at_shutdown_loses_no_second() {
         "camera-on time credited up to shutdown",
     );
     assert_eq!(stored.messages, i64::try_from(messages).unwrap());
+    proxy.shutdown();
 }

@@ -1,6 +1,6 @@
 //! `spawn_app`: the bot in this process, wired exactly as `main` wires it
 //! ([`Application::build`]), headless (no Discord token), with a shutdown
-//! the test triggers.
+//! the test triggers. The benchmark includes this file too.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,10 +12,21 @@ use study_tracker::cli::Cli;
 use study_tracker::config::Settings;
 use study_tracker::durable::writer::WriterOptions;
 use study_tracker::startup::Application;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::bot::with_fast_timeouts;
+/// Adds short server-selection and connect timeouts so that outages are
+/// noticed in tests within a second, not the default 5 s.
+pub fn with_fast_timeouts(uri: &str) -> String {
+    let sep = if uri.contains('?') {
+        "&"
+    } else if uri.ends_with('/') {
+        "?"
+    } else {
+        "/?"
+    };
+    format!("{uri}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000")
+}
 
 /// Settings for an in-process bot on database `db` at `uri`, spooling in
 /// `spool_dir`; adjust fields before spawning.
@@ -49,6 +60,8 @@ pub fn test_settings(uri: &str, db: &str, spool_dir: &Path) -> Settings {
 /// A running in-process bot.
 pub struct TestApp {
     pub app: Arc<App>,
+    /// Turns true once the store is prepared (server known, indexes, test write).
+    pub store_ready: watch::Receiver<bool>,
     shutdown: oneshot::Sender<()>,
     running: JoinHandle<anyhow::Result<()>>,
 }
@@ -64,12 +77,14 @@ pub async fn spawn_app_with(settings: Settings, writer: WriterOptions) -> TestAp
         .await
         .expect("application builds");
     let app = application.app().clone();
+    let store_ready = application.store_ready();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
     TestApp {
         app,
+        store_ready,
         shutdown,
         running,
     }

@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::app::with_fast_timeouts;
 use super::discord_sim::{DiscordSim, BOT_TOKEN};
 use super::poll::eventually;
 
@@ -40,19 +41,6 @@ impl BotConfig {
             extra_env: Vec::new(),
         }
     }
-}
-
-/// Adds short server-selection and connect timeouts so that outages are
-/// noticed in tests within a second, not the default 5 s.
-pub fn with_fast_timeouts(uri: &str) -> String {
-    let sep = if uri.contains('?') {
-        "&"
-    } else if uri.ends_with('/') {
-        "?"
-    } else {
-        "/?"
-    };
-    format!("{uri}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000")
 }
 
 /// A running bot.
