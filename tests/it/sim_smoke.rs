@@ -16,6 +16,7 @@ use serenity::all::{
 use crate::support::discord_sim::{
     self as sim, serenity_log_capture, DiscordSim, SimGuild, SimUser, APP_ID, BOT_USER_ID,
 };
+use crate::support::poll::eventually;
 
 const GUILD: u64 = 810_000_000_000_000_001;
 const VOICE_A: u64 = 810_000_000_000_000_101;
@@ -99,19 +100,15 @@ impl Recorder {
 
     /// Waits for an event matching `pred`, panicking with what was seen on timeout.
     async fn wait_for(&self, what: &str, sim: &DiscordSim, pred: impl Fn(&Seen) -> bool) -> Seen {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.all().into_iter().find(|s| pred(s)) {
-                return s;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "handler never saw {what}; saw {:#?}\nsim log:\n{}",
-                self.all(),
-                sim.http_log().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let find = || self.all().into_iter().find(|s| pred(s));
+        let seen = eventually(WAIT, || std::future::ready(find().is_some())).await;
+        assert!(
+            seen,
+            "handler never saw {what}; saw {:#?}\nsim log:\n{}",
+            self.all(),
+            sim.http_log().join("\n")
+        );
+        find().expect("seen")
     }
 
     fn count(&self, pred: impl Fn(&Seen) -> bool) -> usize {
@@ -651,17 +648,16 @@ async fn guard_catches_a_dispatch_serenity_cannot_read() {
         "probe": sim::GUARD_PROBE_MARKER,
     });
     sim.dispatch_raw("VOICE_STATE_UPDATE", broken).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !logs.all().iter().any(|l| {
-        l.message.contains("An unknown event was received")
-            && l.message.contains(sim::GUARD_PROBE_MARKER)
-    }) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the guard did not see the dropped event"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let dropped = || {
+        logs.all().iter().any(|l| {
+            l.message.contains("An unknown event was received")
+                && l.message.contains(sim::GUARD_PROBE_MARKER)
+        })
+    };
+    assert!(
+        eventually(WAIT, || std::future::ready(dropped())).await,
+        "the guard did not see the dropped event"
+    );
     let errors = sim.payload_errors();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("VOICE_STATE_UPDATE"), "{errors:#?}");
