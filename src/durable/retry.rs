@@ -48,6 +48,7 @@ impl RetryPolicy {
 /// Applies one batch until it succeeds. Each failed attempt is logged; after
 /// `policy.attempts` the final failure is logged and, since the batch is safe
 /// in the spool, the cycle starts again after a pause.
+#[tracing::instrument(skip_all, fields(ops = batch.records.len(), first_seq = batch.records.first().map(|r| r.seq)))]
 pub(super) async fn apply_with_retry(
     store: &Store,
     batch: &Batch,
