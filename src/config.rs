@@ -163,6 +163,27 @@ impl std::fmt::Debug for MongoSettings {
     }
 }
 
+impl Settings {
+    /// Checks what no single setting can check alone: combinations that
+    /// would silently disable a promise.
+    ///
+    /// # Errors
+    /// `FLUSH_INTERVAL_SECS` is longer than a non-zero `RESUME_GRACE_SECS`:
+    /// every checkpoint would be older than the grace after a crash, so no
+    /// session could ever be resumed.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let t = &self.tracking;
+        if t.resume_grace_secs > 0 && t.flush_interval_secs > t.resume_grace_secs {
+            anyhow::bail!(
+                "FLUSH_INTERVAL_SECS ({}) is longer than RESUME_GRACE_SECS ({}): after a crash no session could be resumed; lower FLUSH_INTERVAL_SECS or raise RESUME_GRACE_SECS (0 turns resuming off)",
+                t.flush_interval_secs,
+                t.resume_grace_secs
+            );
+        }
+        Ok(())
+    }
+}
+
 impl DiscordSettings {
     /// The token, or an error naming the setting.
     ///

@@ -42,6 +42,7 @@ async fn main() -> ExitCode {
 /// `run`: track on Discord until SIGTERM or Ctrl-C.
 async fn run(settings: study_tracker::config::Settings) -> anyhow::Result<()> {
     settings.discord.token()?;
+    settings.validate()?;
     Application::build(settings)
         .await?
         .run_until_stopped(shutdown_signal())

@@ -56,6 +56,7 @@ impl Application {
         settings: Settings,
         writer_options: WriterOptions,
     ) -> anyhow::Result<Application> {
+        settings.validate()?;
         tracing::info!(
             mongodb = %redact_uri(&settings.mongo.uri),
             db = %settings.mongo.db,

@@ -367,6 +367,20 @@ async fn env_example_is_a_working_env_file() {
 fn bad_configuration_fails_with_one_clear_line() {
     let cases: &[BadInput<'_>] = &[
         (&["run"], &[], "DISCORD_TOKEN"),
+        (
+            &["run"],
+            &[
+                ("DISCORD_TOKEN", "x"),
+                ("FLUSH_INTERVAL_SECS", "600"),
+                ("RESUME_GRACE_SECS", "300"),
+            ],
+            "RESUME_GRACE_SECS",
+        ),
+        (
+            &["run"],
+            &[("DISCORD_TOKEN", "x"), ("SPOOL_DIR", "/dev/null/spool")],
+            "SPOOL_DIR /dev/null/spool",
+        ),
         (&["check"], &[("TIMEZONE", "Mars/Olympus")], "TIMEZONE"),
         (
             &["check"],
