@@ -15,11 +15,16 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /app --create-home tracker
+    && groupadd --system --gid 10001 tracker \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --create-home tracker
 WORKDIR /app
 COPY --from=build /src/target/release/study-tracker /usr/local/bin/study-tracker
-# The spool must outlive the container: mount a volume here.
-RUN mkdir -p /app/data/spool && chown -R tracker /app/data
+# The spool must outlive the container: mount a volume here. The user and its
+# group (10001) own it, group-writable with setgid, so a volume mounted with
+# group 10001 (Kubernetes `fsGroup: 10001`, `docker run --group-add`) is
+# writable too. A volume owned by root and nothing else is not: the bot then
+# stops at start with one line naming SPOOL_DIR (see README, "Deploying").
+RUN mkdir -p /app/data/spool && chown -R tracker:tracker /app/data && chmod -R 2770 /app/data
 VOLUME ["/app/data"]
 ENV SPOOL_DIR=/app/data/spool
 USER tracker

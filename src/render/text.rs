@@ -21,10 +21,10 @@ pub fn render_ud(name: &str, stats: &Stats, freshness: Freshness) -> String {
     let lag = match freshness {
         Freshness::Current => "",
         Freshness::MayLag => {
-            "\n-# ⚠️ The database is catching up; these numbers may lag a little behind. Nothing is lost."
+            "\n-# ⚠️ The database is catching up; these numbers may lag a little behind."
         }
         Freshness::Unavailable => {
-            "\n-# ⚠️ The database is unreachable right now, so this shows only your session in progress. Nothing is lost; try again later."
+            "\n-# ⚠️ The database is unreachable right now, so this shows only your session in progress; the numbers may lag until it is back. Try again later."
         }
     };
     if stats.is_empty() {
@@ -89,5 +89,15 @@ mod tests {
         assert!(text.contains("Total voice: **2h 6m 43s**"), "{text}");
         assert!(text.contains("Messages: **3**"), "{text}");
         assert!(text.contains("may lag"), "{text}");
+        let down = render_ud("Ada", &s, Freshness::Unavailable);
+        assert!(
+            down.contains("unreachable") && down.contains("may lag"),
+            "{down}"
+        );
+        // The bot cannot know that its spool survives a redeploy: it
+        // promises nothing it cannot keep.
+        for f in [Freshness::MayLag, Freshness::Unavailable] {
+            assert!(!render_ud("Ada", &s, f).contains("Nothing is lost"));
+        }
     }
 }
