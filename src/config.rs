@@ -62,6 +62,25 @@ pub struct MongoSettings {
         global = true
     )]
     pub db: String,
+
+    /// Write concern of the writer's updates: `majority` (an acknowledged increment survives a failover) or a number of nodes (`1`: the primary alone).
+    #[arg(
+        long = "mongodb-write-concern",
+        env = "MONGODB_WRITE_CONCERN",
+        default_value = "majority",
+        global = true,
+        value_parser = parse_write_concern
+    )]
+    pub write_concern: WriteConcern,
+}
+
+/// How many nodes must have a write before MongoDB acknowledges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteConcern {
+    /// A majority of the replica set (survives a failover).
+    Majority,
+    /// This many nodes (`1`: the primary alone).
+    Nodes(u32),
 }
 
 /// What is counted, and when.
@@ -159,6 +178,7 @@ impl std::fmt::Debug for MongoSettings {
         f.debug_struct("MongoSettings")
             .field("uri", &redact_uri(&self.uri))
             .field("db", &self.db)
+            .field("write_concern", &self.write_concern)
             .finish()
     }
 }
@@ -203,6 +223,15 @@ impl DiscordSettings {
 #[allow(clippy::unnecessary_wraps)]
 fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
+}
+
+fn parse_write_concern(s: &str) -> Result<WriteConcern, String> {
+    match s.trim() {
+        "majority" => Ok(WriteConcern::Majority),
+        n => n.parse::<u32>().ok().filter(|n| *n > 0).map(WriteConcern::Nodes).ok_or_else(|| {
+            format!("MONGODB_WRITE_CONCERN must be `majority` or a number of nodes (1 or more), not {s:?}")
+        }),
+    }
 }
 
 fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {

@@ -23,6 +23,9 @@ use crate::telemetry::cause_chain;
 /// How long start-up waits for the previous run's spool before giving up on
 /// resuming sessions.
 const RESTORE_WAIT: Duration = Duration::from_secs(15);
+/// How long start-up may spend reading checkpoints once the spool is
+/// applied (its own budget: a slow drain does not eat it).
+const RESTORE_READ: Duration = Duration::from_secs(15);
 
 /// A bot with its parts assembled and its background tasks running.
 #[derive(Debug)]
@@ -66,7 +69,9 @@ impl Application {
             "starting study-tracker {}",
             env!("CARGO_PKG_VERSION")
         );
-        let store = Store::connect(&settings.mongo.uri, &settings.mongo.db).await?;
+        let store = Store::connect(&settings.mongo.uri, &settings.mongo.db)
+            .await?
+            .with_write_concern(settings.mongo.write_concern);
         let spool = match Spool::open(&settings.spool.dir, settings.spool.max_bytes) {
             Ok(spool) => spool,
             Err(SpoolError::Io(e)) => {
@@ -91,7 +96,7 @@ impl Application {
             settings.tracking.timezone,
             Duration::from_secs(settings.tracking.resume_grace_secs),
         ));
-        app.restore_sessions(RESTORE_WAIT).await;
+        app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
         tasks.spawn(flush_loop(
             app.clone(),
             Duration::from_secs(settings.tracking.flush_interval_secs),

@@ -9,9 +9,11 @@ use crate::telemetry::cause_chain;
 impl App {
     /// Loads session checkpoints left by the previous run, once the spool from
     /// that run has reached MongoDB (so they are current). Waits at most
-    /// `timeout`; if MongoDB is down, members in voice are tracked from the
-    /// moment they are seen, and the log says so.
-    pub async fn restore_sessions(&self, timeout: Duration) {
+    /// `drain` for the spool, then gives the read its own budget, `read`;
+    /// if MongoDB is down, members in voice are tracked from the moment they
+    /// are seen, and the log says so. A read cut short resumes what it got.
+    pub async fn restore_sessions(&self, drain: Duration, read: Duration) {
+        let timeout = drain;
         let started = Instant::now();
         loop {
             let status = self.writer.status();
@@ -26,22 +28,33 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let left = timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, self.store.open_sessions()).await {
-            Ok(Ok(checkpoints)) => {
-                tracing::info!(
-                    sessions = checkpoints.len(),
-                    "loaded session checkpoints from before the restart"
-                );
-                self.tracker.lock().await.restore(checkpoints);
+        let reading = Instant::now();
+        match self
+            .store
+            .open_sessions(tokio::time::Instant::now() + read)
+            .await
+        {
+            Ok(found) => {
+                if found.complete {
+                    tracing::info!(
+                        sessions = found.sessions.len(),
+                        round_trips = found.round_trips,
+                        ms = reading.elapsed().as_millis(),
+                        "loaded session checkpoints from before the restart"
+                    );
+                } else {
+                    tracing::error!(
+                        resumed = found.sessions.len(),
+                        budget_secs = read.as_secs(),
+                        consequence = "members whose checkpoint was not read are tracked from now; their downtime is not credited",
+                        "loading session checkpoints did not finish in time"
+                    );
+                }
+                self.tracker.lock().await.restore(found.sessions);
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %cause_chain(&e), consequence = "members in voice are tracked from now", "cannot load session checkpoints");
             }
-            Err(_) => tracing::warn!(
-                consequence = "members in voice are tracked from now",
-                "loading session checkpoints timed out"
-            ),
         }
     }
 }

@@ -150,7 +150,12 @@ impl Store {
         while !docs.is_empty() {
             let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
-                .command(doc! { "update": coll, "updates": statements, "ordered": false })
+                .command(doc! {
+                    "update": coll,
+                    "updates": statements,
+                    "ordered": false,
+                    "writeConcern": { "w": self.write_concern.clone() },
+                })
                 .await?;
             report.commands += 1;
             if let Ok(wce) = reply.get_document("writeConcernError") {
@@ -208,8 +213,7 @@ impl Store {
     ) -> Result<HashMap<String, u64>, StoreError> {
         let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
         let found: Vec<Document> = self
-            .db
-            .collection::<Document>(coll)
+            .decisive(coll)
             .find(doc! { "_id": { "$in": ids } })
             .projection(doc! { "seq": 1 })
             .await?

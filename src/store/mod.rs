@@ -31,13 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
-use mongodb::options::ClientOptions;
+use mongodb::options::{
+    ClientOptions, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria,
+};
 use mongodb::{Client, Database};
 
 pub use apply::{ApplyProgress, ApplyReport};
 pub use error::StoreError;
 pub use legacy::ImportReport;
+pub use sessions::OpenSessions;
 
+use crate::config::WriteConcern;
 use apply::{
     MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
 };
@@ -52,6 +56,8 @@ pub struct Store {
     /// Raised from the safe defaults once the server is known (shared by clones).
     statements_per_command: Arc<AtomicUsize>,
     commands_in_flight: Arc<AtomicUsize>,
+    /// `w` of the writer's updates.
+    write_concern: Bson,
 }
 
 impl Store {
@@ -78,7 +84,18 @@ impl Store {
             command_timeout: Duration::from_secs(15),
             statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
+            write_concern: Bson::from("majority"),
         })
+    }
+
+    /// The write concern of the writer's updates (default `majority`).
+    #[must_use]
+    pub fn with_write_concern(mut self, w: WriteConcern) -> Store {
+        self.write_concern = match w {
+            WriteConcern::Majority => Bson::from("majority"),
+            WriteConcern::Nodes(n) => Bson::from(i64::from(n)),
+        };
+        self
     }
 
     /// Wraps an existing database handle (tests, tools).
@@ -89,6 +106,7 @@ impl Store {
             command_timeout: Duration::from_secs(15),
             statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
+            write_concern: Bson::from("majority"),
         }
     }
 
@@ -96,6 +114,19 @@ impl Store {
     #[must_use]
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// A collection for reads that decide what to resend or resume: from the
+    /// primary, majority-committed only, so a write a failover rolls back
+    /// is never taken as applied.
+    fn decisive(&self, name: &str) -> mongodb::Collection<Document> {
+        self.db.collection_with_options(
+            name,
+            CollectionOptions::builder()
+                .read_concern(ReadConcern::majority())
+                .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                .build(),
+        )
     }
 
     /// Runs one database command, bounded by the command timeout.

@@ -48,15 +48,19 @@ impl DocOps<'_> {
         match self.coll {
             MEMBER_STATS => {
                 let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
+                let mut credited_until = None;
                 for o in &self.ops {
                     match &o.op {
                         Op::Voice {
-                            camera: true,
-                            from,
-                            to,
-                            ..
-                        } => on += whole_secs(*from, *to),
-                        Op::Voice { from, to, .. } => off += whole_secs(*from, *to),
+                            camera, from, to, ..
+                        } => {
+                            if *camera {
+                                on += whole_secs(*from, *to);
+                            } else {
+                                off += whole_secs(*from, *to);
+                            }
+                            credited_until = credited_until.max(Some(*to));
+                        }
                         Op::Message { .. } => messages += 1,
                         Op::Checkpoint { .. } => {}
                     }
@@ -65,6 +69,15 @@ impl DocOps<'_> {
                     "$inc",
                     doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "messages": messages },
                 );
+                // The resume point changes in the same statement as the
+                // totals it guards: a restart that lost its spool resumes
+                // exactly where the stored total ends, never before it.
+                if let Some(until) = credited_until {
+                    update.insert(
+                        "$max",
+                        doc! { "credited_until": DateTime::from_millis(until) },
+                    );
+                }
             }
             MEMBER_DAYS => {
                 if let Op::Message { day, .. } = &first.op {

@@ -52,6 +52,11 @@ async fn start_app(db: &TestDb, dir: &std::path::Path) -> TestApp {
     spawn_app(test_settings(&db.uri, &db.name, dir)).await
 }
 
+/// A deadline that never cuts a read short.
+fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(600)
+}
+
 async fn totals(store: &Store) -> (i64, i64, i64) {
     let m = store.member(MEMBER, 0, "0000-00-00").await.unwrap();
     (m.cam_on_secs, m.cam_off_secs, m.messages)
@@ -192,8 +197,8 @@ async fn restart_resumes_sessions_within_grace() {
     app.voice_update(MEMBER, None, T0 + 150_000).await;
     assert!(w.wait_idle(Duration::from_secs(20)).await);
     assert_eq!(totals(&store).await.0, 150);
-    let open = store.open_sessions().await.unwrap();
-    assert!(open.is_empty(), "{open:?}");
+    let open = store.open_sessions(far()).await.unwrap();
+    assert!(open.complete && open.sessions.is_empty(), "{open:?}");
     running.stop().await;
 }
 
@@ -391,4 +396,121 @@ async fn steady_flushes_of_many_sessions_are_applied() {
     assert_eq!(last.cam_off_secs, 120);
     app.stop_and_credit(T0 + 120_000).await;
     running.stop().await;
+}
+
+/// The resume point is the moment the stored total ends (`credited_until`,
+/// written in the same statement as the total), not the segment's end,
+/// which lives in another document and may lag behind it when a spool is
+/// lost between the two commands. Documents from before the field fall back
+/// to the segment's end.
+#[tokio::test]
+async fn resume_points_follow_the_totals() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    // Only the totals' command of this batch made it: the segment's end is
+    // still at T0 + 10 s.
+    store
+        .apply(&sequenced(vec![voice(true, T0, T0, T0 + 10_000)], 100))
+        .await
+        .unwrap();
+    store
+        .apply(&sequenced(
+            vec![Op::Checkpoint {
+                guild: G,
+                user: U,
+                open: Some(study_tracker::core::tracker::OpenSegment {
+                    channel: 7,
+                    camera: true,
+                    segment_start: T0,
+                }),
+            }],
+            101,
+        ))
+        .await
+        .unwrap();
+    db.db()
+        .collection::<Document>("member_stats")
+        .update_one(
+            doc! { "_id": format!("{G}:{U}") },
+            doc! { "$inc": { "voice_cam_on_secs": 30 }, "$set": { "credited_until": mongodb::bson::DateTime::from_millis(T0 + 40_000) } },
+        )
+        .await
+        .unwrap();
+    let open = store.open_sessions(far()).await.unwrap();
+    assert_eq!(open.sessions.len(), 1, "{open:?}");
+    assert_eq!(open.sessions[0].session.last_credit, T0 + 40_000);
+
+    // Totals written before `credited_until` existed: the segment's end.
+    db.db()
+        .collection::<Document>("member_stats")
+        .update_one(
+            doc! { "_id": format!("{G}:{U}") },
+            doc! { "$unset": { "credited_until": "" } },
+        )
+        .await
+        .unwrap();
+    let open = store.open_sessions(far()).await.unwrap();
+    assert_eq!(open.sessions[0].session.last_credit, T0 + 10_000);
+}
+
+/// Restoring costs a constant number of round trips, not one per session
+/// (the previous code did one `find_one` per open session).
+#[tokio::test]
+async fn restore_reads_many_sessions_in_a_few_round_trips() {
+    use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+    let db = fresh_db().await;
+    let n = 1_500_u64;
+    let sessions: Vec<Document> = (0..n)
+        .map(|i| {
+            doc! {
+                "_id": format!("{G}:{}", U + i),
+                "guild_id": i64::try_from(G).unwrap(),
+                "user_id": i64::try_from(U + i).unwrap(),
+                "open": true,
+                "channel_id": 7_i64,
+                "camera": i % 2 == 0,
+                "segment_start": mongodb::bson::DateTime::from_millis(T0),
+                "seq": 1_i64,
+            }
+        })
+        .collect();
+    let stats: Vec<Document> = (0..n)
+        .map(|i| {
+            doc! {
+                "_id": format!("{G}:{}", U + i),
+                "credited_until": mongodb::bson::DateTime::from_millis(T0 + i64::try_from(i).unwrap()),
+                "seq": 1_i64,
+            }
+        })
+        .collect();
+    db.db()
+        .collection::<Document>("voice_sessions")
+        .insert_many(sessions)
+        .await
+        .unwrap();
+    db.db()
+        .collection::<Document>("member_stats")
+        .insert_many(stats)
+        .await
+        .unwrap();
+
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let store = Store::connect(&proxy.uri(), &db.name).await.unwrap();
+    let open = store.open_sessions(far()).await.unwrap();
+    assert!(open.complete);
+    assert_eq!(open.sessions.len(), usize::try_from(n).unwrap());
+    let last = open
+        .sessions
+        .iter()
+        .map(|s| s.session.last_credit)
+        .max()
+        .unwrap();
+    assert_eq!(last, T0 + i64::try_from(n - 1).unwrap());
+    let trips = proxy.requests("find") + proxy.requests("getMore");
+    assert!(
+        trips <= 3,
+        "{trips} round trips for {n} sessions ({open:?})"
+    );
+    assert_eq!(open.round_trips, 2);
+    proxy.shutdown();
 }
