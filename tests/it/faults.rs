@@ -252,3 +252,41 @@ async fn bot_starts_and_tracks_while_mongodb_is_down_at_startup() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+/// A redeploy on an ephemeral disk: SIGTERM's drain is cut between the
+/// totals' command and the rest (the segment's end, the checkpoint), and the
+/// spool goes with the container. The next start must resume exactly where
+/// the stored total ends: from an older resume point it would credit the
+/// same stretch again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_cut_between_commands_and_a_lost_spool_never_double_count() {
+    let env = Env::new().await;
+    let (proxy, mut config) = proxied(&env).await;
+    // No flush before the signal: the shutdown credit is the only one.
+    config.flush_interval_secs = 30;
+    let mut bot = env.start_bot(&config).await;
+    let join = Instant::now();
+    env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
+    assert!(
+        eventually(SETTLE, || async {
+            spool_len(&env) == 0 && bot.log_text().contains("member in voice")
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.down_after_reply("update", "member_stats");
+    let stop = Instant::now();
+    assert!(bot.stop().await.success());
+    assert!(spool_len(&env) > 0, "the cut left writes in the spool");
+    let (on, _, _) = stored(&env.store(), ALICE).await;
+    assert_close(on, secs(join, stop), "the totals took the shutdown credit");
+
+    // The container's disk is gone with it.
+    std::fs::remove_dir_all(env.spool.path()).unwrap();
+    std::fs::create_dir_all(env.spool.path()).unwrap();
+    proxy.set_down(false);
+    let bot = env.start_bot(&config).await;
+    bot.wait_log("loaded session checkpoints", CONNECT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    leave_and_settle(&env, bot, ALICE, true, join, "session across the redeploy").await;
+}

@@ -15,7 +15,10 @@
 //!   ones are accepted and closed at once;
 //! * [`FaultProxy::set_blackhole`]: requests are read and discarded, nothing is
 //!   answered (the client hangs until its own timeout);
-//! * [`FaultProxy::reset_all`]: every current connection is reset (RST) once.
+//! * [`FaultProxy::reset_all`]: every current connection is reset (RST) once;
+//! * [`FaultProxy::down_after_reply`]: an outage that starts right after one
+//!   chosen command's reply reached the client (to cut a sequence of commands
+//!   between two of them).
 //!
 //! Requests are classified by command name: the first key of the kind-0
 //! section of an `OP_MSG` (or of the query document of a legacy `OP_QUERY`).
@@ -71,6 +74,8 @@ struct DropRule {
 
 struct Shared {
     upstream: SocketAddr,
+    /// `(command, first value)` whose next reply starts an outage.
+    down_after: Mutex<Option<(String, String)>>,
     delay_us: AtomicU64,
     down: AtomicBool,
     blackhole: AtomicBool,
@@ -151,6 +156,7 @@ impl FaultProxy {
             total: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             rules: Mutex::new(HashMap::new()),
+            down_after: Mutex::new(None),
             active: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
         });
@@ -201,6 +207,15 @@ impl FaultProxy {
         } else {
             rules.insert(command.to_owned(), DropRule { every_nth, seen: 0 });
         }
+    }
+
+    /// Arms a one-shot outage: the next request whose command is `command`
+    /// and whose command value is `target` (for `update`, the collection) is
+    /// forwarded and its reply relayed; right after, the proxy goes down as
+    /// with [`FaultProxy::set_down`]`(true)`.
+    pub fn down_after_reply(&self, command: &str, target: &str) {
+        *self.handle.shared.down_after.lock().unwrap() =
+            Some((command.to_owned(), target.to_owned()));
     }
 
     /// Database outage: while `down`, all current connections are closed and
@@ -362,10 +377,13 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
 
     // requestIds whose reply is to be swallowed.
     let doomed: Mutex<HashSet<i32>> = Mutex::new(HashSet::new());
+    // requestId whose reply, once relayed, starts an outage.
+    let last_before_down: Mutex<Option<i32>> = Mutex::new(None);
     let (tx, mut rx) = mpsc::unbounded_channel::<(Option<Instant>, Vec<u8>)>();
 
     let client_to_queue = {
         let (shared, doomed, client_read) = (&shared, &doomed, &mut client_read);
+        let last_before_down = &last_before_down;
         async move {
             let tx = tx; // dropped at EOF so that the writer drains and ends
             loop {
@@ -379,6 +397,16 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 shared.count(req.command.as_deref());
                 if shared.doom(&req) {
                     doomed.lock().unwrap().insert(req.request_id);
+                }
+                {
+                    let mut armed = shared.down_after.lock().unwrap();
+                    let hit = armed.as_ref().is_some_and(|(cmd, target)| {
+                        req.command.as_deref() == Some(cmd) && req.target.as_deref() == Some(target)
+                    });
+                    if hit {
+                        *armed = None;
+                        *last_before_down.lock().unwrap() = Some(req.request_id);
+                    }
                 }
                 let delay = shared.delay();
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
@@ -417,6 +445,12 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 return Ok(()); // swallow the reply and close the client
             }
             client_write.write_all(&frame).await?;
+            let last = *last_before_down.lock().unwrap() == Some(response_to);
+            if last {
+                client_write.flush().await?;
+                shared.down.store(true, SeqCst);
+                shared.kill_all();
+            }
         }
     };
 
@@ -465,6 +499,8 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Vec<u8
 struct Request {
     request_id: i32,
     command: Option<String>,
+    /// The command's value when it is a string (the collection of `update`).
+    target: Option<String>,
     more_to_come: bool,
 }
 
@@ -490,6 +526,19 @@ fn first_key(b: &[u8], at: usize) -> Option<String> {
     Some(String::from_utf8_lossy(&doc[5..end]).into_owned())
 }
 
+/// Value of the first element of the BSON document at `at`, if a string.
+fn first_string_value(b: &[u8], at: usize) -> Option<String> {
+    let doc_len = usize::try_from(le_i32(b, at)?).ok()?;
+    let doc = b.get(at..at.checked_add(doc_len)?)?;
+    if doc.len() < 6 || doc[4] != 0x02 {
+        return None;
+    }
+    let value = cstring_end(doc, 5)? + 1;
+    let len = usize::try_from(le_i32(doc, value)?).ok()?;
+    let bytes = doc.get(value + 4..value + 4 + len.checked_sub(1)?)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
 fn parse_request(frame: &[u8]) -> Request {
     let mut req = Request {
         request_id: le_i32(frame, 4).unwrap_or(0),
@@ -513,6 +562,7 @@ fn parse_request(frame: &[u8]) -> Request {
                 match frame[pos] {
                     0 => {
                         req.command = first_key(frame, pos + 1);
+                        req.target = first_string_value(frame, pos + 1);
                         break;
                     }
                     1 => {
@@ -583,6 +633,7 @@ mod tests {
             Request {
                 request_id: 7,
                 command: Some("update".into()),
+                target: None,
                 more_to_come: false
             }
         );
@@ -590,6 +641,33 @@ mod tests {
         assert!(r.more_to_come);
         assert_eq!(r.command.as_deref(), Some("insert"));
         assert_eq!(parse_request(&[0u8; 16]).command, None);
+    }
+
+    #[test]
+    fn parses_the_target_collection() {
+        // {update: "member_stats"} as a kind-0 section.
+        let mut doc = Vec::new();
+        doc.extend_from_slice(&[0; 4]);
+        doc.push(0x02);
+        doc.extend_from_slice(b"update\0");
+        doc.extend_from_slice(&13i32.to_le_bytes());
+        doc.extend_from_slice(b"member_stats\0");
+        doc.push(0);
+        let n = i32::try_from(doc.len()).unwrap();
+        doc[..4].copy_from_slice(&n.to_le_bytes());
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0; 4]);
+        f.extend_from_slice(&9i32.to_le_bytes());
+        f.extend_from_slice(&0i32.to_le_bytes());
+        f.extend_from_slice(&OP_MSG.to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.push(0);
+        f.extend_from_slice(&doc);
+        let len = i32::try_from(f.len()).unwrap();
+        f[..4].copy_from_slice(&len.to_le_bytes());
+        let r = parse_request(&f);
+        assert_eq!(r.command.as_deref(), Some("update"));
+        assert_eq!(r.target.as_deref(), Some("member_stats"));
     }
 
     #[test]
