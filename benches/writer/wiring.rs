@@ -42,6 +42,7 @@ pub async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> 
     settings.spool.shutdown_timeout_secs = 5;
     // The benchmarks flush by hand; the bot's own flusher stays out of the way.
     settings.tracking.flush_interval_secs = 86_400;
+    settings.tracking.resume_grace_secs = 86_400;
     let mut opts = WriterOptions::default();
     if let Some(n) = apply_batch {
         opts.apply_batch = n;
