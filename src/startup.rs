@@ -96,6 +96,7 @@ impl Application {
             settings.tracking.timezone,
             Duration::from_secs(settings.tracking.resume_grace_secs),
         ));
+        raise_seq_floor(&app).await;
         app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
         tasks.spawn(flush_loop(
             app.clone(),
@@ -194,6 +195,29 @@ impl Application {
         }
         let report = self.writer_tasks.shutdown(drain).await;
         tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
+    }
+}
+
+/// Starts sequence numbers above the high-water mark saved in MongoDB, so a
+/// host with an empty spool and a clock behind the previous one's does not
+/// issue numbers MongoDB would take for replays. Without MongoDB the local
+/// floor (`spool.seq`) is all there is, and the log says so.
+async fn raise_seq_floor(app: &App) {
+    match tokio::time::timeout(Duration::from_secs(3), app.store().seq_high_water()).await {
+        Ok(Ok(seq)) => {
+            app.writer().raise_seq_floor(seq);
+            tracing::debug!(
+                seq,
+                "sequence numbers start above the saved high-water mark"
+            );
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %cause_chain(&e), consequence = "sequence numbers rely on the local spool and the clock", "cannot read the sequence high-water mark");
+        }
+        Err(_) => tracing::warn!(
+            consequence = "sequence numbers rely on the local spool and the clock",
+            "reading the sequence high-water mark timed out"
+        ),
     }
 }
 

@@ -5,7 +5,9 @@
 //! - [`spool`]: the append-only file, its record format, sequence numbers.
 //! - [`writer`]: the spooler and applier tasks, group commit, shutdown drain.
 //! - [`retry`]: backoff and the retry loop around one batch.
+//! - `high_water`: the highest applied sequence number, saved in MongoDB.
 
+mod high_water;
 pub mod op;
 pub mod retry;
 pub mod spool;

@@ -54,10 +54,11 @@ pub(super) async fn apply_with_retry(
     batch: &Batch,
     shared: &Shared,
     policy: RetryPolicy,
+    fresh_from: u64,
 ) -> ApplyReport {
     let ops = batch.records.len();
     // Steps of this batch already applied: a retry resumes after them.
-    let mut progress = ApplyProgress::default();
+    let mut progress = ApplyProgress::fresh_from(fresh_from);
     loop {
         let mut attempt = 0;
         let error = loop {

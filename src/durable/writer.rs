@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::high_water::HighWater;
 use super::op::Op;
 use super::retry::{apply_with_retry, RetryPolicy};
 use super::spool::{Spool, SpoolError};
@@ -64,6 +65,8 @@ pub(super) struct Shared {
     pub(super) applied: AtomicU64,
     /// Round trips (`update` commands).
     pub(super) commands: AtomicU64,
+    /// Ops MongoDB already had newer writes for on their first send.
+    pub(super) seq_anomalies: AtomicU64,
     /// False from the first failed attempt until the next success.
     pub(super) db_ok: AtomicBool,
     pub(super) wake_applier: Notify,
@@ -86,6 +89,9 @@ pub struct WriterStatus {
     pub spooled: u64,
     pub applied: u64,
     pub commands: u64,
+    /// Ops this process appended that MongoDB had newer writes for (see
+    /// `ApplyReport::seq_anomalies`); they were not applied.
+    pub seq_anomalies: u64,
 }
 
 impl Writer {
@@ -111,7 +117,13 @@ impl Writer {
             spooled: self.shared.spooled.load(Ordering::Relaxed),
             applied: self.shared.applied.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
+            seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
         }
+    }
+
+    /// Raises the floor of sequence numbers (see [`Spool::raise_floor`]).
+    pub fn raise_seq_floor(&self, seq: u64) {
+        self.spool.raise_floor(seq);
     }
 
     /// Ops submitted but not yet durable (counted before they leave the
@@ -313,6 +325,7 @@ async fn run_applier(
     opts: WriterOptions,
     stop: CancellationToken,
 ) {
+    let mut high_water = HighWater::default();
     loop {
         let s = spool.clone();
         let max = opts.apply_batch;
@@ -331,14 +344,23 @@ async fn run_applier(
         if batch.records.is_empty() {
             tokio::select! {
                 () = shared.wake_applier.notified() => {}
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    high_water.flush(&store).await;
+                    return;
+                }
             }
             continue;
         }
+        let fresh_from = spool.own_from();
         let report = tokio::select! {
-            r = apply_with_retry(&store, &batch, &shared, opts.retry) => r,
+            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from) => r,
             () = stop.cancelled() => return,
         };
+        high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
+        high_water.maybe_flush(&store).await;
+        shared
+            .seq_anomalies
+            .fetch_add(report.seq_anomalies, Ordering::Relaxed);
         shared
             .applied
             .fetch_add(batch.records.len() as u64, Ordering::Relaxed);

@@ -37,6 +37,10 @@ pub struct ApplyReport {
     pub replays: u64,
     /// `update` commands sent (round trips).
     pub commands: u64,
+    /// Ops this process appended, sent for the first time, that the server
+    /// had newer writes for: never a genuine replay (a clock behind the
+    /// previous host's, or another process writing), so never silent.
+    pub seq_anomalies: u64,
 }
 
 impl std::ops::AddAssign for ApplyReport {
@@ -44,6 +48,7 @@ impl std::ops::AddAssign for ApplyReport {
         self.applied += o.applied;
         self.replays += o.replays;
         self.commands += o.commands;
+        self.seq_anomalies += o.seq_anomalies;
     }
 }
 
@@ -55,6 +60,21 @@ pub struct ApplyProgress {
     /// numbers mean the same thing in every attempt.
     chunk: Option<usize>,
     done: std::collections::HashSet<usize>,
+    /// Ops with a sequence number from here on were appended by this
+    /// process (none were sent before it started): a duplicate for one of
+    /// them is an anomaly, not a replay. `None`: not known.
+    pub fresh_from: Option<u64>,
+}
+
+impl ApplyProgress {
+    /// Progress of a batch whose ops from `fresh_from` on this process appended.
+    #[must_use]
+    pub fn fresh_from(seq: u64) -> ApplyProgress {
+        ApplyProgress {
+            fresh_from: Some(seq),
+            ..ApplyProgress::default()
+        }
+    }
 }
 
 impl Store {
@@ -105,7 +125,11 @@ impl Store {
             let mut in_flight = Vec::with_capacity(wave.len());
             for (i, coll, docs) in wave {
                 let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
-                    Box::pin(self.update_idempotent(coll, docs.clone()));
+                    Box::pin(self.update_idempotent(
+                        coll,
+                        docs.clone(),
+                        progress.fresh_from.unwrap_or(u64::MAX),
+                    ));
                 in_flight.push(async move { (*i, fut.await) });
             }
             for (i, result) in futures::future::join_all(in_flight).await {
@@ -145,6 +169,7 @@ impl Store {
         &self,
         coll: &str,
         mut docs: Vec<DocOps<'_>>,
+        fresh_from: u64,
     ) -> Result<ApplyReport, StoreError> {
         let mut report = ApplyReport::default();
         while !docs.is_empty() {
@@ -186,9 +211,26 @@ impl Store {
             let mut dropped = 0;
             for d in &mut unsure {
                 let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
+                // A genuine replay leaves the document at one of these ops'
+                // numbers; anything else newer came from elsewhere.
+                let foreign = d.first_seq() >= fresh_from
+                    && applied_up_to >= d.first_seq()
+                    && !d.ops.iter().any(|o| o.seq == applied_up_to);
                 let before = d.ops.len();
                 d.ops.retain(|o| o.seq > applied_up_to);
-                dropped += before - d.ops.len();
+                let gone = before - d.ops.len();
+                dropped += gone;
+                if foreign {
+                    report.seq_anomalies += gone as u64;
+                    tracing::error!(
+                        collection = coll,
+                        document = %d.id,
+                        document_seq = applied_up_to,
+                        ops = gone,
+                        consequence = "these increments are not applied",
+                        "MongoDB holds newer writes for a document this process writes for the first time (a host clock behind the previous one's?)"
+                    );
+                }
             }
             if first == 0 && dropped == 0 {
                 // The same command would fail the same way: the duplicate is

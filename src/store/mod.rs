@@ -16,12 +16,13 @@
 //! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, messages, seq}`
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
-//! - `meta` `{_id: "startup_check", at, pid}`
+//! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`
 
 mod apply;
 mod error;
 mod legacy;
 mod members;
+mod meta;
 mod schema;
 mod sessions;
 mod statements;

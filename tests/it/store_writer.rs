@@ -514,3 +514,63 @@ async fn restore_reads_many_sessions_in_a_few_round_trips() {
     assert_eq!(open.round_trips, 2);
     proxy.shutdown();
 }
+
+/// An op this process appended and sends for the first time can never be a
+/// genuine replay: if MongoDB already has a newer write for its document,
+/// that is counted as an anomaly (and logged), not dropped silently.
+#[tokio::test]
+async fn newer_writes_from_elsewhere_are_anomalies_not_replays() {
+    use study_tracker::store::ApplyProgress;
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    store
+        .apply(&sequenced(vec![msg("2026-11-26")], 100))
+        .await
+        .unwrap();
+    // A genuine replay of an op from before this process: not an anomaly.
+    let replay = store
+        .apply_resumable(
+            &sequenced(vec![msg("2026-11-26")], 100),
+            &mut ApplyProgress::fresh_from(200),
+        )
+        .await
+        .unwrap();
+    assert_eq!((replay.replays, replay.seq_anomalies), (2, 0), "{replay:?}");
+    // This process's own op, numbered below what MongoDB holds.
+    let behind = store
+        .apply_resumable(
+            &sequenced(vec![msg("2026-11-26")], 60),
+            &mut ApplyProgress::fresh_from(50),
+        )
+        .await
+        .unwrap();
+    assert_eq!(behind.seq_anomalies, 2, "{behind:?}");
+    assert_eq!(totals(&store).await.2, 1);
+}
+
+/// A new host with an empty spool (an ephemeral disk) and a clock behind
+/// the previous host's: its sequence numbers start above the high-water mark
+/// saved in MongoDB, so its increments are not taken for replays.
+#[tokio::test]
+async fn a_new_host_starts_above_the_saved_high_water_mark() {
+    use study_tracker::app::now_millis;
+    let db = fresh_db().await;
+    let first = tempfile::tempdir().unwrap();
+    // The previous host's clock ran an hour ahead.
+    let ahead = u64::try_from(now_millis() + 3_600_000).unwrap() * 1_000;
+    std::fs::write(first.path().join("spool.seq"), ahead.to_le_bytes()).unwrap();
+    let a = spawn_app(test_settings(&db.uri, &db.name, first.path())).await;
+    a.app.message(MEMBER, now_millis()).await;
+    assert!(a.app.writer().wait_idle(Duration::from_secs(20)).await);
+    a.stop().await;
+
+    let second = tempfile::tempdir().unwrap();
+    let b = spawn_app(test_settings(&db.uri, &db.name, second.path())).await;
+    b.app.message(MEMBER, now_millis()).await;
+    assert!(b.app.writer().wait_idle(Duration::from_secs(20)).await);
+    let status = b.app.writer().status();
+    b.stop().await;
+    let store = Store::from_database(db.db());
+    assert_eq!(totals(&store).await.2, 2, "{status:?}");
+    assert_eq!(status.seq_anomalies, 0);
+}

@@ -94,6 +94,9 @@ pub struct Spool {
     /// waiting for an fsync in progress.
     bytes: AtomicU64,
     pending: AtomicU64,
+    /// Records with a sequence number from here on were appended by this
+    /// process.
+    own_from: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -152,6 +155,7 @@ impl Spool {
             max_bytes,
             bytes: AtomicU64::new(scan.end),
             pending: AtomicU64::new(scan.count),
+            own_from: AtomicU64::new(last_seq.saturating_add(1)),
             inner: Mutex::new(Inner {
                 file,
                 len: scan.end,
@@ -160,6 +164,32 @@ impl Spool {
                 last_seq,
             }),
         })
+    }
+
+    /// The first sequence number this process can have issued: records
+    /// from it on were appended since this spool was opened.
+    #[must_use]
+    pub fn own_from(&self) -> u64 {
+        self.own_from.load(Ordering::Acquire)
+    }
+
+    /// Raises the floor of sequence numbers to `seq` (the high-water mark
+    /// kept in MongoDB): a new host with an empty spool and a clock behind
+    /// the previous one's never issues numbers MongoDB would take for
+    /// replays. Call before the first append.
+    pub fn raise_floor(&self, seq: u64) {
+        let mut inner = self.lock();
+        if seq > inner.last_seq {
+            inner.last_seq = seq;
+            self.own_from
+                .fetch_max(seq.saturating_add(1), Ordering::AcqRel);
+        }
+    }
+
+    /// The highest sequence number issued so far.
+    #[must_use]
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
     }
 
     /// Where the spool lives.

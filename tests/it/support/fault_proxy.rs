@@ -118,6 +118,19 @@ impl Shared {
     }
 
     /// Whether the reply to this request is to be dropped.
+    /// Whether `req` is the one [`FaultProxy::down_after_reply`] armed (it
+    /// disarms the rule).
+    fn is_last_before_down(&self, req: &Request) -> bool {
+        let mut armed = self.down_after.lock().unwrap();
+        let hit = armed.as_ref().is_some_and(|(cmd, target)| {
+            req.command.as_deref() == Some(cmd) && req.target.as_deref() == Some(target)
+        });
+        if hit {
+            *armed = None;
+        }
+        hit
+    }
+
     fn doom(&self, req: &Request) -> bool {
         if req.more_to_come {
             return false; // no reply is expected at all
@@ -398,15 +411,8 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 if shared.doom(&req) {
                     doomed.lock().unwrap().insert(req.request_id);
                 }
-                {
-                    let mut armed = shared.down_after.lock().unwrap();
-                    let hit = armed.as_ref().is_some_and(|(cmd, target)| {
-                        req.command.as_deref() == Some(cmd) && req.target.as_deref() == Some(target)
-                    });
-                    if hit {
-                        *armed = None;
-                        *last_before_down.lock().unwrap() = Some(req.request_id);
-                    }
+                if shared.is_last_before_down(&req) {
+                    *last_before_down.lock().unwrap() = Some(req.request_id);
                 }
                 let delay = shared.delay();
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
