@@ -38,6 +38,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the increments a document refused for good (the dead-letter file beside the spool in `SPOOL_DIR`); with --retry, apply them again once the cause is fixed (each at most once).
+    DeadLetters {
+        /// Apply every dead letter again and remove those that now apply.
+        #[arg(long)]
+        retry: bool,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

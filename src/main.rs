@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         Command::Check => cmd::check(&settings.mongo).await,
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
         Command::ImportLegacy { guild } => cmd::import_legacy(&settings.mongo, guild).await,
+        Command::DeadLetters { retry } => cmd::dead_letters(&settings, retry).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,12 @@
 //! [`crate::startup::Application`]).
 
 mod check;
+mod dead_letters;
 mod import_legacy;
 mod stats;
 
 pub use check::check;
+pub use dead_letters::dead_letters;
 pub use import_legacy::import_legacy;
 pub use stats::stats;
 

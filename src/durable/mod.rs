@@ -5,8 +5,10 @@
 //! - [`spool`]: the append-only file, its record format, sequence numbers.
 //! - [`writer`]: the spooler and applier tasks, group commit, shutdown drain.
 //! - [`retry`]: backoff and the retry loop around one batch.
+//! - [`dead_letters`]: ops a poison document refused, kept for an operator.
 //! - `high_water`: the highest applied sequence number, saved in MongoDB.
 
+pub mod dead_letters;
 mod high_water;
 pub mod op;
 pub mod retry;

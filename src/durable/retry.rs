@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::spool::Batch;
 use super::writer::Shared;
-use crate::store::{ApplyProgress, ApplyReport, Store, StoreError};
+use crate::store::{ApplyProgress, ApplyReport, FailedWrite, Store, StoreError};
 use crate::telemetry::cause_chain;
 
 /// Exponential backoff with full jitter.
@@ -55,7 +55,7 @@ pub(super) async fn apply_with_retry(
     shared: &Shared,
     policy: RetryPolicy,
     fresh_from: u64,
-) -> ApplyReport {
+) -> (ApplyReport, Vec<FailedWrite>) {
     let ops = batch.records.len();
     // Steps of this batch already applied: a retry resumes after them.
     let mut progress = ApplyProgress::fresh_from(fresh_from);
@@ -77,7 +77,7 @@ pub(super) async fn apply_with_retry(
                         ms = started.elapsed().as_millis(),
                         "batch written"
                     );
-                    return report;
+                    return (report, std::mem::take(&mut progress.failed));
                 }
                 Err(e) => {
                     shared.db_ok.store(false, Ordering::Relaxed);

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::dead_letters::{set_aside, DeadLetters};
 use super::high_water::HighWater;
 use super::op::Op;
 use super::retry::{apply_with_retry, RetryPolicy};
@@ -67,6 +68,8 @@ pub(super) struct Shared {
     pub(super) commands: AtomicU64,
     /// Ops MongoDB already had newer writes for on their first send.
     pub(super) seq_anomalies: AtomicU64,
+    /// Letters in the dead-letter file (at start, plus those set aside since).
+    pub(super) dead_letters: AtomicU64,
     /// False from the first failed attempt until the next success.
     pub(super) db_ok: AtomicBool,
     pub(super) wake_applier: Notify,
@@ -92,6 +95,8 @@ pub struct WriterStatus {
     /// Ops this process appended that MongoDB had newer writes for (see
     /// `ApplyReport::seq_anomalies`); they were not applied.
     pub seq_anomalies: u64,
+    /// Ops in the dead-letter file, waiting for an operator.
+    pub dead_letters: u64,
 }
 
 impl Writer {
@@ -118,6 +123,7 @@ impl Writer {
             applied: self.shared.applied.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
             seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
+            dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
         }
     }
 
@@ -168,6 +174,10 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
         ..Shared::default()
     });
     let spool = Arc::new(spool);
+    let dead = DeadLetters::in_dir(spool.path().parent().unwrap_or(std::path::Path::new(".")));
+    shared
+        .dead_letters
+        .store(dead.waiting_at_start(), Ordering::Relaxed);
     let pending = spool.usage();
     if pending.pending_records > 0 {
         tracing::info!(
@@ -189,6 +199,7 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
     let applier = tokio::spawn(run_applier(
         store,
         spool.clone(),
+        dead,
         shared.clone(),
         opts,
         stop_applier.clone(),
@@ -321,6 +332,7 @@ async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mu
 async fn run_applier(
     store: Store,
     spool: Arc<Spool>,
+    dead: DeadLetters,
     shared: Arc<Shared>,
     opts: WriterOptions,
     stop: CancellationToken,
@@ -352,10 +364,22 @@ async fn run_applier(
             continue;
         }
         let fresh_from = spool.own_from();
-        let report = tokio::select! {
+        let (report, failed) = tokio::select! {
             r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from) => r,
             () = stop.cancelled() => return,
         };
+        if !failed.is_empty() {
+            match set_aside(&dead, &batch.records, &failed).await {
+                Ok(n) => {
+                    shared.dead_letters.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %cause_chain(&e), path = %dead.path().display(), consequence = "the batch stays in the spool and is retried", "cannot write the dead-letter file");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
         high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
         high_water.maybe_flush(&store).await;
         shared

@@ -64,6 +64,20 @@ pub struct ApplyProgress {
     /// process (none were sent before it started): a duplicate for one of
     /// them is an anomaly, not a replay. `None`: not known.
     pub fresh_from: Option<u64>,
+    /// Documents that refused their statement for good (a poison document:
+    /// a type mismatch, a validation rule): their ops were not applied to
+    /// them, and the rest of the batch went on without them.
+    pub failed: Vec<FailedWrite>,
+}
+
+/// A statement one document refused permanently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedWrite {
+    pub collection: &'static str,
+    pub document: String,
+    /// Sequence numbers of the ops it carried.
+    pub seqs: Vec<u64>,
+    pub error: String,
 }
 
 impl ApplyProgress {
@@ -134,8 +148,9 @@ impl Store {
             }
             for (i, result) in futures::future::join_all(in_flight).await {
                 match result {
-                    Ok(r) => {
+                    Ok((r, failed)) => {
                         report += r;
+                        progress.failed.extend(failed);
                         progress.done.insert(i);
                     }
                     Err(e) => {
@@ -162,16 +177,38 @@ impl Store {
     /// index; FerretDB stops at the first error and always reports index 0.
     /// So after duplicates, the `seq` of every document from the first
     /// reported error on is read back, the ops it already has are dropped,
-    /// and the rest is sent again. Any other write error, or a write concern
-    /// error, fails the whole call (transient or permanent by its code): the
-    /// caller retries, and nothing is ever skipped.
+    /// and the rest is sent again. A write concern error, or a write error
+    /// with a retryable code, fails the whole call (the caller retries).
+    /// Another write error is one document refusing its statement for good:
+    /// the statements are then sent one at a time, and the documents that
+    /// refuse are reported in the second value (the rest applies), so one
+    /// poison document cannot hold everyone's increments.
     async fn update_idempotent(
         &self,
         coll: &str,
-        mut docs: Vec<DocOps<'_>>,
+        docs: Vec<DocOps<'_>>,
         fresh_from: u64,
-    ) -> Result<ApplyReport, StoreError> {
+    ) -> Result<(ApplyReport, Vec<FailedWrite>), StoreError> {
+        let (mut report, mut failed, split) = self.update_docs(coll, docs, fresh_from).await?;
+        for d in split {
+            let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from).await?;
+            debug_assert!(rest.is_empty(), "a single statement never splits");
+            report += r;
+            failed.extend(f);
+        }
+        Ok((report, failed))
+    }
+
+    /// [`Store::update_idempotent`]'s loop; returns the documents still to
+    /// send one at a time when a statement among several was refused.
+    async fn update_docs<'a>(
+        &self,
+        coll: &str,
+        mut docs: Vec<DocOps<'a>>,
+        fresh_from: u64,
+    ) -> Result<(ApplyReport, Vec<FailedWrite>, Vec<DocOps<'a>>), StoreError> {
         let mut report = ApplyReport::default();
+        let mut failed = Vec::new();
         while !docs.is_empty() {
             let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
@@ -196,11 +233,23 @@ impl Store {
             };
             if let Some((_, code, msg)) = errors.iter().find(|e| e.1 != DUPLICATE_KEY) {
                 let e = format!("MongoDB refused a write to {coll} (code {code}): {msg}");
-                return Err(if RETRYABLE_CODES.contains(code) {
-                    StoreError::Transient(e)
-                } else {
-                    StoreError::Permanent(e)
-                });
+                if RETRYABLE_CODES.contains(code) {
+                    return Err(StoreError::Transient(e));
+                }
+                // One document refused its statement for good. Servers
+                // differ in how they report which (FerretDB always says
+                // index 0), so each statement goes alone until the poison
+                // ones are known; the others apply (or are replays).
+                if let [poison] = docs.as_slice() {
+                    failed.push(FailedWrite {
+                        collection: poison.coll,
+                        document: poison.id.clone(),
+                        seqs: poison.ops.iter().map(|o| o.seq).collect(),
+                        error: e,
+                    });
+                    break;
+                }
+                return Ok((report, failed, docs));
             }
             // Only duplicates: statements before `first` were applied; from
             // `first` on, ask each document how far it got.
@@ -244,7 +293,7 @@ impl Store {
             unsure.retain(|d| !d.ops.is_empty());
             docs = unsure;
         }
-        Ok(report)
+        Ok((report, failed, Vec::new()))
     }
 
     /// The `seq` of each of these documents.

@@ -19,6 +19,7 @@
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`
 
 mod apply;
+mod dead_letters;
 mod error;
 mod legacy;
 mod members;
@@ -37,7 +38,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, Database};
 
-pub use apply::{ApplyProgress, ApplyReport};
+pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
 pub use error::StoreError;
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod db_smoke;
+mod dead_letters;
 mod e2e;
 mod faults;
 mod proxy_smoke;

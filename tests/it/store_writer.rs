@@ -574,3 +574,45 @@ async fn a_new_host_starts_above_the_saved_high_water_mark() {
     assert_eq!(totals(&store).await.2, 2, "{status:?}");
     assert_eq!(status.seq_anomalies, 0);
 }
+
+/// One document that refuses its statement for good (a legacy document with
+/// a string where a number belongs) cannot hold the others' increments: the
+/// batch applies around it and reports it.
+#[tokio::test]
+async fn a_poison_document_is_isolated_and_reported() {
+    use study_tracker::store::ApplyProgress;
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    db.db()
+        .collection::<Document>("member_stats")
+        .insert_one(doc! { "_id": format!("{G}:{U}"), "messages": "many" })
+        .await
+        .unwrap();
+    let other = MemberKey {
+        guild: G,
+        user: U + 1,
+    };
+    let ops = vec![
+        msg("2026-11-26"),
+        Op::message(other, T0, chrono_tz::UTC),
+        msg("2026-11-26"),
+        Op::message(other, T0, chrono_tz::UTC),
+    ];
+    let mut progress = ApplyProgress::fresh_from(0);
+    store
+        .apply_resumable(&sequenced(ops, 500), &mut progress)
+        .await
+        .unwrap();
+    assert_eq!(progress.failed.len(), 1, "{:?}", progress.failed);
+    let f = &progress.failed[0];
+    assert_eq!(
+        (f.collection, f.document.as_str()),
+        ("member_stats", format!("{G}:{U}").as_str())
+    );
+    assert_eq!(f.seqs, vec![500, 502]);
+    let healthy = store.member(other, 0, "0000-00-00").await.unwrap();
+    assert_eq!(healthy.messages, 2);
+    // The poison member's other document (its day) took its messages.
+    let days = store.member(MEMBER, 0, "0000-00-00").await.unwrap().days;
+    assert_eq!(days, vec![("2026-11-26".to_owned(), 2)]);
+}

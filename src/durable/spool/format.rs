@@ -15,18 +15,21 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::durable::op::Sequenced;
 
 /// The format this binary writes.
-pub(super) const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 2;
 const MAGIC: &[u8; 7] = b"STSPOOL";
 /// Bytes before the first record of a format-2 file.
-pub(super) const HEADER_LEN: u64 = 8;
+pub(crate) const HEADER_LEN: u64 = 8;
 /// Bytes before each record's payload.
 const RECORD_HEADER: u64 = 8;
 
 /// The header of a new file.
-pub(super) fn header() -> [u8; 8] {
+pub(crate) fn header() -> [u8; 8] {
     let mut h = [0u8; 8];
     h[..7].copy_from_slice(MAGIC);
     h[7] = VERSION;
@@ -34,7 +37,7 @@ pub(super) fn header() -> [u8; 8] {
 }
 
 /// Appends one record for `rec` to `buf`.
-pub(super) fn encode(rec: &Sequenced, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(crate) fn encode<T: Serialize>(rec: &T, buf: &mut Vec<u8>) -> io::Result<()> {
     let payload = serde_json::to_vec(rec).map_err(io::Error::other)?;
     let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
     buf.extend_from_slice(&len.to_le_bytes());
@@ -45,7 +48,7 @@ pub(super) fn encode(rec: &Sequenced, buf: &mut Vec<u8>) -> io::Result<()> {
 
 /// What the header of an existing file says.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Header {
+pub(crate) enum Header {
     /// A new, empty file.
     Empty,
     /// The header this binary writes.
@@ -56,7 +59,7 @@ pub(super) enum Header {
     Other(String),
 }
 
-pub(super) fn read_header(file: &File) -> io::Result<Header> {
+pub(crate) fn read_header(file: &File) -> io::Result<Header> {
     let len = file.metadata()?.len();
     if len == 0 {
         return Ok(Header::Empty);
@@ -83,9 +86,9 @@ pub(super) fn read_header(file: &File) -> io::Result<Header> {
 
 /// One step of reading records.
 #[derive(Debug)]
-pub(super) enum Read {
+pub(crate) enum Read<T> {
     /// A record and the offset of the next one.
-    Record(Sequenced, u64),
+    Record(T, u64),
     /// Nothing more: the end of the file.
     End,
     /// The last write never completed from here on: safe to cut.
@@ -95,7 +98,7 @@ pub(super) enum Read {
 }
 
 /// Reads the record at `pos` of a file whose valid bytes end at `len`.
-pub(super) fn read(file: &File, pos: u64, len: u64) -> io::Result<Read> {
+pub(crate) fn read<T: DeserializeOwned>(file: &File, pos: u64, len: u64) -> io::Result<Read<T>> {
     if pos >= len {
         return Ok(Read::End);
     }
@@ -175,7 +178,7 @@ pub(super) fn scan(
         ..Scan::default()
     };
     loop {
-        match read(file, s.end, len).map_err(|e| (s.end, e.to_string()))? {
+        match read::<Sequenced>(file, s.end, len).map_err(|e| (s.end, e.to_string()))? {
             Read::Record(rec, next) => {
                 s.count += 1;
                 s.first_seq.get_or_insert(rec.seq);

@@ -13,7 +13,7 @@
 //! Sequence numbers are `max(now in µs, last + 1)`, so they keep growing
 //! across restarts as long as the clock does not step back past the last one.
 
-mod format;
+pub(super) mod format;
 mod migrate;
 
 use std::fs::{File, OpenOptions};
