@@ -158,8 +158,7 @@ pub async fn ingestion(
     preload(&client.database(&name), members, guilds, true).await;
     let bot = start_bot(&proxy.uri(), &name, apply_batch).await;
     bot.app
-        .message(pick(&mut rng, members, guilds), now_millis())
-        .await; // connection + collections
+        .message(pick(&mut rng, members, guilds), now_millis()); // connection + collections
     if !wait_idle_fine(&bot.writer, Duration::from_secs(20)).await {
         eprintln!("warning: the writer's warm-up message was not applied in 20 s");
     }
@@ -201,7 +200,7 @@ pub async fn ingestion(
         let m = pick(&mut rng, members, guilds);
         let t = Instant::now();
         events.push(t);
-        bot.app.message(m, now_millis()).await;
+        bot.app.message(m, now_millis());
         submit_lat.push(t.elapsed());
     }
     let n = events.len();
@@ -251,8 +250,7 @@ pub async fn ingestion(
         preload(&client.database(&name), members, guilds, true).await;
         let bot = start_bot(&proxy.uri(), &name, apply_batch).await;
         bot.app
-            .message(pick(&mut rng, members, guilds), now_millis())
-            .await;
+            .message(pick(&mut rng, members, guilds), now_millis());
         wait_idle_fine(&bot.writer, Duration::from_secs(20)).await;
         let base = bot.writer.status().applied;
         let cmd0 = bot.writer.status().commands;
@@ -264,8 +262,7 @@ pub async fn ingestion(
             tokio::time::sleep_until(at.into()).await;
             arrivals.push(at);
             bot.app
-                .message(pick(&mut rng, members, guilds), now_millis())
-                .await;
+                .message(pick(&mut rng, members, guilds), now_millis());
         }
         wait_applied(&bot.writer, base + count as u64, cfg.drain_budget).await;
         let log = poller.finish();

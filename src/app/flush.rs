@@ -43,7 +43,7 @@ impl App {
         // no checkpoints), so they are queued after the lock is released:
         // voice events and `/ud` do not wait for 100,000 credits to queue.
         drop(tracker);
-        self.writer.submit(effects.into_iter().map(Op::from)).await;
+        self.writer.submit(effects.into_iter().map(Op::from));
         if report.sessions > 0 {
             tracing::info!(
                 sessions = report.sessions,

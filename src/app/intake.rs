@@ -18,7 +18,7 @@ impl App {
         let effects = tracker.voice_update(member, presence, now);
         log_effects(&effects);
         // Submitted under the lock: ops of one member reach the spool in order.
-        self.writer.submit(effects.into_iter().map(Op::from)).await;
+        self.writer.submit(effects.into_iter().map(Op::from));
     }
 
     /// Members currently in voice in a guild, as seen on (re)connect.
@@ -36,19 +36,17 @@ impl App {
             "guild snapshot: tracking members already in voice"
         );
         log_effects(&effects);
-        self.writer.submit(effects.into_iter().map(Op::from)).await;
+        self.writer.submit(effects.into_iter().map(Op::from));
     }
 
     /// A message by a member.
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
-    pub async fn message(&self, member: MemberKey, now: Millis) {
+    pub fn message(&self, member: MemberKey, now: Millis) {
         if !self.accepting() {
             return;
         }
         tracing::debug!("message counted");
-        self.writer
-            .submit([Op::message(member, now, self.tz)])
-            .await;
+        self.writer.submit([Op::message(member, now, self.tz)]);
     }
 }
 

@@ -82,7 +82,7 @@ fn describe(l: &DeadLetter) -> String {
             crate::core::whole_secs(*from, *to),
             if *camera { "on" } else { "off" }
         ),
-        Op::Message { day, .. } => format!("1 message on {day}"),
+        Op::Message { day, count, .. } => format!("{count} message(s) on {day}"),
         Op::Checkpoint { open, .. } => {
             format!(
                 "checkpoint ({})",

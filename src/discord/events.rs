@@ -71,7 +71,7 @@ pub(super) async fn on_event(
                     guild: guild.get(),
                     user: m.author.id.get(),
                 };
-                app.message(member, now_millis()).await;
+                app.message(member, now_millis());
             }
         }
         _ => {}

@@ -258,6 +258,7 @@ mod tests {
                 guild: 1,
                 user: 2,
                 day: "2026-11-26".into(),
+                count: 1,
             },
             collection: "member_stats".into(),
             document: "1:2".into(),

@@ -11,6 +11,8 @@
 pub mod dead_letters;
 mod high_water;
 pub mod op;
+mod outbox;
 pub mod retry;
 pub mod spool;
+mod spooler;
 pub mod writer;

@@ -33,7 +33,9 @@ pub enum Op {
         from: Millis,
         to: Millis,
     },
-    /// One message, counted in the member's totals and on its local day.
+    /// Messages (one, or several of the same member and day coalesced while
+    /// the spool was busy), counted in the member's totals and on its local
+    /// day.
     #[serde(rename = "m")]
     Message {
         #[serde(rename = "g")]
@@ -42,6 +44,9 @@ pub enum Op {
         user: u64,
         /// The day in the configured timezone, `YYYY-MM-DD`.
         day: String,
+        /// How many messages (absent on disk when 1).
+        #[serde(rename = "n", default = "one", skip_serializing_if = "is_one")]
+        count: u32,
     },
     /// The member's session checkpoint: the open segment, or none.
     #[serde(rename = "s")]
@@ -71,6 +76,17 @@ impl Op {
             guild: member.guild,
             user: member.user,
             day: local_day(at, tz),
+            count: 1,
+        }
+    }
+
+    /// How many events this op stands for: a message op folded from several
+    /// messages counts each; any other op counts one.
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        match self {
+            Op::Message { count, .. } => u64::from(*count),
+            _ => 1,
         }
     }
 
@@ -106,6 +122,16 @@ impl From<Effect> for Op {
             },
         }
     }
+}
+
+fn one() -> u32 {
+    1
+}
+
+// serde's `skip_serializing_if` hands the field by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// The spool's form of [`OpenSegment`]: `{"ch", "cam", "seg"}`. The core
@@ -161,6 +187,7 @@ mod tests {
             r#"{"seq":8,"op":{"t":"m","g":1,"u":2,"day":"2026-11-26"}}"#,
             r#"{"seq":9,"op":{"t":"s","g":1,"u":2,"open":{"ch":3,"cam":false,"seg":10}}}"#,
             r#"{"seq":10,"op":{"t":"s","g":1,"u":2,"open":null}}"#,
+            r#"{"seq":11,"op":{"t":"m","g":1,"u":2,"day":"2026-11-26","n":3}}"#,
         ];
         for json in cases {
             let rec: Sequenced = serde_json::from_str(json).unwrap();

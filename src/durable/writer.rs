@@ -1,10 +1,15 @@
 //! The durable, idempotent, batching writer.
 //!
 //! ```text
-//! submit(op) ──bounded channel──▶ spooler ──append+fsync──▶ spool ──read batch──▶ applier ──▶ MongoDB
+//! submit(op) ──outbox (folds)──▶ spooler ──append+fsync──▶ spool ──read batch──▶ applier ──▶ MongoDB
 //! ```
-//! - The **spooler** takes every op waiting in the channel (up to
-//!   [`WriterOptions::spool_batch`]), appends them to the spool with one fsync
+//! - **Submitting never waits.** Ops go to an outbox that folds an op into a
+//!   waiting one when they change the same thing (see `outbox`), so while
+//!   the spool is full memory grows with the documents touched, not with the
+//!   events, and no caller (the tracker lock, a shutdown credit) waits for
+//!   MongoDB.
+//! - The **spooler** takes what waits in the outbox (up to
+//!   [`WriterOptions::spool_batch`]), appends it to the spool with one fsync
 //!   and wakes the applier. An op is acknowledged only once it is on disk.
 //! - The **applier** reads up to [`WriterOptions::apply_batch`] records from the
 //!   spool, merges them per document and sends them in one `update` command
@@ -12,30 +17,30 @@
 //!   pile up in the spool and go together in the next round trip (group
 //!   commit). A batch is retried, unchanged, until it is applied: ops are
 //!   idempotent, so a retry after an ambiguous failure cannot count twice.
-//! - Memory is bounded: the channel has a fixed capacity (callers wait when it
-//!   is full), the spool has `SPOOL_MAX_BYTES`, and batches have a fixed size.
+//! - Memory is bounded by the documents touched (the outbox folds), the
+//!   spool by `SPOOL_MAX_BYTES`, and batches have a fixed size.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dead_letters::{set_aside, DeadLetters};
 use super::high_water::HighWater;
 use super::op::Op;
+use super::outbox::Outbox;
 use super::retry::{apply_with_retry, RetryPolicy};
-use super::spool::{Spool, SpoolError};
+use super::spool::Spool;
+use super::spooler::run_spooler;
 use crate::store::Store;
 use crate::telemetry::cause_chain;
 
 /// Tuning knobs; the defaults suit production.
 #[derive(Clone, Debug)]
 pub struct WriterOptions {
-    /// Ops the channel holds before `submit` waits (backpressure).
-    pub channel_capacity: usize,
     /// Most ops appended with one fsync.
     pub spool_batch: usize,
     /// Most ops sent in one apply (one round trip per collection).
@@ -47,7 +52,6 @@ pub struct WriterOptions {
 impl Default for WriterOptions {
     fn default() -> Self {
         Self {
-            channel_capacity: 16_384,
             spool_batch: 8_192,
             apply_batch: 4_000,
             retry: RetryPolicy::default(),
@@ -62,7 +66,8 @@ pub(super) struct Shared {
     pub(super) submitted: AtomicU64,
     /// Ops durable in the spool since start.
     pub(super) spooled: AtomicU64,
-    /// Ops applied to MongoDB since start (including spool replays).
+    /// Events applied to MongoDB since start (including spool replays; a
+    /// folded message op counts each message).
     pub(super) applied: AtomicU64,
     /// Round trips (`update` commands).
     pub(super) commands: AtomicU64,
@@ -73,12 +78,17 @@ pub(super) struct Shared {
     /// False from the first failed attempt until the next success.
     pub(super) db_ok: AtomicBool,
     pub(super) wake_applier: Notify,
+    pub(super) wake_spooler: Notify,
+    /// Ops the spooler took from the outbox and is appending.
+    pub(super) appending: AtomicU64,
+    /// Set at shutdown: later submits are refused, loudly.
+    pub(super) closed: AtomicBool,
 }
 
 /// Handle used to submit ops. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    tx: mpsc::Sender<Op>,
+    outbox: Arc<Outbox>,
     shared: Arc<Shared>,
     spool: Arc<Spool>,
 }
@@ -100,17 +110,19 @@ pub struct WriterStatus {
 }
 
 impl Writer {
-    /// Queues ops for the spool, waiting while the channel is full.
-    pub async fn submit(&self, ops: impl IntoIterator<Item = Op>) {
+    /// Queues ops for the spool. Never waits (see the module docs).
+    pub fn submit(&self, ops: impl IntoIterator<Item = Op>) {
+        if self.shared.closed.load(Ordering::Acquire) {
+            tracing::error!(
+                "writer is shut down; an increment submitted after shutdown was dropped"
+            );
+            return;
+        }
         for op in ops {
             self.shared.submitted.fetch_add(1, Ordering::Relaxed);
-            if self.tx.send(op).await.is_err() {
-                tracing::error!(
-                    "writer is shut down; an increment submitted after shutdown was dropped"
-                );
-                return;
-            }
+            self.outbox.push(op);
         }
+        self.shared.wake_spooler.notify_one();
     }
 
     /// Current health and counters.
@@ -132,11 +144,10 @@ impl Writer {
         self.spool.raise_floor(seq);
     }
 
-    /// Ops submitted but not yet durable (counted before they leave the
-    /// channel, so this never under-reports).
+    /// Ops submitted but not yet durable: waiting in the outbox (after
+    /// folding) or being appended.
     fn unspooled(&self) -> u64 {
-        let submitted = self.shared.submitted.load(Ordering::Relaxed);
-        submitted.saturating_sub(self.shared.spooled.load(Ordering::Relaxed))
+        self.outbox.len() as u64 + self.shared.appending.load(Ordering::Acquire)
     }
 
     /// Waits until every op submitted before this call is applied, or `timeout`.
@@ -168,7 +179,7 @@ pub struct WriterTasks {
 /// Starts the spooler and the applier. Records already in the spool (from a
 /// previous run) are applied first.
 pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, WriterTasks) {
-    let (tx, rx) = mpsc::channel(opts.channel_capacity);
+    let outbox = Arc::new(Outbox::default());
     let shared = Arc::new(Shared {
         db_ok: AtomicBool::new(true),
         ..Shared::default()
@@ -190,7 +201,7 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
     let stop_intake = CancellationToken::new();
     let stop_applier = CancellationToken::new();
     let spooler = tokio::spawn(run_spooler(
-        rx,
+        outbox.clone(),
         spool.clone(),
         shared.clone(),
         opts.spool_batch,
@@ -204,7 +215,11 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
         opts,
         stop_applier.clone(),
     ));
-    let writer = Writer { tx, shared, spool };
+    let writer = Writer {
+        outbox,
+        shared,
+        spool,
+    };
     (
         writer.clone(),
         WriterTasks {
@@ -230,6 +245,7 @@ impl WriterTasks {
     /// stays in the spool for the next start.
     pub async fn shutdown(self, timeout: Duration) -> ShutdownReport {
         let deadline = Instant::now() + timeout;
+        self.writer.shared.closed.store(true, Ordering::Release);
         self.stop_intake.cancel();
         let mut spooler = self.spooler;
         match tokio::time::timeout(timeout, &mut spooler).await {
@@ -265,66 +281,6 @@ impl WriterTasks {
         }
         ShutdownReport {
             left_in_spool: left,
-        }
-    }
-}
-
-async fn run_spooler(
-    mut rx: mpsc::Receiver<Op>,
-    spool: Arc<Spool>,
-    shared: Arc<Shared>,
-    batch: usize,
-    stop: CancellationToken,
-) {
-    let mut buf = Vec::with_capacity(batch);
-    loop {
-        let n = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut buf, batch) => n,
-            () = stop.cancelled() => {
-                rx.close();
-                // Drain what was already queued: it must reach the disk.
-                while rx.recv_many(&mut buf, batch).await > 0 {
-                    append_until_durable(&spool, &shared, &mut buf).await;
-                }
-                return;
-            }
-        };
-        if n == 0 {
-            return;
-        }
-        append_until_durable(&spool, &shared, &mut buf).await;
-    }
-}
-
-/// Appends `buf` to the spool, waiting (loudly) while the spool is full or the
-/// disk fails: the ops stay in memory and callers feel backpressure.
-async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mut Vec<Op>) {
-    let ops = std::mem::take(buf);
-    let mut last_log: Option<Instant> = None;
-    loop {
-        let s = spool.clone();
-        let ops_ref = ops.clone();
-        let now = now_micros();
-        let result = tokio::task::spawn_blocking(move || s.append(&ops_ref, now))
-            .await
-            .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
-        match result {
-            Ok(()) => {
-                shared
-                    .spooled
-                    .fetch_add(ops.len() as u64, Ordering::Relaxed);
-                shared.wake_applier.notify_one();
-                return;
-            }
-            Err(e) => {
-                if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::error!(error = %cause_chain(&e), waiting_ops = ops.len(), consequence = "increments wait in memory; new events are held back", "cannot write to the spool");
-                    last_log = Some(Instant::now());
-                }
-                shared.wake_applier.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
         }
     }
 }
@@ -385,9 +341,10 @@ async fn run_applier(
         shared
             .seq_anomalies
             .fetch_add(report.seq_anomalies, Ordering::Relaxed);
-        shared
-            .applied
-            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        shared.applied.fetch_add(
+            batch.records.iter().map(|r| r.op.events()).sum(),
+            Ordering::Relaxed,
+        );
         shared
             .commands
             .fetch_add(report.commands, Ordering::Relaxed);
@@ -399,7 +356,7 @@ async fn run_applier(
     }
 }
 
-fn now_micros() -> u64 {
+pub(super) fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

@@ -61,7 +61,7 @@ impl DocOps<'_> {
                             }
                             credited_until = credited_until.max(Some(*to));
                         }
-                        Op::Message { .. } => messages += 1,
+                        Op::Message { count, .. } => messages += i64::from(*count),
                         Op::Checkpoint { .. } => {}
                     }
                 }
@@ -83,10 +83,15 @@ impl DocOps<'_> {
                 if let Op::Message { day, .. } = &first.op {
                     set.insert("day", day.clone());
                 }
-                update.insert(
-                    "$inc",
-                    doc! { "messages": i64::try_from(self.ops.len()).unwrap_or(i64::MAX) },
-                );
+                let messages: i64 = self
+                    .ops
+                    .iter()
+                    .map(|o| match &o.op {
+                        Op::Message { count, .. } => i64::from(*count),
+                        _ => 0,
+                    })
+                    .sum();
+                update.insert("$inc", doc! { "messages": messages });
             }
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);

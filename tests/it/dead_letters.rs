@@ -36,9 +36,13 @@ async fn a_poison_document_goes_to_dead_letters_and_is_retried_once() {
 
     let running = spawn_app(test_settings(&db.uri, &db.name, spool.path())).await;
     let app = running.app.clone();
-    for member in [POISON, OTHER, POISON, OTHER] {
-        app.message(member, now_millis()).await;
-    }
+    // Two messages of the poison member on two days: two ops (messages of
+    // one member and day would fold into one).
+    let two_days_ago = now_millis() - 2 * 86_400_000;
+    app.message(POISON, now_millis());
+    app.message(OTHER, now_millis());
+    app.message(POISON, two_days_ago);
+    app.message(OTHER, now_millis());
     // The writer is not stuck behind the poison document.
     assert!(
         app.writer().wait_idle(Duration::from_secs(20)).await,

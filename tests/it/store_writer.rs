@@ -37,6 +37,7 @@ fn msg(day: &str) -> Op {
         guild: G,
         user: U,
         day: day.into(),
+        count: 1,
     }
 }
 
@@ -122,7 +123,7 @@ async fn spool_left_by_a_crash_is_applied_exactly_once() {
     assert_eq!(totals(&store).await.2, 20);
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
-    w.submit([msg("2026-11-26")]).await;
+    w.submit([msg("2026-11-26")]);
     assert!(w.wait_idle(Duration::from_secs(20)).await);
     assert_eq!(totals(&store).await.2, 51);
     assert_eq!(
@@ -150,7 +151,7 @@ async fn app_tracks_voice_and_messages_into_stats() {
     app.voice_update(MEMBER, cam(true), T0).await;
     app.flush_once(T0 + 60_000).await;
     app.voice_update(MEMBER, cam(false), T0 + 75_000).await;
-    app.message(MEMBER, T0 + 80_000).await;
+    app.message(MEMBER, T0 + 80_000);
     app.voice_update(MEMBER, None, T0 + 165_000).await;
     // Bots, AFK and leaves are filtered by the adapter; a second leave is harmless.
     app.voice_update(MEMBER, None, T0 + 170_000).await;
@@ -277,6 +278,7 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
                     guild,
                     user: u,
                     day: "2026-11-26".into(),
+                    count: 1,
                 });
                 e.2 += 1;
             } else {
@@ -560,13 +562,13 @@ async fn a_new_host_starts_above_the_saved_high_water_mark() {
     let ahead = u64::try_from(now_millis() + 3_600_000).unwrap() * 1_000;
     std::fs::write(first.path().join("spool.seq"), ahead.to_le_bytes()).unwrap();
     let a = spawn_app(test_settings(&db.uri, &db.name, first.path())).await;
-    a.app.message(MEMBER, now_millis()).await;
+    a.app.message(MEMBER, now_millis());
     assert!(a.app.writer().wait_idle(Duration::from_secs(20)).await);
     a.stop().await;
 
     let second = tempfile::tempdir().unwrap();
     let b = spawn_app(test_settings(&db.uri, &db.name, second.path())).await;
-    b.app.message(MEMBER, now_millis()).await;
+    b.app.message(MEMBER, now_millis());
     assert!(b.app.writer().wait_idle(Duration::from_secs(20)).await);
     let status = b.app.writer().status();
     b.stop().await;

@@ -7,6 +7,7 @@ fn msg(user: u64) -> Op {
         guild: 1,
         user,
         day: "2026-01-01".into(),
+        count: 1,
     }
 }
 

@@ -1,0 +1,73 @@
+//! The spooler task: takes what waits in the outbox and appends it to the
+//! spool with one fsync per group.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::op::Op;
+use super::outbox::Outbox;
+use super::spool::{Spool, SpoolError};
+use super::writer::{now_micros, Shared};
+use crate::telemetry::cause_chain;
+
+pub(super) async fn run_spooler(
+    outbox: Arc<Outbox>,
+    spool: Arc<Spool>,
+    shared: Arc<Shared>,
+    batch: usize,
+    stop: CancellationToken,
+) {
+    loop {
+        let mut ops = outbox.take(batch);
+        if ops.is_empty() {
+            if stop.is_cancelled() {
+                // Everything submitted before shutdown is on disk.
+                return;
+            }
+            tokio::select! {
+                biased;
+                () = shared.wake_spooler.notified() => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
+        }
+        shared.appending.store(ops.len() as u64, Ordering::Release);
+        append_until_durable(&spool, &shared, &mut ops).await;
+        shared.appending.store(0, Ordering::Release);
+    }
+}
+
+/// Appends `buf` to the spool, waiting (loudly) while the spool is full or the
+/// disk fails: the ops stay in memory, and new ones fold in the outbox.
+async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mut Vec<Op>) {
+    let ops = std::mem::take(buf);
+    let mut last_log: Option<Instant> = None;
+    loop {
+        let s = spool.clone();
+        let ops_ref = ops.clone();
+        let now = now_micros();
+        let result = tokio::task::spawn_blocking(move || s.append(&ops_ref, now))
+            .await
+            .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
+        match result {
+            Ok(()) => {
+                shared
+                    .spooled
+                    .fetch_add(ops.iter().map(Op::events).sum(), Ordering::Relaxed);
+                shared.wake_applier.notify_one();
+                return;
+            }
+            Err(e) => {
+                if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::error!(error = %cause_chain(&e), waiting_ops = ops.len(), consequence = "increments wait in memory, folded per document", "cannot write to the spool");
+                    last_log = Some(Instant::now());
+                }
+                shared.wake_applier.notify_one();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
