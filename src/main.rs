@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     let settings = cli.settings;
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(settings).await,
-        Command::Check => cmd::check(&settings.mongo).await,
+        Command::Check => cmd::check(&settings).await,
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
         Command::ImportLegacy { guild } => cmd::import_legacy(&settings.mongo, guild).await,
         Command::DeadLetters { retry } => cmd::dead_letters(&settings, retry).await,

@@ -66,6 +66,10 @@ async fn a_poison_document_goes_to_dead_letters_and_is_retried_once() {
         stdout.contains("2 dead letters") && stdout.contains(&format!("member_stats/{poison_id}")),
         "{stdout}"
     );
+    // `check` reports them (MongoDB itself is fine).
+    let (status, stdout, _) = run_cli(&["check"], &env);
+    assert!(status.success(), "{stdout}");
+    assert!(stdout.contains("2 dead letters wait"), "{stdout}");
     // Not fixed yet: they stay.
     let (status, stdout, _) = run_cli(&["dead-letters", "--retry"], &env);
     assert!(!status.success(), "{stdout}");

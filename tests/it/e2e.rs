@@ -421,6 +421,7 @@ fn bad_configuration_fails_with_one_clear_line() {
         "DISCORD_TOKEN",
         "MONGODB_URI",
         "MONGODB_DB",
+        "MONGODB_WRITE_CONCERN",
         "DISCORD_API_URL",
         "FLUSH_INTERVAL_SECS",
         "TIMEZONE",
