@@ -74,15 +74,17 @@ fn local_midnight(d: NaiveDate, tz: Tz) -> Millis {
         .map_or(0, |t| t.timestamp_millis())
 }
 
+/// An RFC 3339 instant as [`Millis`] (the core's tests write times this way).
+#[cfg(test)]
+pub(super) fn ms(rfc3339: &str) -> Millis {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ms(rfc3339: &str) -> Millis {
-        chrono::DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp_millis()
-    }
 
     #[test]
     fn periods_are_calendar_periods_in_the_timezone() {

@@ -125,12 +125,7 @@ pub enum Freshness {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ms(rfc3339: &str) -> Millis {
-        chrono::DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp_millis()
-    }
+    use crate::core::periods::ms;
 
     #[test]
     fn computes_periods_from_segments_days_and_the_session_in_progress() {
