@@ -13,6 +13,7 @@
 //! Sequence numbers are `max(now in µs, last + 1)`, so they keep growing
 //! across restarts as long as the clock does not step back past the last one.
 
+mod files;
 pub(super) mod format;
 mod migrate;
 
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::op::{Op, Sequenced};
+use files::{lock_dir, read_seq_floor, sync_dir};
 use format::{Header, Read, HEADER_LEN, VERSION};
 
 /// Applied bytes at the head of the file before it is worth compacting.
@@ -32,6 +34,8 @@ const COMPACT_AFTER: u64 = 16 * 1024 * 1024;
 const FILE_NAME: &str = "spool-v2.log";
 /// The spool of format 1 (no header), read and moved into the current file.
 const LEGACY_FILE_NAME: &str = "spool.log";
+/// Locked by the process that has the spool open.
+const LOCK_FILE_NAME: &str = "spool.lock";
 /// Holds the last sequence number while the spool file is empty.
 const SEQ_FILE_NAME: &str = "spool.seq";
 
@@ -66,6 +70,11 @@ pub enum SpoolError {
         current.display()
     )]
     Overlap { legacy: PathBuf, current: PathBuf },
+    #[error(
+        "SPOOL_DIR {} is in use by another study-tracker process (two processes must never share a spool); give each its own SPOOL_DIR",
+        dir.display()
+    )]
+    InUse { dir: PathBuf },
     #[error("spool I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -97,6 +106,9 @@ pub struct Spool {
     /// Records with a sequence number from here on were appended by this
     /// process.
     own_from: AtomicU64,
+    /// `SPOOL_DIR/spool.lock`, locked exclusively while the spool is open:
+    /// two processes on one spool would interleave their records.
+    _lock: File,
 }
 
 #[derive(Debug)]
@@ -118,6 +130,7 @@ impl Spool {
     /// format is not one this version reads.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         migrate::refuse_newer_formats(dir)?;
         let path = dir.join(FILE_NAME);
         let file = OpenOptions::new()
@@ -156,6 +169,7 @@ impl Spool {
             bytes: AtomicU64::new(scan.end),
             pending: AtomicU64::new(scan.count),
             own_from: AtomicU64::new(last_seq.saturating_add(1)),
+            _lock: lock,
             inner: Mutex::new(Inner {
                 file,
                 len: scan.end,
@@ -373,19 +387,6 @@ impl Spool {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Makes a directory's entries (a created, renamed or removed file) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn read_seq_floor(path: &Path) -> u64 {
-    let mut buf = [0u8; 8];
-    match File::open(path).and_then(|f| f.read_exact_at(&mut buf, 0)) {
-        Ok(()) => u64::from_le_bytes(buf),
-        Err(_) => 0,
     }
 }
 

@@ -266,3 +266,14 @@ fn a_spool_of_a_newer_format_is_refused_untouched() {
     assert!(err.contains("spool format v7"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"STSPOOL\x07");
 }
+
+#[test]
+fn two_opens_of_one_spool_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path(), 1 << 20).unwrap();
+    let err = Spool::open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(err, SpoolError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("SPOOL_DIR"), "{err}");
+    drop(first);
+    Spool::open(dir.path(), 1 << 20).unwrap();
+}
