@@ -52,7 +52,7 @@ impl App {
     }
 }
 
-fn log_effects(effects: &[Effect]) {
+pub(super) fn log_effects(effects: &[Effect]) {
     for e in effects {
         match e {
             Effect::Credit(c) => tracing::info!(
