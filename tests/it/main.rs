@@ -7,6 +7,7 @@ mod architecture;
 mod db_smoke;
 mod e2e;
 mod faults;
+mod gateway_outage;
 mod proxy_smoke;
 mod shutdown;
 mod sim_smoke;
