@@ -149,6 +149,12 @@ impl Application {
         .await
         .context("cannot build the Discord client")?;
         let shards = client.shard_manager.clone();
+        // Spawned once per run, on the tracked tasks: it stops with them.
+        self.tasks.spawn(crate::discord::watch_gateway(
+            shards.clone(),
+            self.app.clone(),
+            self.stop_tasks.clone(),
+        ));
         let outcome = tokio::select! {
             r = client.start() => r.map_err(|e| anyhow::anyhow!("Discord gateway stopped: {e}")),
             () = shutdown => Ok(()),

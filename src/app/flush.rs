@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::{now_millis, App};
-use crate::core::tracker::Effect;
+use super::{credited_secs, now_millis, App};
 use crate::core::Millis;
 use crate::durable::op::Op;
 
@@ -22,7 +21,8 @@ pub struct FlushReport {
 }
 
 impl App {
-    /// Credits every open session up to `now`: the periodic flush.
+    /// Credits every open session up to `now` (or to the last moment the
+    /// gateway was known healthy, if earlier): the periodic flush.
     #[instrument(skip_all)]
     pub async fn flush_once(&self, now: Millis) -> FlushReport {
         let started = Instant::now();
@@ -31,13 +31,7 @@ impl App {
         let report = FlushReport {
             sessions: tracker.len(),
             credits: effects.len(),
-            secs: effects
-                .iter()
-                .map(|e| match e {
-                    Effect::Credit(c) => c.secs(),
-                    Effect::Checkpoint { .. } => 0,
-                })
-                .sum(),
+            secs: credited_secs(&effects),
         };
         // Flush credits commute with every other op (increments and `$max`;
         // no checkpoints), so they are queued after the lock is released:

@@ -50,7 +50,7 @@ impl App {
     }
 }
 
-fn log_effects(effects: &[Effect]) {
+pub(super) fn log_effects(effects: &[Effect]) {
     for e in effects {
         match e {
             Effect::Credit(c) => tracing::info!(

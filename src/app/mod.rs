@@ -3,11 +3,13 @@
 //! against a real database without Discord.
 //!
 //! - [`intake`]: gateway events in (voice, snapshots, messages).
+//! - [`gateway`]: the gateway's health and reconnects (outages).
 //! - [`flush`]: periodic credits, the flush loop, the shutdown credit.
 //! - [`restore`]: session checkpoints from before a restart.
 //! - [`queries`]: a member's numbers for `/ud` and the CLI.
 
 mod flush;
+mod gateway;
 mod intake;
 mod queries;
 mod restore;
@@ -20,7 +22,7 @@ use tokio::sync::Mutex;
 
 pub use flush::{flush_loop, FlushReport};
 
-use crate::core::tracker::Tracker;
+use crate::core::tracker::{Effect, Tracker};
 use crate::core::Millis;
 use crate::durable::writer::Writer;
 use crate::store::Store;
@@ -74,4 +76,15 @@ impl App {
     fn accepting(&self) -> bool {
         self.accepting.load(Ordering::SeqCst)
     }
+}
+
+/// Whole seconds the credits among `effects` are worth.
+fn credited_secs(effects: &[Effect]) -> i64 {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Credit(c) => c.secs(),
+            Effect::Checkpoint { .. } => 0,
+        })
+        .sum()
 }

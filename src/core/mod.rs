@@ -3,11 +3,15 @@
 //! folder of this crate (ARCHITECTURE.md, invariant 1).
 //!
 //! - [`tracker`]: open voice sessions; joins, leaves, moves, camera toggles,
-//!   guild snapshots, flushes and resumes become credits and checkpoints.
+//!   guild snapshots, flushes, resumes and gateway outages become credits and
+//!   checkpoints.
+//! - [`link`]: the gateway link's health, judged from the shard's state and
+//!   heartbeat acks.
 //! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
 
+pub mod link;
 pub mod periods;
 pub mod policy;
 pub mod stats;

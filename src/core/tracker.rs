@@ -10,8 +10,19 @@
 //! is worth `floor(to / 1000) - floor(from / 1000)` seconds, so consecutive
 //! credits telescope: however a stretch of time is cut by flushes, the sum is
 //! the whole seconds elapsed on the wall clock between its ends.
+//!
+//! A session whose member's presence is unknown for a while is *suspended*:
+//! after a restart (read back from its checkpoint) or during a gateway outage
+//! ([`outage`]). It is not flushed; the next news of the member resolves it
+//! by one rule: still in voice within the grace period, the gap is credited
+//! and the session goes on; still in voice after longer, a new segment starts
+//! then; gone, it ends where it was last credited.
+
+mod outage;
 
 use std::collections::HashMap;
+
+pub use outage::GatewayState;
 
 use super::{whole_secs, MemberKey, Millis, Presence};
 
@@ -91,18 +102,30 @@ pub struct Pending {
     pub to: Millis,
 }
 
+/// A session waiting for its member's presence to be known again.
+#[derive(Clone, Copy, Debug)]
+struct Suspended {
+    session: VoiceSession,
+    /// The member's latest presence as far as known: none for a session
+    /// read back after a restart; the session's own for one suspended by an
+    /// outage, updated by what a `RESUME` replays.
+    presence: Option<Presence>,
+}
+
 /// The session map and the rules that turn events into credits.
 #[derive(Debug, Default)]
 pub struct Tracker {
     sessions: HashMap<MemberKey, VoiceSession>,
-    /// Sessions read back from storage, waiting for the member's presence to
-    /// be known again (guild snapshot or voice update).
-    restored: HashMap<MemberKey, VoiceSession>,
+    /// Sessions waiting for the member's presence to be known again (guild
+    /// snapshot, voice update, or a resumed gateway for outage ones). Never
+    /// flushed.
+    suspended: HashMap<MemberKey, Suspended>,
+    gateway: GatewayState,
     resume_grace_ms: Millis,
 }
 
 impl Tracker {
-    /// A tracker that resumes restored sessions whose last credit is at most
+    /// A tracker that resumes suspended sessions whose last credit is at most
     /// `resume_grace_ms` old when the member is seen in voice again.
     #[must_use]
     pub fn new(resume_grace_ms: Millis) -> Self {
@@ -140,15 +163,21 @@ impl Tracker {
     pub fn restore(&mut self, checkpoints: impl IntoIterator<Item = RestoredSession>) {
         for c in checkpoints {
             if !self.sessions.contains_key(&c.member) {
-                self.restored.insert(c.member, c.session);
+                self.suspended.insert(
+                    c.member,
+                    Suspended {
+                        session: c.session,
+                        presence: None,
+                    },
+                );
             }
         }
     }
 
-    /// Number of restored sessions not yet resolved.
+    /// Number of suspended sessions (restored or held by an outage) not yet resolved.
     #[must_use]
-    pub fn restored_len(&self) -> usize {
-        self.restored.len()
+    pub fn suspended_len(&self) -> usize {
+        self.suspended.len()
     }
 
     /// A member's voice presence changed (`None`: left voice, or went AFK).
@@ -176,7 +205,7 @@ impl Tracker {
         let mut gone: Vec<MemberKey> = self
             .sessions
             .keys()
-            .chain(self.restored.keys())
+            .chain(self.suspended.keys())
             .filter(|k| k.guild == guild && !here.contains_key(&k.user))
             .copied()
             .collect();
@@ -193,12 +222,15 @@ impl Tracker {
         out
     }
 
-    /// Credits every open session with the time since its last credit.
-    /// Sessions stay open; a later credit covers only what comes after `now`.
+    /// Credits every open session with the time since its last credit, up to
+    /// `now` or to the last moment the gateway was known healthy, whichever
+    /// is earlier. Sessions stay open; a later credit covers only what comes
+    /// after.
     pub fn flush(&mut self, now: Millis) -> Vec<Effect> {
+        let until = self.gateway.horizon(now);
         let mut out = Vec::with_capacity(self.sessions.len());
         for (member, session) in &mut self.sessions {
-            if let Some(credit) = credit_until(*member, session, now) {
+            if let Some(credit) = credit_until(*member, session, until) {
                 out.push(Effect::Credit(credit));
             }
         }
@@ -222,8 +254,20 @@ impl Tracker {
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
-        if let Some(restored) = self.restored.remove(&member) {
-            self.resume(member, restored, presence, now, out);
+        if let Some(suspended) = self.suspended.remove(&member) {
+            if presence.is_some() && self.gateway_down() {
+                // Replayed after a RESUME: when it happened is unknown, so
+                // it is remembered until the gateway is back.
+                self.suspended.insert(
+                    member,
+                    Suspended {
+                        presence,
+                        ..suspended
+                    },
+                );
+                return;
+            }
+            self.resume(member, suspended.session, presence, now, out);
         }
         match (self.sessions.get_mut(&member), presence) {
             (None, None) => {}
@@ -248,21 +292,22 @@ impl Tracker {
         }
     }
 
-    /// A session from before a restart meets the member's presence again:
-    /// within the grace period and still in voice, the gap is credited and the
-    /// session goes on; otherwise it ends where it was last credited.
+    /// A suspended session (from before a restart or an outage) meets the
+    /// member's presence again: within the grace period and still in voice,
+    /// the gap is credited and the session goes on; otherwise it ends where it
+    /// was last credited.
     fn resume(
         &mut self,
         member: MemberKey,
-        mut restored: VoiceSession,
+        mut suspended: VoiceSession,
         presence: Option<Presence>,
         now: Millis,
         out: &mut Vec<Effect>,
     ) {
-        let within_grace = now - restored.last_credit <= self.resume_grace_ms;
-        if presence.is_some() && within_grace && now >= restored.last_credit {
-            out.extend(credit_until(member, &mut restored, now).map(Effect::Credit));
-            self.sessions.insert(member, restored);
+        let within_grace = now - suspended.last_credit <= self.resume_grace_ms;
+        if presence.is_some() && within_grace && now >= suspended.last_credit {
+            out.extend(credit_until(member, &mut suspended, now).map(Effect::Credit));
+            self.sessions.insert(member, suspended);
         } else if presence.is_none() {
             out.push(checkpoint(member, None));
         }

@@ -17,6 +17,10 @@ pub(super) async fn on_event(
     app: &Data,
 ) -> Result<(), Error> {
     match event {
+        // The gateway is back (a new session, whose guild snapshots follow,
+        // or a resumed one, after the replay of what it missed).
+        FullEvent::Ready { .. } => app.gateway_connected(ctx.shard_id.0, now_millis()).await,
+        FullEvent::Resume { .. } => app.gateway_resumed(ctx.shard_id.0, now_millis()).await,
         FullEvent::GuildCreate { guild, .. } => {
             let afk = guild.afk_metadata.as_ref().map(|a| a.afk_channel_id);
             let present: Vec<(u64, Presence)> = guild

@@ -1,11 +1,15 @@
 //! The Discord adapter: builds the serenity/poise client, turns gateway
-//! events into [`App`] calls ([`events`]) and slash commands into rendered
-//! replies ([`commands`]). It holds no rules: what is tracked is decided in
-//! [`crate::core::policy`].
+//! events into [`App`] calls ([`events`]), reports the gateway's health
+//! ([`watch`]) and turns slash commands into rendered replies ([`commands`]).
+//! It holds no rules: what is tracked is decided in [`crate::core::policy`],
+//! what an outage credits in [`crate::core::tracker`].
 
 mod commands;
 mod errors;
 mod events;
+mod watch;
+
+pub use watch::watch_gateway;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ mod db_smoke;
 mod dead_letters;
 mod e2e;
 mod faults;
+mod gateway_outage;
 mod proxy_smoke;
 mod shutdown;
 mod sim_smoke;

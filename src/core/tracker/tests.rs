@@ -177,7 +177,7 @@ fn restored_session_past_grace_or_absent_is_not_credited() {
     assert!(totals(&fx).is_empty());
     assert_eq!(t.session(m(1)).unwrap().segment_start, late);
     assert!(fx.contains(&checkpoint(m(2), None)));
-    assert_eq!(t.restored_len(), 0);
+    assert_eq!(t.suspended_len(), 0);
 }
 
 #[test]

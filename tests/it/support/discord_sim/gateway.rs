@@ -1,24 +1,71 @@
-//! Gateway: the websocket, its frames, `IDENTIFY` and `RESUME`.
+//! Gateway: the websocket, its frames, `IDENTIFY`, `RESUME`, and outages.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::payloads::ready_json;
 use super::state::{Conn, Inner, Outgoing, Session, SimState};
-use super::{intents, BOT_TOKEN, HEARTBEAT_INTERVAL_MS};
+use super::{intents, DiscordSim, BOT_TOKEN, HEARTBEAT_INTERVAL_MS};
 
 pub(super) async fn gateway_upgrade(
     State(inner): State<Arc<Inner>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    {
+        let mut st = inner.lock();
+        if let Some(until) = st.refuse_gateway_until {
+            if Instant::now() < until {
+                st.refused_upgrades += 1;
+                st.log_line("GW upgrade refused (503): gateway outage".to_owned());
+                drop(st);
+                inner.bump();
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "gateway outage (simulator)",
+                )
+                    .into_response();
+            }
+            st.refuse_gateway_until = None;
+            st.log_line("gateway outage over: upgrades accepted again".to_owned());
+        }
+    }
     ws.on_upgrade(move |socket| gateway_socket(inner, socket))
+}
+
+impl DiscordSim {
+    /// A gateway outage: drops the current websocket without a close frame (as a
+    /// network failure does) and refuses websocket upgrades with 503 for `refuse_for`;
+    /// the HTTP API (`GET /gateway/bot` included) keeps answering. The session is kept:
+    /// voice changes meanwhile are buffered for a `RESUME` and are in the `GUILD_CREATE`
+    /// of a new `IDENTIFY` (serenity 0.12 re-identifies once a resume attempt fails:
+    /// about 5 s after the drop, then every 5 s until a connection is accepted).
+    pub fn gateway_outage(&self, refuse_for: Duration) {
+        let mut st = self.inner.lock();
+        st.refuse_gateway_until = Some(Instant::now() + refuse_for);
+        if let Some(conn) = st.conn.take() {
+            let _ = conn.tx.send(Outgoing::Drop);
+            st.log_line(format!(
+                "GW#{} dropped by simulator (outage: upgrades refused for {refuse_for:?})",
+                conn.id
+            ));
+        }
+        drop(st);
+        self.inner.bump();
+    }
+
+    /// Websocket upgrades refused so far by [`DiscordSim::gateway_outage`].
+    pub fn refused_upgrades(&self) -> usize {
+        self.inner.lock().refused_upgrades
+    }
 }
 
 async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
@@ -33,9 +80,15 @@ async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
     };
     let hello = json!({ "op": 10, "s": null, "t": null, "d": { "heartbeat_interval": HEARTBEAT_INTERVAL_MS } });
     let _ = tx.send(Outgoing::Text(hello.to_string()));
+    let dropped = CancellationToken::new();
+    let drop_now = dropped.clone();
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             match out {
+                Outgoing::Drop => {
+                    drop_now.cancel();
+                    break;
+                }
                 Outgoing::Text(text) => {
                     if sink.send(WsMessage::Text(text)).await.is_err() {
                         break;
@@ -59,6 +112,9 @@ async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
                 let _ = tx.send(Outgoing::Close(1001, "simulator shutting down"));
                 break;
             }
+            // Both halves of the socket are dropped below: the TCP connection
+            // closes without a close frame.
+            () = dropped.cancelled() => break,
             m = stream.next() => m,
         };
         match msg {

@@ -17,8 +17,10 @@
 //! `GUILD_VOICE_STATES`, guild messages `GUILD_MESSAGES`, DMs `DIRECT_MESSAGES`; guild
 //! message content is blanked without `MESSAGE_CONTENT` unless the bot is mentioned;
 //! without `GUILD_MEMBERS` the `GUILD_CREATE` member list holds only the bot and users in
-//! voice), dispatches missed while disconnected are replayed on `RESUME`, and messages the
-//! bot posts come back to it as `MESSAGE_CREATE` with `author.bot = true`.
+//! voice), dispatches missed while disconnected are replayed on `RESUME`, a gateway outage
+//! drops the connection and refuses reconnects while the HTTP API keeps answering
+//! ([`DiscordSim::gateway_outage`]), and messages the bot posts come back to it as
+//! `MESSAGE_CREATE` with `author.bot = true`.
 //!
 //! Everything the client did (HTTP method/path/status, gateway ops, dispatches sent or
 //! skipped) is in [`DiscordSim::http_log`]; set `TEST_LOG` (or `SIM_LOG`) to also print it
@@ -181,6 +183,8 @@ impl DiscordSim {
             next_conn_id: 0,
             identifies: 0,
             resumes: 0,
+            refuse_gateway_until: None,
+            refused_upgrades: 0,
             last_intents: None,
             id_counter: 0,
             echo: true,

@@ -34,6 +34,8 @@ pub(super) struct GuildState {
 pub(super) enum Outgoing {
     Text(String),
     Close(u16, &'static str),
+    /// Drop the TCP connection without a close frame: a network outage.
+    Drop,
 }
 
 pub(super) struct Conn {
@@ -85,6 +87,10 @@ pub(super) struct SimState {
     pub(super) next_conn_id: u64,
     pub(super) identifies: usize,
     pub(super) resumes: usize,
+    /// Until then, websocket upgrades are refused (a gateway outage); the HTTP API answers.
+    pub(super) refuse_gateway_until: Option<std::time::Instant>,
+    /// Websocket upgrades refused during outages.
+    pub(super) refused_upgrades: usize,
     pub(super) last_intents: Option<u64>,
     pub(super) id_counter: u64,
     pub(super) echo: bool,
