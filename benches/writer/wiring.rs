@@ -28,9 +28,9 @@ pub struct Bot {
 }
 
 /// Starts a bot on database `db_name` at `uri` (its spool in a fresh temp
-/// dir); `apply_batch` overrides `WriterOptions::apply_batch`. Waits for the
-/// store preparation (it sizes update commands for the server) so that the
-/// measurements start on a prepared store.
+/// dir); `apply_batch` overrides `WriterOptions::apply_batch`. Waits (5 s at
+/// most) for the store preparation (it sizes update commands for the
+/// server) so that the measurements start on a prepared store.
 pub async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> Bot {
     let dir = tempfile::Builder::new()
         .prefix("study-tracker-bench-spool-")
@@ -49,9 +49,12 @@ pub async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> 
     }
     let running = test_app::spawn_app_with(settings, opts).await;
     let mut store_ready = running.store_ready.clone();
-    let ready = tokio::time::timeout(Duration::from_secs(60), store_ready.wait_for(|r| *r)).await;
+    // The instant-ack stub answers no reads, so its test write never
+    // succeeds: its server detection (which sizes update commands) comes
+    // first and is done by then.
+    let ready = tokio::time::timeout(Duration::from_secs(5), store_ready.wait_for(|r| *r)).await;
     if !matches!(ready, Ok(Ok(_))) {
-        eprintln!("warning: store preparation did not finish within 60 s");
+        eprintln!("note: store preparation did not finish within 5 s (expected with the stub)");
     }
     Bot {
         app: running.app.clone(),
