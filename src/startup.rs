@@ -169,21 +169,23 @@ impl Application {
     /// what MongoDB has not taken stays in the spool.
     async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
         let stopped_at = now_millis();
-        let drain = Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
+        // One budget for the whole shutdown: the platform's kill comes
+        // `SHUTDOWN_TIMEOUT_SECS` plus its own margin after the signal.
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
         self.stop_tasks.cancel();
         self.tasks.close();
-        if tokio::time::timeout(drain, self.tasks.wait())
+        if tokio::time::timeout_at(deadline, self.tasks.wait())
             .await
             .is_err()
         {
             tracing::error!(
-                waited_secs = drain.as_secs(),
                 consequence = "the credits of that flush are lost",
-                "a flush was still queuing at shutdown (spool full, MongoDB unreachable)"
+                "a background loop did not stop in time"
             );
         }
         if let Ok(credited) =
-            tokio::time::timeout(drain, self.app.stop_and_credit(stopped_at)).await
+            tokio::time::timeout_at(deadline, self.app.stop_and_credit(stopped_at)).await
         {
             tracing::info!(
                 sessions = credited.sessions,
@@ -197,8 +199,20 @@ impl Application {
             );
         }
         if let Some(shards) = shards {
-            shards.shutdown_all().await;
+            // Serenity allows each shard 5 s to close; the spool comes first.
+            let budget = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_secs(2));
+            if tokio::time::timeout(budget, shards.shutdown_all())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the Discord shards did not close in time; leaving them");
+            }
         }
+        let drain = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(1));
         let report = self.writer_tasks.shutdown(drain).await;
         tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
     }

@@ -33,11 +33,13 @@ impl App {
             credits: effects.len(),
             secs: credited_secs(&effects),
         };
-        // Flush credits commute with every other op (increments and `$max`;
-        // no checkpoints), so they are queued after the lock is released:
-        // voice events and `/ud` do not wait for 100,000 credits to queue.
-        drop(tracker);
+        // Queued under the lock (submitting never waits: the outbox folds),
+        // so sequence numbers follow time: a later leave or toggle credit
+        // never gets a lower number than this flush's credits, and a drain
+        // cut between them cannot leave `credited_until` past a stretch the
+        // total lacks.
         self.writer.submit(effects.into_iter().map(Op::from));
+        drop(tracker);
         if report.sessions > 0 {
             tracing::info!(
                 sessions = report.sessions,

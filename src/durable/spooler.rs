@@ -35,23 +35,37 @@ pub(super) async fn run_spooler(
             continue;
         }
         shared.appending.store(ops.len() as u64, Ordering::Release);
-        append_until_durable(&spool, &shared, &mut ops).await;
+        append_until_durable(&spool, &shared, &mut ops, &stop).await;
         shared.appending.store(0, Ordering::Release);
     }
 }
 
 /// Appends `buf` to the spool, waiting (loudly) while the spool is full or the
-/// disk fails: the ops stay in memory, and new ones fold in the outbox.
-async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mut Vec<Op>) {
+/// disk fails: the ops stay in memory, and new ones fold in the outbox. Once
+/// `stop` fires (shutdown), a full spool no longer holds them back: they go
+/// past `SPOOL_MAX_BYTES` rather than die with the process.
+async fn append_until_durable(
+    spool: &Arc<Spool>,
+    shared: &Arc<Shared>,
+    buf: &mut Vec<Op>,
+    stop: &CancellationToken,
+) {
     let ops = std::mem::take(buf);
     let mut last_log: Option<Instant> = None;
     loop {
         let s = spool.clone();
         let ops_ref = ops.clone();
         let now = now_micros();
-        let result = tokio::task::spawn_blocking(move || s.append(&ops_ref, now))
-            .await
-            .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
+        let stopping = stop.is_cancelled();
+        let result = tokio::task::spawn_blocking(move || {
+            if stopping {
+                s.append_at_shutdown(&ops_ref, now)
+            } else {
+                s.append(&ops_ref, now)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
         match result {
             Ok(()) => {
                 shared
@@ -66,7 +80,10 @@ async fn append_until_durable(spool: &Arc<Spool>, shared: &Arc<Shared>, buf: &mu
                     last_log = Some(Instant::now());
                 }
                 shared.wake_applier.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = stop.cancelled(), if !stopping => {}
+                }
             }
         }
     }

@@ -303,13 +303,22 @@ impl Store {
         docs: &[DocOps<'_>],
     ) -> Result<HashMap<String, u64>, StoreError> {
         let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
-        let found: Vec<Document> = self
-            .decisive(coll)
-            .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "seq": 1 })
-            .await?
-            .try_collect()
-            .await?;
+        let read = async {
+            self.decisive(coll)
+                .find(doc! { "_id": { "$in": ids } })
+                .projection(doc! { "seq": 1 })
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        let found = tokio::time::timeout(self.command_timeout, read)
+            .await
+            .map_err(|_| {
+                StoreError::Transient(format!(
+                    "reading back {coll} sequence numbers: no reply within {:?}",
+                    self.command_timeout
+                ))
+            })??;
         Ok(found
             .iter()
             .filter_map(|d| {

@@ -119,13 +119,21 @@ impl Store {
     }
 
     /// A collection for reads that decide what to resend or resume: from the
-    /// primary, majority-committed only, so a write a failover rolls back
-    /// is never taken as applied.
+    /// primary, majority-committed (with the default write concern), so a
+    /// write a failover rolls back is never taken as applied.
     fn decisive(&self, name: &str) -> mongodb::Collection<Document> {
+        // Majority reads see only majority-acknowledged writes: with a
+        // weaker write concern they can miss what this process just wrote
+        // (a lagging commit point), so then reads are local.
+        let concern = if self.write_concern == Bson::from("majority") {
+            ReadConcern::majority()
+        } else {
+            ReadConcern::local()
+        };
         self.db.collection_with_options(
             name,
             CollectionOptions::builder()
-                .read_concern(ReadConcern::majority())
+                .read_concern(concern)
                 .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
                 .build(),
         )

@@ -10,7 +10,7 @@ use study_tracker::durable::retry::RetryPolicy;
 use study_tracker::durable::writer::WriterOptions;
 
 use crate::e2e::assert_close;
-use crate::support::app::{spawn_app_with, test_settings};
+use crate::support::app::{spawn_app, spawn_app_with, test_settings};
 use crate::support::db::fresh_db;
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 
@@ -95,5 +95,69 @@ async fn a_flush_during_a_full_spool_at_shutdown_loses_no_second() {
         "camera-on time credited up to shutdown",
     );
     assert_eq!(stored.messages, messages);
+    proxy.shutdown();
+}
+
+/// SIGTERM during an outage with a full spool, MongoDB still away when the
+/// process exits: what waited in memory (the folded messages, the shutdown
+/// credit) goes to disk past `SPOOL_MAX_BYTES` instead of dying with the
+/// process, and the next start applies it.
+#[tokio::test]
+async fn a_shutdown_with_a_full_spool_and_no_database_keeps_everything_on_disk() {
+    let db = fresh_db().await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let spool = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&proxy.uri(), &db.name, spool.path());
+    settings.spool.shutdown_timeout_secs = 2;
+    settings.spool.max_bytes = 700;
+    let writer = WriterOptions {
+        spool_batch: 1,
+        ..WriterOptions::default()
+    };
+    let running = spawn_app_with(settings.clone(), writer).await;
+    let app = running.app.clone();
+    let joined = now_millis();
+    let present = Presence {
+        channel: 7,
+        camera: false,
+    };
+    app.voice_update(MEMBER, Some(present), joined).await;
+    assert!(app.writer().wait_idle(Duration::from_secs(20)).await);
+    proxy.set_down(true);
+    // 20 members' messages: 20 folded ops, more than the spool holds.
+    let others: Vec<MemberKey> = (1..=20)
+        .map(|k| MemberKey {
+            guild: MEMBER.guild,
+            user: MEMBER.user + k,
+        })
+        .collect();
+    for _ in 0..25 {
+        for m in &others {
+            app.message(*m, now_millis());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopping_at = now_millis();
+    running.stop().await;
+    // The spool (and its directory lock) goes with the last handle.
+    drop(app);
+
+    // MongoDB is back for the next start, on the same disk.
+    proxy.set_down(false);
+    let next = spawn_app(settings).await;
+    assert!(next.app.writer().wait_idle(Duration::from_secs(30)).await);
+    let store = next.app.store().clone();
+    let stored = store.member(MEMBER, 0, "0000-00-00").await.unwrap();
+    let mut messages = 0;
+    for m in &others {
+        messages += store.member(*m, 0, "0000-00-00").await.unwrap().messages;
+    }
+    next.stop().await;
+    assert_eq!(messages, 500, "messages waiting in memory at shutdown");
+    assert_close(
+        stored.cam_off_secs,
+        whole_secs(joined, stopping_at),
+        "the shutdown credit, made while the spool was full",
+    );
     proxy.shutdown();
 }

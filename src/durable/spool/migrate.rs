@@ -47,13 +47,18 @@ pub(super) fn legacy(
                 reason,
             },
         )?;
-        if moved && found.last_seq <= scan.last_seq {
+        if !moved {
+            return Err(SpoolError::Overlap {
+                legacy: legacy_path,
+                current: path.to_owned(),
+            });
+        }
+        // A start that crashed while moving them: some are there (a torn
+        // tail cut the rest); move only those after the last one there.
+        records.retain(|r| r.seq > scan.last_seq);
+        if records.is_empty() {
             return remove_legacy(dir, &legacy_path);
         }
-        return Err(SpoolError::Overlap {
-            legacy: legacy_path,
-            current: path.to_owned(),
-        });
     }
     let mut buf = Vec::new();
     for r in &records {
@@ -62,10 +67,10 @@ pub(super) fn legacy(
     file.write_all_at(&buf, scan.end)?;
     file.sync_all()?;
     scan.end += buf.len() as u64;
-    scan.count += found.count;
+    scan.count += records.len() as u64;
     scan.last_seq = scan.last_seq.max(found.last_seq);
     tracing::info!(
-        records = found.count,
+        records = records.len(),
         from = %legacy_path.display(),
         to = %path.display(),
         "moved a spool of format v1 into the current spool"

@@ -219,6 +219,21 @@ impl Spool {
     /// [`SpoolError::Full`] if the ops do not fit in `max_bytes` (nothing is
     /// written), or an I/O error.
     pub fn append(&self, ops: &[Op], now_micros: u64) -> Result<(), SpoolError> {
+        self.append_within(ops, now_micros, self.max_bytes)
+    }
+
+    /// [`Spool::append`] past `SPOOL_MAX_BYTES`: at shutdown, what is still
+    /// in memory goes to disk whatever the bound (it is bounded by the
+    /// documents touched, since the outbox folds), rather than being lost
+    /// with the process.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub fn append_at_shutdown(&self, ops: &[Op], now_micros: u64) -> Result<(), SpoolError> {
+        self.append_within(ops, now_micros, u64::MAX)
+    }
+
+    fn append_within(&self, ops: &[Op], now_micros: u64, max_bytes: u64) -> Result<(), SpoolError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -236,10 +251,10 @@ impl Spool {
             )?;
         }
         let used = inner.len + buf.len() as u64;
-        if used > self.max_bytes {
+        if used > max_bytes {
             return Err(SpoolError::Full {
                 used: inner.len,
-                max: self.max_bytes,
+                max: max_bytes,
             });
         }
         inner.file.write_all_at(&buf, inner.len)?;
