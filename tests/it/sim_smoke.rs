@@ -1,6 +1,9 @@
 //! The Discord simulator against a bare serenity 0.12 client (no poise): every event the
 //! bot depends on must reach an `EventHandler`, and none may be dropped as
-//! `Event::Unknown`.
+//! `Event::Unknown`. Two clients with one token (two gateway sessions for the same shard)
+//! are in `sim_smoke/sessions.rs`.
+
+mod sessions;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -247,9 +250,9 @@ impl Running {
     }
 }
 
-async fn start_client(sim: &DiscordSim, recorder: Recorder) -> Running {
+async fn start_client(sim: &DiscordSim, handler: impl EventHandler + 'static) -> Running {
     let mut client: Client = ClientBuilder::new_with_http(sim.http_client(), intents())
-        .event_handler(recorder)
+        .event_handler(handler)
         .await
         .expect("build serenity client");
     let shards = Arc::clone(&client.shard_manager);

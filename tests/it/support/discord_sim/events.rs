@@ -9,7 +9,7 @@ use super::interactions::reply_of;
 use super::payloads::{
     bot_user, message_json, partial_member_json, user_json, voice_state_json, MessageSpec,
 };
-use super::state::{Delivery, InteractionRecord, VoiceEntry};
+use super::state::{InteractionRecord, VoiceEntry};
 use super::{intents, CommandReply, DiscordSim, SimOption, VoiceFlags, BOT_USER_ID};
 
 impl DiscordSim {
@@ -29,8 +29,8 @@ impl DiscordSim {
     }
 
     /// Updates the simulated voice state (a later `GUILD_CREATE` carries it) and dispatches
-    /// `VOICE_STATE_UPDATE` (with `member` and `guild_id`; `channel_id: null` on leave).
-    /// Without a connected client the dispatch is buffered for a `RESUME`.
+    /// `VOICE_STATE_UPDATE` (with `member` and `guild_id`; `channel_id: null` on leave) on
+    /// every live session; one without a connected client buffers it for a `RESUME`.
     ///
     /// # Panics
     /// If the guild is unknown or the channel is not one of its voice channels.
@@ -86,7 +86,7 @@ impl DiscordSim {
             d["member"] = member;
             st.dispatch(
                 "VOICE_STATE_UPDATE",
-                d,
+                &d,
                 Some((intents::GUILD_VOICE_STATES, "GUILD_VOICE_STATES")),
             );
         }
@@ -149,15 +149,6 @@ impl DiscordSim {
                 }
             }
             let mentions_bot = content.contains(&format!("<@{BOT_USER_ID}>"));
-            let intents_now = st.session.as_ref().map_or(0, |s| s.intents);
-            let content = if guild.is_some()
-                && intents_now & intents::MESSAGE_CONTENT == 0
-                && !mentions_bot
-            {
-                ""
-            } else {
-                content
-            };
             let member = match gi {
                 Some(gi) if !webhook => Some(partial_member_json(
                     &st.started_at,
@@ -189,7 +180,15 @@ impl DiscordSim {
             } else {
                 (intents::DIRECT_MESSAGES, "DIRECT_MESSAGES")
             };
-            st.dispatch("MESSAGE_CREATE", msg, Some(intent));
+            // Guild message content is blanked for a session without MESSAGE_CONTENT.
+            let blank = guild.is_some() && !mentions_bot;
+            st.dispatch_each("MESSAGE_CREATE", Some(intent), |intents_bits| {
+                let mut msg = msg.clone();
+                if blank && intents_bits & intents::MESSAGE_CONTENT == 0 {
+                    msg["content"] = json!("");
+                }
+                msg
+            });
             id
         };
         self.inner.bump();
@@ -224,6 +223,7 @@ impl DiscordSim {
     /// type 5 (deferred) callback the edit of `@original` or the first follow-up. `name` may
     /// be `"group sub"` or `"group subgroup sub"` for subcommands. Uses the registered
     /// command's id when the bot registered `name` (guild or global), else a made-up id.
+    /// See [`DiscordSim::send_command`] and [`DiscordSim::wait_reply`].
     ///
     /// # Errors
     /// No reply within `timeout` (the message includes the simulator log), or no gateway
@@ -237,23 +237,42 @@ impl DiscordSim {
         options: Vec<SimOption>,
         timeout: Duration,
     ) -> Result<CommandReply, String> {
+        let id = self.send_command(guild, channel, user, name, &options)?;
+        self.wait_reply(id, timeout).await
+    }
+
+    /// Dispatches `INTERACTION_CREATE` as [`DiscordSim::invoke`] does, to every live
+    /// session, without waiting; returns the interaction id.
+    ///
+    /// # Errors
+    /// Unknown guild, or no gateway session to deliver the interaction to.
+    pub fn send_command(
+        &self,
+        guild: u64,
+        channel: u64,
+        user: u64,
+        name: &str,
+        options: &[SimOption],
+    ) -> Result<u64, String> {
         let interaction_id = {
             let mut st = self.inner.lock();
             let gi = st
                 .guild_index(guild)
                 .ok_or_else(|| format!("unknown guild {guild}"))?;
-            let (payload, id, token) = st.interaction_json(gi, channel, user, name, &options);
+            let (payload, id, token) = st.interaction_json(gi, channel, user, name, options);
             st.interactions.push(InteractionRecord {
                 id,
                 token,
+                name: name.to_owned(),
                 channel_id: channel,
                 guild_id: Some(guild),
                 callbacks: Vec::new(),
+                attempts: Vec::new(),
                 original: None,
                 original_edited: false,
                 followups: Vec::new(),
             });
-            if st.dispatch("INTERACTION_CREATE", payload, None) == Delivery::NoSession {
+            if st.dispatch("INTERACTION_CREATE", &payload, None) == 0 {
                 return Err(format!(
                     "no gateway session to deliver /{name} to\n{}",
                     st.dump()
@@ -262,14 +281,23 @@ impl DiscordSim {
             id
         };
         self.inner.bump();
+        Ok(interaction_id)
+    }
+
+    /// Waits for the bot's answer to interaction `id` (see [`DiscordSim::invoke`]).
+    ///
+    /// # Errors
+    /// No reply within `timeout` (the message includes the simulator log).
+    pub async fn wait_reply(&self, id: u64, timeout: Duration) -> Result<CommandReply, String> {
         let mut reply = None;
+        let mut name = String::new();
         let ok = self
             .wait_until(timeout, |st| {
-                reply = st
-                    .interactions
-                    .iter()
-                    .find(|r| r.id == interaction_id)
-                    .and_then(reply_of);
+                let rec = st.interactions.iter().find(|r| r.id == id);
+                if let Some(rec) = rec {
+                    rec.name.clone_into(&mut name);
+                }
+                reply = rec.and_then(reply_of);
                 reply.is_some()
             })
             .await;
@@ -282,12 +310,12 @@ impl DiscordSim {
         }
     }
 
-    /// Sends an arbitrary dispatch on the current session (no intent check). It is still
+    /// Sends an arbitrary dispatch on every live session (no intent check). It is still
     /// validated, so a payload serenity cannot read lands in [`DiscordSim::payload_errors`].
     /// For events the simulator has no helper for, and for negative tests.
     #[allow(clippy::unused_async)]
     pub async fn dispatch_raw(&self, t: &str, d: Value) {
-        self.inner.lock().dispatch(t, d, None);
+        self.inner.lock().dispatch(t, &d, None);
         self.inner.bump();
     }
 }

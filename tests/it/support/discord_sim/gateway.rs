@@ -1,5 +1,7 @@
-//! Gateway: the websocket, its frames, `IDENTIFY`, `RESUME`, and outages.
+//! Gateway: the websocket, its frames, `IDENTIFY` (a new session each time), `RESUME`
+//! (of the session it names), and outages.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::payloads::ready_json;
-use super::state::{Conn, Inner, Outgoing, Session, SimState};
+use super::sessions::{Conn, Session};
+use super::state::{Inner, Outgoing, SimState};
 use super::{intents, DiscordSim, BOT_TOKEN, HEARTBEAT_INTERVAL_MS};
 
 pub(super) async fn gateway_upgrade(
@@ -42,21 +45,24 @@ pub(super) async fn gateway_upgrade(
 }
 
 impl DiscordSim {
-    /// A gateway outage: drops the current websocket without a close frame (as a
+    /// A gateway outage: drops every session's websocket without a close frame (as a
     /// network failure does) and refuses websocket upgrades with 503 for `refuse_for`;
-    /// the HTTP API (`GET /gateway/bot` included) keeps answering. The session is kept:
+    /// the HTTP API (`GET /gateway/bot` included) keeps answering. The sessions are kept:
     /// voice changes meanwhile are buffered for a `RESUME` and are in the `GUILD_CREATE`
     /// of a new `IDENTIFY` (serenity 0.12 re-identifies once a resume attempt fails:
     /// about 5 s after the drop, then every 5 s until a connection is accepted).
     pub fn gateway_outage(&self, refuse_for: Duration) {
         let mut st = self.inner.lock();
         st.refuse_gateway_until = Some(Instant::now() + refuse_for);
-        if let Some(conn) = st.conn.take() {
-            let _ = conn.tx.send(Outgoing::Drop);
-            st.log_line(format!(
-                "GW#{} dropped by simulator (outage: upgrades refused for {refuse_for:?})",
-                conn.id
-            ));
+        for si in 0..st.sessions.len() {
+            if let Some(conn) = st.sessions[si].detach() {
+                let _ = conn.tx.send(Outgoing::Drop);
+                let number = st.sessions[si].number;
+                st.log_line(format!(
+                    "GW#{} S{number} dropped by simulator (outage: upgrades refused for {refuse_for:?})",
+                    conn.id
+                ));
+            }
         }
         drop(st);
         self.inner.bump();
@@ -106,6 +112,9 @@ async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
             }
         }
     });
+    // A close frame from the client with 1000/1001 ends its session (Discord: the session
+    // is invalidated and the bot appears offline); any other end leaves it resumable.
+    let mut closed_normally = false;
     loop {
         let msg = tokio::select! {
             () = inner.cancel.cancelled() => {
@@ -127,9 +136,11 @@ async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
                 b.len()
             )),
             Some(Ok(WsMessage::Close(frame))) => {
+                let code = frame.map(|f| f.code);
+                closed_normally = matches!(code, Some(1000 | 1001));
                 inner
                     .lock()
-                    .log_line(format!("GW#{conn_id} <- close {:?}", frame.map(|f| f.code)));
+                    .log_line(format!("GW#{conn_id} <- close {code:?}"));
                 break;
             }
             Some(Ok(_)) => {}
@@ -142,10 +153,8 @@ async fn gateway_socket(inner: Arc<Inner>, socket: WebSocket) {
     }
     {
         let mut st = inner.lock();
-        if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-            st.conn = None;
-        }
         st.log_line(format!("GW#{conn_id} disconnected"));
+        st.conn_gone(conn_id, closed_normally);
     }
     inner.bump();
     drop(tx);
@@ -205,35 +214,46 @@ fn identify(st: &mut SimState, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing
         "{:032x}",
         u128::from(st.next_id()) << 16 | u128::from(conn_id)
     );
-    st.session = Some(Session {
+    st.expire_sessions();
+    if let Some(si) = st.session_of_conn(conn_id) {
+        // Discord would close with 4005 (already authenticated); serenity never does this.
+        st.sessions[si].detach();
+        let line = format!("GW#{conn_id} IDENTIFY again: its previous session is detached");
+        st.log_line(line);
+    }
+    st.identifies += 1;
+    let number = st.identifies;
+    st.sessions.push(Session {
         id: session_id.clone(),
+        number,
         seq: 0,
         intents: intents_bits,
         history: Vec::new(),
+        conn: Some(Conn {
+            id: conn_id,
+            tx: tx.clone(),
+        }),
+        detached_at: None,
+        received: BTreeMap::new(),
+        resumes: 0,
+        replayed: 0,
     });
-    if let Some(old) = st.conn.replace(Conn {
-        id: conn_id,
-        tx: tx.clone(),
-    }) {
-        if old.id != conn_id {
-            st.log_line(format!(
-                "GW#{} detached: GW#{conn_id} identified as a new session",
-                old.id
-            ));
-        }
-    }
+    let si = st.sessions.len() - 1;
+    let live = st.sessions.len();
+    st.log_line(format!(
+        "GW#{conn_id} S{number} new session {session_id} ({live} live)"
+    ));
     let shard = if d["shard"].is_array() {
         d["shard"].clone()
     } else {
         json!([0, 1])
     };
     let ready = ready_json(st, &session_id, &shard);
-    st.dispatch("READY", ready, None);
+    st.dispatch_to(si, "READY", ready);
     for gi in 0..st.guilds.len() {
         let g = st.guild_create_json(gi, intents_bits);
-        st.dispatch("GUILD_CREATE", g, None);
+        st.dispatch_to(si, "GUILD_CREATE", g);
     }
-    st.identifies += 1;
     st.last_intents = Some(intents_bits);
 }
 
@@ -241,23 +261,25 @@ fn resume(st: &mut SimState, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>,
     let sid = d["session_id"].as_str().unwrap_or("");
     let seq = d["seq"].as_u64().unwrap_or(0);
     st.log_line(format!("GW#{conn_id} <- RESUME session={sid} seq={seq}"));
-    let replay = match &st.session {
-        Some(s) if s.id == sid && token_ok(d["token"].as_str().unwrap_or("")) && seq <= s.seq => {
+    st.expire_sessions();
+    let found = st.sessions.iter().position(|s| s.id == sid);
+    let replay = match found.map(|si| &st.sessions[si]) {
+        Some(s) if token_ok(d["token"].as_str().unwrap_or("")) && seq <= s.seq => {
             let covered = s
                 .history
                 .first()
-                .map_or(seq == s.seq, |(first, _)| *first <= seq + 1);
+                .map_or(seq == s.seq, |(first, _, _)| *first <= seq + 1);
             covered.then(|| {
                 s.history
                     .iter()
-                    .filter(|(n, _)| *n > seq)
-                    .map(|(_, f)| f.clone())
+                    .filter(|(n, _, _)| *n > seq)
+                    .map(|(_, t, f)| (t.clone(), f.clone()))
                     .collect::<Vec<_>>()
             })
         }
         _ => None,
     };
-    let Some(replay) = replay else {
+    let (Some(si), Some(replay)) = (found, replay) else {
         let _ = tx.send(Outgoing::Text(
             json!({ "op": 9, "s": null, "t": null, "d": false }).to_string(),
         ));
@@ -266,16 +288,30 @@ fn resume(st: &mut SimState, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing>,
         ));
         return;
     };
-    st.conn = Some(Conn {
+    if let Some(other) = st.session_of_conn(conn_id).filter(|&o| o != si) {
+        st.sessions[other].detach();
+    }
+    let s = &mut st.sessions[si];
+    let old = s.conn.replace(Conn {
         id: conn_id,
         tx: tx.clone(),
     });
+    s.detached_at = None;
     let n = replay.len();
-    for frame in replay {
-        let _ = tx.send(Outgoing::Text(frame));
+    for (t, frame) in replay {
+        s.send(&t, frame);
     }
-    st.log_line(format!("GW#{conn_id} replayed {n} missed dispatches"));
-    st.dispatch("RESUMED", json!({ "_trace": ["discord-sim"] }), None);
+    s.resumes += 1;
+    s.replayed += n;
+    let number = s.number;
+    if let Some(old) = old.filter(|c| c.id != conn_id) {
+        let line = format!("GW#{} S{number} detached: resumed on GW#{conn_id}", old.id);
+        st.log_line(line);
+    }
+    st.log_line(format!(
+        "GW#{conn_id} S{number} resumed; replayed {n} missed dispatches"
+    ));
+    st.dispatch_to(si, "RESUMED", json!({ "_trace": ["discord-sim"] }));
     st.resumes += 1;
 }
 

@@ -1,5 +1,8 @@
-//! Slash-command interactions: the `INTERACTION_CREATE` payload, the bot's callbacks,
-//! follow-ups and `@original` edits, and the reply the tests read.
+//! Slash-command interactions: the `INTERACTION_CREATE` payload, the bot's callbacks
+//! (every one recorded; only the first acknowledges), follow-ups and `@original` edits,
+//! and the reply the tests read.
+
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,8 +12,8 @@ use super::payloads::{member_json, now_iso, partial_member_json, sanitize_embeds
 use super::rest::{checked, discord_error, not_found, parse_id};
 use super::state::{InteractionRecord, SimState};
 use super::{
-    CommandReply, SimOption, ALL_PERMISSIONS, APP_ID, BOT_USER_ID, EPHEMERAL, EVERYONE_PERMISSIONS,
-    FOLLOWUP,
+    CallbackRecord, CommandReply, DiscordSim, SimOption, ALL_PERMISSIONS, APP_ID, BOT_USER_ID,
+    EPHEMERAL, EVERYONE_PERMISSIONS, FOLLOWUP,
 };
 
 impl SimState {
@@ -168,6 +171,37 @@ impl SimState {
     }
 }
 
+impl DiscordSim {
+    /// Every callback the bot posted for interaction `id`, in arrival order: how many it
+    /// got, and which one was accepted (only the first can be; later ones were answered
+    /// HTTP 400, code 40060). Empty for an unknown id.
+    pub fn interaction_callbacks(&self, id: u64) -> Vec<CallbackRecord> {
+        let st = self.inner.lock();
+        st.interactions
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.attempts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until interaction `id` got at least `n` callbacks; returns them all (fewer on
+    /// timeout).
+    pub async fn wait_interaction_callbacks(
+        &self,
+        id: u64,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<CallbackRecord> {
+        self.wait_until(timeout, |st| {
+            st.interactions
+                .iter()
+                .any(|r| r.id == id && r.attempts.len() >= n)
+        })
+        .await;
+        self.interaction_callbacks(id)
+    }
+}
+
 /// The answer to an interaction, once there is one.
 pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
     let first = rec.callbacks.first()?;
@@ -254,12 +288,24 @@ pub(super) fn interaction_callback(
         return discord_error(StatusCode::NOT_FOUND, 10062, "Unknown interaction");
     };
     if !st.interactions[ri].callbacks.is_empty() {
+        st.interactions[ri].attempts.push(CallbackRecord {
+            body: body.clone(),
+            accepted: false,
+            status: 400,
+            error_code: Some(40060),
+        });
         return discord_error(
             StatusCode::BAD_REQUEST,
             40060,
             "Interaction has already been acknowledged.",
         );
     }
+    st.interactions[ri].attempts.push(CallbackRecord {
+        body: body.clone(),
+        accepted: true,
+        status: 204,
+        error_code: None,
+    });
     let kind = body["type"].as_u64().unwrap_or(0);
     let data = &body["data"];
     let (channel_id, guild_id) = (st.interactions[ri].channel_id, st.interactions[ri].guild_id);
@@ -283,7 +329,7 @@ pub(super) fn interaction_callback(
         );
         st.interactions[ri].original = Some(msg.clone());
         if kind == 4 && flags & EPHEMERAL == 0 && st.echo {
-            st.echo_message(msg);
+            st.echo_message(&msg);
         }
     }
     StatusCode::NO_CONTENT.into_response()
@@ -365,7 +411,7 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
     );
     st.interactions[ri].followups.push(msg.clone());
     if flags & EPHEMERAL == 0 && st.echo {
-        st.echo_message(msg.clone());
+        st.echo_message(&msg);
     }
     checked::<serenity::model::channel::Message>(st, "POST follow-up", msg)
 }

@@ -22,14 +22,47 @@
 //! ([`DiscordSim::gateway_outage`]), and messages the bot posts come back to it as
 //! `MESSAGE_CREATE` with `author.bot = true`.
 //!
+//! Several gateway sessions, as on Discord: two bot processes with the same token (and
+//! the same shard) may both be connected, e.g. during an overlapping redeploy. Each
+//! `IDENTIFY` creates a session with its own `session_id`, `s` sequence, resume buffer and
+//! websocket; every dispatch (`GUILD_CREATE` at `IDENTIFY` for that session only;
+//! `VOICE_STATE_UPDATE`, `MESSAGE_CREATE`, `INTERACTION_CREATE`, ... for all) goes to every
+//! live session, and a `RESUME` replays the missed dispatches of the session it names. A
+//! session whose websocket dropped stays resumable until it is invalidated, its client
+//! closed with 1000/1001 (Discord invalidates the session then), or the resume window
+//! passes ([`DiscordSim::set_resume_window`], default 120 s). Every interaction callback is
+//! recorded; only the first acknowledges the interaction, later ones get HTTP 400 with
+//! JSON error code 40060 "Interaction has already been acknowledged." (serenity:
+//! `Error::Http(HttpError::UnsuccessfulRequest(ErrorResponse { error: DiscordJsonError {
+//! code: 40060, .. }, .. }))`).
+//!
+//! Sessions, for tests:
+//! - [`DiscordSim::sessions`] / [`DiscordSim::session`]: live sessions ([`SessionInfo`]: id,
+//!   identify number, connected, intents, last `s`, dispatches received per event name,
+//!   resumes and replayed dispatches); [`DiscordSim::wait_sessions`]`(n, timeout)` waits
+//!   for `n` connected ones.
+//! - [`DiscordSim::disconnect_session`]`(id)` (close 4000, resumable) and
+//!   [`DiscordSim::invalidate_session_by_id`]`(id)` (close 4009, forgotten) act on one
+//!   session; [`DiscordSim::disconnect_client`], [`DiscordSim::invalidate_session`] and
+//!   [`DiscordSim::gateway_outage`] on all of them.
+//! - [`DiscordSim::connections`] counts `IDENTIFY`s and [`DiscordSim::resumes`] `RESUME`s,
+//!   over all sessions.
+//!
+//! Interactions, for tests: [`DiscordSim::invoke`] dispatches and waits for the reply;
+//! [`DiscordSim::send_command`] only dispatches and returns the interaction id, for
+//! [`DiscordSim::wait_reply`], [`DiscordSim::interaction_callbacks`] (every callback in
+//! arrival order, [`CallbackRecord`]: body, accepted, status, error code) and
+//! [`DiscordSim::wait_interaction_callbacks`].
+//!
 //! Everything the client did (HTTP method/path/status, gateway ops, dispatches sent or
-//! skipped) is in [`DiscordSim::http_log`]; set `TEST_LOG` (or `SIM_LOG`) to also print it
-//! live to stderr.
+//! skipped, per connection `GW#n` and session `Sn`) is in [`DiscordSim::http_log`]; set
+//! `TEST_LOG` (or `SIM_LOG`) to also print it live to stderr.
 //!
 //! Layout: `model` (the public description of the simulated world), `state` (internal
-//! state, sessions and dispatch delivery), `payloads` (JSON builders), `gateway`, `rest`
-//! (HTTP API), `interactions` (slash-command callbacks and follow-ups), `events` (the
-//! [`DiscordSim`] methods that make things happen), `log_capture` (serenity log guard).
+//! state), `sessions` (gateway sessions and dispatch delivery), `payloads` (JSON builders),
+//! `gateway`, `rest` (HTTP API), `interactions` (slash-command callbacks and follow-ups),
+//! `events` (the [`DiscordSim`] methods that make things happen), `log_capture` (serenity
+//! log guard).
 
 mod events;
 mod gateway;
@@ -38,6 +71,7 @@ mod log_capture;
 mod model;
 mod payloads;
 mod rest;
+mod sessions;
 mod state;
 
 use std::collections::HashMap;
@@ -52,7 +86,10 @@ use tokio_util::sync::CancellationToken;
 // A glob, so `LogCapture` and `CapturedLog` stay nameable here although no test names them
 // yet (an explicit re-export of an unused name would be an unused-import warning).
 pub use log_capture::*;
-pub use model::{CommandReply, SentMessage, SimGuild, SimOption, SimUser, VoiceFlags};
+pub use model::{
+    CallbackRecord, CommandReply, SentMessage, SessionInfo, SimGuild, SimOption, SimUser,
+    VoiceFlags,
+};
 pub use payloads::{
     application_json, channel_json, command_json, current_user_json, member_json,
     partial_member_json, role_json, user_json, voice_state_json,
@@ -61,7 +98,7 @@ pub use payloads::{
 use gateway::gateway_upgrade;
 use payloads::now_iso;
 use rest::{http_api, http_fallback};
-use state::{GuildState, Inner, Outgoing, SimState};
+use state::{GuildState, Inner, SimState};
 
 /// A token serenity accepts: three dot-separated parts, the first the base64 of
 /// [`BOT_USER_ID`]. The simulator rejects any other token (HTTP 401, gateway close 4004).
@@ -178,8 +215,8 @@ impl DiscordSim {
             interactions: Vec::new(),
             bot_messages: Vec::new(),
             dm_channels: HashMap::new(),
-            conn: None,
-            session: None,
+            sessions: Vec::new(),
+            resume_window: sessions::DEFAULT_RESUME_WINDOW,
             next_conn_id: 0,
             identifies: 0,
             resumes: 0,
@@ -254,15 +291,6 @@ impl DiscordSim {
     /// Number of successful `RESUME`s.
     pub fn resumes(&self) -> usize {
         self.inner.lock().resumes
-    }
-
-    /// Whether a gateway client is attached to the current session right now.
-    #[allow(
-        dead_code,
-        reason = "simulator API for the features under way (options, embeds, components); kept whole rather than trimmed to today's tests"
-    )]
-    pub fn is_client_connected(&self) -> bool {
-        self.inner.lock().conn.is_some()
     }
 
     /// Intents of the last `IDENTIFY`, if any.
@@ -343,39 +371,6 @@ impl DiscordSim {
     /// and follow-ups) come back to it as `MESSAGE_CREATE`, as on Discord. Default true.
     pub fn set_echo_bot_messages(&self, echo: bool) {
         self.inner.lock().echo = echo;
-    }
-
-    /// Closes the current gateway websocket with code 4000; serenity resumes the session
-    /// (dispatches sent meanwhile are replayed). No-op without a connection.
-    pub fn disconnect_client(&self) {
-        let mut st = self.inner.lock();
-        if let Some(conn) = st.conn.take() {
-            let _ = conn.tx.send(Outgoing::Close(4000, "simulator: disconnect"));
-            st.log_line(format!(
-                "GW#{} closed by simulator (4000, resumable)",
-                conn.id
-            ));
-        }
-        drop(st);
-        self.inner.bump();
-    }
-
-    /// Forgets the session and closes the websocket with 4009 (session timed out), so
-    /// serenity must `IDENTIFY` again (it waits a few seconds before doing so).
-    pub fn invalidate_session(&self) {
-        let mut st = self.inner.lock();
-        st.session = None;
-        if let Some(conn) = st.conn.take() {
-            let _ = conn
-                .tx
-                .send(Outgoing::Close(4009, "simulator: session timed out"));
-            st.log_line(format!(
-                "GW#{} closed by simulator (4009, not resumable)",
-                conn.id
-            ));
-        }
-        drop(st);
-        self.inner.bump();
     }
 
     /// Everything that happened: HTTP `METHOD /path -> status`, gateway ops received,

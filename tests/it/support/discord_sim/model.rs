@@ -140,3 +140,53 @@ pub struct SentMessage {
     pub text: String,
     pub raw: Value,
 }
+
+/// A gateway session as the simulator sees it ([`DiscordSim::sessions`]). Every `IDENTIFY`
+/// creates one; it lives until invalidated, closed by the client with 1000/1001, or left
+/// without a connection for longer than the resume window ([`DiscordSim::set_resume_window`]).
+#[allow(
+    dead_code,
+    reason = "simulator API for overlapping redeploys (which process holds which session); kept whole rather than trimmed to today's tests"
+)]
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    /// The `session_id` sent in `READY` (what a `RESUME` names).
+    pub id: String,
+    /// 1 for the simulator's first `IDENTIFY`, 2 for the next, ...
+    pub number: usize,
+    /// A websocket is attached right now (else the session waits for a `RESUME`).
+    pub connected: bool,
+    /// The intents of its `IDENTIFY`.
+    pub intents: u64,
+    /// The `s` of its last dispatch (each session has its own sequence).
+    pub seq: u64,
+    /// Dispatches written to its websockets, by event name (`READY`, `GUILD_CREATE`, ...),
+    /// replays on `RESUME` included; dispatches still waiting for a `RESUME` are not.
+    pub received: std::collections::BTreeMap<String, usize>,
+    /// Successful `RESUME`s of this session.
+    pub resumes: usize,
+    /// Dispatches replayed by those `RESUME`s.
+    pub replayed: usize,
+}
+
+impl SessionInfo {
+    /// How many `t` dispatches this session's client was sent.
+    pub fn received_count(&self, t: &str) -> usize {
+        self.received.get(t).copied().unwrap_or(0)
+    }
+}
+
+/// One `POST /interactions/{id}/{token}/callback`, accepted or not
+/// ([`DiscordSim::interaction_callbacks`]).
+#[derive(Clone, Debug)]
+pub struct CallbackRecord {
+    /// The request body (`type`, `data`).
+    pub body: Value,
+    /// Whether it acknowledged the interaction (HTTP 204). Only the first one can.
+    pub accepted: bool,
+    /// The HTTP status answered: 204, or 400 for a second callback.
+    pub status: u16,
+    /// Discord's JSON error code for a refused callback: 40060, "Interaction has already
+    /// been acknowledged."
+    pub error_code: Option<u64>,
+}

@@ -381,7 +381,7 @@ fn bot_channel_message(st: &mut SimState, channel: u64, body: &Value) -> Respons
         raw: msg.clone(),
     });
     if st.echo {
-        st.echo_message(msg.clone());
+        st.echo_message(&msg);
     }
     checked::<serenity::model::channel::Message>(st, "POST /channels/{id}/messages", msg)
 }
@@ -422,7 +422,7 @@ impl SimState {
     }
 
     /// The bot's own message comes back to it over the gateway.
-    pub(super) fn echo_message(&mut self, msg: Value) {
+    pub(super) fn echo_message(&mut self, msg: &Value) {
         let intent = if msg.get("guild_id").is_some() {
             (intents::GUILD_MESSAGES, "GUILD_MESSAGES")
         } else {

@@ -1,5 +1,5 @@
-//! Internal state, and the state helpers: snowflakes, lookups, logging, and sending
-//! (or buffering for `RESUME`) dispatches on the gateway session.
+//! Internal state, and the state helpers: snowflakes, lookups, logging, and the
+//! `GUILD_CREATE` payload (sessions and dispatch delivery are in `sessions`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -7,17 +7,17 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, watch};
+use serde_json::{json, Value};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::payloads::{
-    bot_role_id, bot_user, channel_json, member_json, role_json, validate_dispatch,
-    voice_state_json,
+    bot_role_id, bot_user, channel_json, member_json, role_json, voice_state_json,
 };
+use super::sessions::Session;
 use super::{
-    intents, SentMessage, SimGuild, SimUser, VoiceFlags, APP_OWNER_ID, BOT_NAME, BOT_USER_ID,
-    DISCORD_EPOCH_MS, EVERYONE_PERMISSIONS, HISTORY_LIMIT, P_ADMINISTRATOR,
+    intents, CallbackRecord, SentMessage, SimGuild, SimUser, VoiceFlags, APP_OWNER_ID, BOT_NAME,
+    BOT_USER_ID, DISCORD_EPOCH_MS, EVERYONE_PERMISSIONS, P_ADMINISTRATOR,
 };
 
 pub(super) struct VoiceEntry {
@@ -38,19 +38,6 @@ pub(super) enum Outgoing {
     Drop,
 }
 
-pub(super) struct Conn {
-    pub(super) id: u64,
-    pub(super) tx: mpsc::UnboundedSender<Outgoing>,
-}
-
-pub(super) struct Session {
-    pub(super) id: String,
-    pub(super) seq: u64,
-    pub(super) intents: u64,
-    /// Every dispatch frame of this session, for `RESUME` replay.
-    pub(super) history: Vec<(u64, String)>,
-}
-
 pub(super) struct RegisteredCommand {
     pub(super) id: u64,
     pub(super) guild: Option<u64>,
@@ -61,10 +48,15 @@ pub(super) struct RegisteredCommand {
 pub(super) struct InteractionRecord {
     pub(super) id: u64,
     pub(super) token: String,
+    /// The command as invoked (`"group sub"` for subcommands), for error messages.
+    pub(super) name: String,
     pub(super) channel_id: u64,
     pub(super) guild_id: Option<u64>,
-    /// Callback bodies, in order (a second one is refused like Discord does).
+    /// Accepted callback bodies (only ever the first: a second one is refused like
+    /// Discord does).
     pub(super) callbacks: Vec<Value>,
+    /// Every callback, accepted or refused, in arrival order.
+    pub(super) attempts: Vec<CallbackRecord>,
     /// The `@original` message, once a type 4 or 5 callback created it.
     pub(super) original: Option<Value>,
     /// Whether `@original` was edited after a deferred callback.
@@ -82,8 +74,10 @@ pub(super) struct SimState {
     pub(super) interactions: Vec<InteractionRecord>,
     pub(super) bot_messages: Vec<SentMessage>,
     pub(super) dm_channels: HashMap<u64, u64>,
-    pub(super) conn: Option<Conn>,
-    pub(super) session: Option<Session>,
+    /// Live gateway sessions, oldest first (see `sessions`).
+    pub(super) sessions: Vec<Session>,
+    /// How long a session without a websocket stays resumable.
+    pub(super) resume_window: std::time::Duration,
     pub(super) next_conn_id: u64,
     pub(super) identifies: usize,
     pub(super) resumes: usize,
@@ -114,14 +108,6 @@ impl Inner {
     pub(super) fn bump(&self) {
         self.changed.send_modify(|v| *v += 1);
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Delivery {
-    Sent,
-    Buffered,
-    Filtered,
-    NoSession,
 }
 
 impl SimState {
@@ -209,52 +195,6 @@ impl SimState {
     pub(super) fn member_json(&self, gi: usize, user: u64) -> Value {
         let u = self.find_user(Some(gi), user);
         member_json(&u, &self.started_at, &self.member_roles(gi, user))
-    }
-
-    /// Sends (or buffers for `RESUME`) one dispatch on the current session.
-    pub(super) fn dispatch(&mut self, t: &str, d: Value, intent: Option<(u64, &str)>) -> Delivery {
-        let Some(session) = self.session.as_mut() else {
-            self.log_line(format!(
-                "dropped {t}: no gateway session (bot not connected yet)"
-            ));
-            return Delivery::NoSession;
-        };
-        if let Some((bit, name)) = intent {
-            if session.intents & bit == 0 {
-                let line = format!("skipped {t}: bot did not request intent {name}");
-                self.log_line(line);
-                return Delivery::Filtered;
-            }
-        }
-        session.seq += 1;
-        let seq = session.seq;
-        let mut frame = Map::new();
-        frame.insert("op".into(), json!(0));
-        frame.insert("s".into(), json!(seq));
-        frame.insert("t".into(), json!(t));
-        frame.insert("d".into(), d);
-        let frame = Value::Object(frame);
-        let text = frame.to_string();
-        session.history.push((seq, text.clone()));
-        if session.history.len() > HISTORY_LIMIT {
-            session.history.drain(..HISTORY_LIMIT / 10);
-        }
-        if let Err(e) = validate_dispatch(t, &frame) {
-            self.payload_error(&format!("dispatch {t}"), &e, &frame);
-        }
-        let delivery = match &self.conn {
-            Some(c) if c.tx.send(Outgoing::Text(text)).is_ok() => Delivery::Sent,
-            _ => Delivery::Buffered,
-        };
-        let conn = self.conn.as_ref().map_or(0, |c| c.id);
-        let summary = dispatch_summary(t, &frame["d"]);
-        match delivery {
-            Delivery::Sent => self.log_line(format!("GW#{conn} -> {t} s={seq} {summary}")),
-            _ => self.log_line(format!(
-                "buffered {t} s={seq} {summary} (no client attached; replayed on RESUME)"
-            )),
-        }
-        delivery
     }
 
     #[allow(clippy::too_many_lines)] // one JSON literal
@@ -384,37 +324,5 @@ impl SimState {
         } else {
             (0, format!("channel-{channel}"))
         }
-    }
-}
-
-fn dispatch_summary(t: &str, d: &Value) -> String {
-    let s = |k: &str| d[k].as_str().unwrap_or("null").to_owned();
-    match t {
-        "GUILD_CREATE" => format!(
-            "guild={} voice_states={} members={}",
-            s("id"),
-            d["voice_states"].as_array().map_or(0, Vec::len),
-            d["members"].as_array().map_or(0, Vec::len)
-        ),
-        "VOICE_STATE_UPDATE" => format!(
-            "guild={} user={} channel={} self_video={}",
-            s("guild_id"),
-            s("user_id"),
-            s("channel_id"),
-            d["self_video"]
-        ),
-        "MESSAGE_CREATE" => format!(
-            "channel={} author={} bot={} webhook={}",
-            s("channel_id"),
-            d["author"]["id"].as_str().unwrap_or(""),
-            d["author"]["bot"],
-            d.get("webhook_id").is_some()
-        ),
-        "INTERACTION_CREATE" => format!(
-            "/{} user={}",
-            d["data"]["name"].as_str().unwrap_or(""),
-            d["member"]["user"]["id"].as_str().unwrap_or("")
-        ),
-        _ => String::new(),
     }
 }
