@@ -34,7 +34,16 @@ impl App {
             .open_sessions(tokio::time::Instant::now() + read)
             .await
         {
-            Ok(found) => {
+            Ok(mut found) => {
+                // Credits the totals refused (dead letters) are past the
+                // stored resume point: resuming before them would credit
+                // their stretch again once they are retried.
+                let refused = self.writer.dead_letter_credits();
+                for s in &mut found.sessions {
+                    if let Some(to) = refused.get(&s.member) {
+                        s.session.last_credit = s.session.last_credit.max(*to);
+                    }
+                }
                 if found.complete {
                     tracing::info!(
                         sessions = found.sessions.len(),

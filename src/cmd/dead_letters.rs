@@ -7,6 +7,7 @@ use super::connect;
 use crate::config::{redact_uri, Settings};
 use crate::durable::dead_letters::{DeadLetter, DeadLetters};
 use crate::durable::op::Op;
+use crate::store::Retried;
 
 /// Lists the dead letters in `SPOOL_DIR`; with `retry`, applies each again
 /// (at most once per document) and removes those that applied.
@@ -34,17 +35,18 @@ pub async fn dead_letters(settings: &Settings, retry: bool) -> anyhow::Result<()
         return Ok(());
     }
     let store = connect(&settings.mongo).await?;
-    let (mut applied, mut before, mut done, mut failing) = (0, 0, Vec::new(), 0);
+    let (mut applied, mut before, mut superseded) = (0, 0, 0);
+    let (mut done, mut failing) = (Vec::new(), 0);
     for l in &letters {
         match store
             .apply_dead_letter(l.seq, &l.op, &l.collection, &l.document)
             .await
         {
-            Ok(fresh) => {
-                if fresh {
-                    applied += 1;
-                } else {
-                    before += 1;
+            Ok(outcome) => {
+                match outcome {
+                    Retried::Applied => applied += 1,
+                    Retried::AppliedBefore => before += 1,
+                    Retried::Superseded => superseded += 1,
                 }
                 done.push(l.clone());
             }
@@ -61,7 +63,7 @@ pub async fn dead_letters(settings: &Settings, retry: bool) -> anyhow::Result<()
     file.remove(&done)
         .with_context(|| format!("cannot rewrite {}", file.path().display()))?;
     println!(
-        "re-applied {applied} dead letters ({before} had been applied by an earlier retry); {failing} still failing"
+        "re-applied {applied} dead letters ({before} had been applied by an earlier retry, {superseded} checkpoints were superseded by newer ones); {failing} still failing"
     );
     if failing > 0 {
         anyhow::bail!(

@@ -15,5 +15,7 @@ use crate::config::MongoSettings;
 use crate::store::Store;
 
 async fn connect(mongo: &MongoSettings) -> anyhow::Result<Store> {
-    Store::connect(&mongo.uri, &mongo.db).await
+    Ok(Store::connect(&mongo.uri, &mongo.db)
+        .await?
+        .with_write_concern(mongo.write_concern))
 }

@@ -69,12 +69,13 @@ impl DeadLetters {
         if letters.is_empty() {
             return Ok(());
         }
-        let file = self.open_locked()?;
+        let _lock = self.lock()?;
+        let file = self.open_data()?;
         let mut buf = Vec::new();
         for l in letters {
             format::encode(l, &mut buf)?;
         }
-        let end = valid_end(&file)?;
+        let end = valid_end(&file, &self.path)?;
         file.write_all_at(&buf, end)?;
         file.set_len(end + buf.len() as u64)?;
         file.sync_all()
@@ -90,7 +91,7 @@ impl DeadLetters {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        file.lock_shared()?;
+        let _lock = self.lock()?;
         read_all(&file, &self.path)
     }
 
@@ -100,7 +101,8 @@ impl DeadLetters {
     /// # Errors
     /// The file cannot be read or rewritten.
     pub fn remove(&self, done: &[DeadLetter]) -> io::Result<()> {
-        let file = self.open_locked()?;
+        let _lock = self.lock()?;
+        let file = self.open_data()?;
         let keep: Vec<DeadLetter> = read_all(&file, &self.path)?
             .into_iter()
             .filter(|l| {
@@ -113,12 +115,15 @@ impl DeadLetters {
         for l in &keep {
             format::encode(l, &mut buf)?;
         }
-        // Rewritten in place under the lock: the file is small, and a crash
-        // part way leaves a torn tail or letters that are applied again,
-        // harmlessly (re-application is guarded per document).
-        file.write_all_at(&buf, 0)?;
-        file.set_len(buf.len() as u64)?;
-        file.sync_all()
+        // A new file renamed over the old one: a crash leaves one whole file
+        // or the other (letters applied again are harmless: re-application
+        // is guarded per document). The lock is on a separate file, so the
+        // rename does not escape it.
+        let tmp = self.path.with_extension("log.rewrite");
+        std::fs::write(&tmp, &buf)?;
+        File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        sync_parent(&self.path)
     }
 
     /// How many letters wait from earlier runs; says so loudly if any.
@@ -141,21 +146,33 @@ impl DeadLetters {
         }
     }
 
-    fn open_locked(&self) -> io::Result<File> {
+    /// The exclusive lock shared by the bot and the CLI (a separate file,
+    /// so that rewriting the data file by rename stays under it). Released
+    /// when the returned file is dropped.
+    fn lock(&self) -> io::Result<File> {
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.path.with_extension("lock"))?;
+        lock.lock()?;
+        Ok(lock)
+    }
+
+    /// The data file, with its header (call under the lock).
+    fn open_data(&self) -> io::Result<File> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&self.path)?;
-        file.lock()?;
         if matches!(format::read_header(&file)?, Header::Empty | Header::Torn) {
             file.set_len(0)?;
             file.write_all_at(&format::header(), 0)?;
             file.sync_all()?;
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
+            sync_parent(&self.path)?;
         }
         Ok(file)
     }
@@ -206,14 +223,30 @@ pub(super) async fn set_aside(
     Ok(n)
 }
 
-/// The end of the last whole record (a torn tail is overwritten).
-fn valid_end(file: &File) -> io::Result<u64> {
+/// The end of the last whole record (a torn tail is overwritten; a corrupt
+/// record is an error, never overwritten).
+fn valid_end(file: &File, path: &Path) -> io::Result<u64> {
     let len = file.metadata()?.len();
     let mut pos = HEADER_LEN;
-    while let Read::Record(_, next) = format::read::<DeadLetter>(file, pos, len)? {
-        pos = next;
+    loop {
+        match format::read::<DeadLetter>(file, pos, len)? {
+            Read::Record(_, next) => pos = next,
+            Read::End | Read::Torn => return Ok(pos),
+            Read::Corrupt { offset, reason } => {
+                return Err(io::Error::other(format!(
+                    "{} has an unreadable record at byte {offset} ({reason}); nothing was written",
+                    path.display()
+                )))
+            }
+        }
     }
-    Ok(pos)
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 fn read_all(file: &File, path: &Path) -> io::Result<Vec<DeadLetter>> {

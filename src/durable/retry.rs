@@ -1,6 +1,7 @@
 //! Retries of one batch: exponential backoff with full jitter for errors that
 //! can succeed on retry; a batch never leaves the spool until it is applied.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -55,10 +56,12 @@ pub(super) async fn apply_with_retry(
     shared: &Shared,
     policy: RetryPolicy,
     fresh_from: u64,
+    excluded: &HashSet<(u64, String)>,
 ) -> (ApplyReport, Vec<FailedWrite>) {
     let ops = batch.records.len();
     // Steps of this batch already applied: a retry resumes after them.
     let mut progress = ApplyProgress::fresh_from(fresh_from);
+    progress.excluded.clone_from(excluded);
     loop {
         let mut attempt = 0;
         let error = loop {

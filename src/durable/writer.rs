@@ -20,6 +20,7 @@
 //! - Memory is bounded by the documents touched (the outbox folds), the
 //!   spool by `SPOOL_MAX_BYTES`, and batches have a fixed size.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ use super::outbox::Outbox;
 use super::retry::{apply_with_retry, RetryPolicy};
 use super::spool::Spool;
 use super::spooler::run_spooler;
+use crate::core::{MemberKey, Millis};
 use crate::store::Store;
 use crate::telemetry::cause_chain;
 
@@ -89,6 +91,7 @@ pub(super) struct Shared {
 #[derive(Clone, Debug)]
 pub struct Writer {
     outbox: Arc<Outbox>,
+    dead: DeadLetters,
     shared: Arc<Shared>,
     spool: Arc<Spool>,
 }
@@ -137,6 +140,21 @@ impl Writer {
             seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
             dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
         }
+    }
+
+    /// Per member, the end of the latest voice credit its totals refused
+    /// (set aside as a dead letter): the stored total's end does not show
+    /// it, but a restart must not credit that stretch again.
+    #[must_use]
+    pub fn dead_letter_credits(&self) -> HashMap<MemberKey, Millis> {
+        let mut out: HashMap<MemberKey, Millis> = HashMap::new();
+        for l in self.dead.read().unwrap_or_default() {
+            if let (Op::Voice { to, .. }, "member_stats") = (&l.op, l.collection.as_str()) {
+                let e = out.entry(l.op.member()).or_insert(*to);
+                *e = (*e).max(*to);
+            }
+        }
+        out
     }
 
     /// Raises the floor of sequence numbers (see [`Spool::raise_floor`]).
@@ -210,13 +228,14 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
     let applier = tokio::spawn(run_applier(
         store,
         spool.clone(),
-        dead,
+        dead.clone(),
         shared.clone(),
         opts,
         stop_applier.clone(),
     ));
     let writer = Writer {
         outbox,
+        dead: dead.clone(),
         shared,
         spool,
     };
@@ -294,6 +313,14 @@ async fn run_applier(
     stop: CancellationToken,
 ) {
     let mut high_water = HighWater::default();
+    // Ops set aside as dead letters (this run or earlier ones): a replay of
+    // the spool must not apply them through the normal path.
+    let mut excluded: HashSet<(u64, String)> = dead
+        .read()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| (l.seq, l.target()))
+        .collect();
     loop {
         let s = spool.clone();
         let max = opts.apply_batch;
@@ -313,21 +340,30 @@ async fn run_applier(
             tokio::select! {
                 () = shared.wake_applier.notified() => {}
                 () = stop.cancelled() => {
-                    high_water.flush(&store).await;
+                    // The writer's tasks get 1 s to stop.
+                    high_water.flush(&store, Duration::from_millis(800)).await;
                     return;
                 }
             }
             continue;
         }
+        // The mark covers a batch before any of it can reach a document,
+        // so even a batch cut half way is below it.
+        high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
+        high_water.maybe_flush(&store).await;
         let fresh_from = spool.own_from();
         let (report, failed) = tokio::select! {
-            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from) => r,
+            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from, &excluded) => r,
             () = stop.cancelled() => return,
         };
         if !failed.is_empty() {
             match set_aside(&dead, &batch.records, &failed).await {
                 Ok(n) => {
                     shared.dead_letters.fetch_add(n, Ordering::Relaxed);
+                    for f in &failed {
+                        let target = format!("{}/{}", f.collection, f.document);
+                        excluded.extend(f.seqs.iter().map(|s| (*s, target.clone())));
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %cause_chain(&e), path = %dead.path().display(), consequence = "the batch stays in the spool and is retried", "cannot write the dead-letter file");
@@ -336,8 +372,6 @@ async fn run_applier(
                 }
             }
         }
-        high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
-        high_water.maybe_flush(&store).await;
         shared
             .seq_anomalies
             .fetch_add(report.seq_anomalies, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 
-use super::error::RETRYABLE_CODES;
+use super::error::{HOLD_CODES, PER_DOCUMENT_CODES, RETRYABLE_CODES};
 use super::schema::{int, DUPLICATE_KEY};
 use super::statements::{group, DocOps};
 use super::{Store, StoreError};
@@ -68,6 +68,9 @@ pub struct ApplyProgress {
     /// a type mismatch, a validation rule): their ops were not applied to
     /// them, and the rest of the batch went on without them.
     pub failed: Vec<FailedWrite>,
+    /// `(seq, "collection/_id")` of ops already set aside as dead letters:
+    /// never applied through the normal path (a replay after a crash).
+    pub excluded: std::collections::HashSet<(u64, String)>,
 }
 
 /// A statement one document refused permanently.
@@ -77,6 +80,8 @@ pub struct FailedWrite {
     pub document: String,
     /// Sequence numbers of the ops it carried.
     pub seqs: Vec<u64>,
+    /// The server's error code.
+    pub code: i32,
     pub error: String,
 }
 
@@ -121,7 +126,7 @@ impl Store {
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));
-        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch)
+        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch, &progress.excluded)
             .into_iter()
             .flat_map(|(coll, docs)| {
                 docs.chunks(chunk)
@@ -190,11 +195,18 @@ impl Store {
         fresh_from: u64,
     ) -> Result<(ApplyReport, Vec<FailedWrite>), StoreError> {
         let (mut report, mut failed, split) = self.update_docs(coll, docs, fresh_from).await?;
+        let alone = split.len();
         for d in split {
             let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from).await?;
             debug_assert!(rest.is_empty(), "a single statement never splits");
             report += r;
             failed.extend(f);
+        }
+        if about_the_collection(&failed, alone) {
+            return Err(StoreError::Permanent(format!(
+                "every document of {coll} refused its write: {}",
+                failed[0].error
+            )));
         }
         Ok((report, failed))
     }
@@ -236,6 +248,11 @@ impl Store {
                 if RETRYABLE_CODES.contains(code) {
                     return Err(StoreError::Transient(e));
                 }
+                if HOLD_CODES.contains(code) {
+                    // About every document (rights, quota, disk): hold all
+                    // writes, loudly, rather than set them all aside.
+                    return Err(StoreError::Permanent(e));
+                }
                 // One document refused its statement for good. Servers
                 // differ in how they report which (FerretDB always says
                 // index 0), so each statement goes alone until the poison
@@ -245,6 +262,7 @@ impl Store {
                         collection: poison.coll,
                         document: poison.id.clone(),
                         seqs: poison.ops.iter().map(|o| o.seq).collect(),
+                        code: *code,
                         error: e,
                     });
                     break;
@@ -330,6 +348,17 @@ impl Store {
     }
 }
 
+/// Whether the documents sent alone (`alone` of them) all refused their
+/// write the same way, with a code that is not about one document's
+/// content: then it is about the collection or the server, and all writes
+/// hold instead of being set aside one by one.
+fn about_the_collection(failed: &[FailedWrite], alone: usize) -> bool {
+    alone > 1
+        && failed.len() == alone
+        && failed.windows(2).all(|w| w[0].code == w[1].code)
+        && !PER_DOCUMENT_CODES.contains(&failed[0].code)
+}
+
 /// `(index, code, message)` of each write error in an `update` reply.
 pub(super) fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
     reply
@@ -347,4 +376,33 @@ pub(super) fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: i32) -> FailedWrite {
+        FailedWrite {
+            collection: "member_stats",
+            document: "1:2".into(),
+            seqs: vec![1],
+            code,
+            error: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_collection_wide_refusal_holds_all_writes() {
+        // A quota-like error on every document: hold.
+        assert!(about_the_collection(&[refused(9999), refused(9999)], 2));
+        // Two legacy documents with a type mismatch: per document.
+        assert!(!about_the_collection(&[refused(14), refused(14)], 2));
+        // Some documents took their writes: per document.
+        assert!(!about_the_collection(&[refused(9999)], 2));
+        // Different reasons: per document.
+        assert!(!about_the_collection(&[refused(9999), refused(9998)], 2));
+        // One document alone tells nothing about the others.
+        assert!(!about_the_collection(&[refused(9999)], 1));
+    }
 }

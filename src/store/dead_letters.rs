@@ -15,20 +15,33 @@ use super::statements::DocOps;
 use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
 
+/// What re-applying a dead letter did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retried {
+    /// Applied now.
+    Applied,
+    /// An earlier retry applied it.
+    AppliedBefore,
+    /// A checkpoint older than the one the document holds: the newer one
+    /// stands (the last checkpoint wins).
+    Superseded,
+}
+
 impl Store {
     /// Applies `op` (sequence number `seq`) to document `document` of
-    /// `collection`, once. Returns false when it was applied before.
+    /// `collection`, at most once.
     ///
     /// # Errors
-    /// An unknown collection, the server is unreachable, or the document
-    /// still refuses the op (the message says why).
+    /// An unknown collection, the server is unreachable, the write concern
+    /// was not met, or the document still refuses the op (the message says
+    /// why).
     pub async fn apply_dead_letter(
         &self,
         seq: u64,
         op: &crate::durable::op::Op,
         collection: &str,
         document: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Retried, StoreError> {
         let coll = [MEMBER_STATS, MEMBER_DAYS, VOICE_SEGMENTS, VOICE_SESSIONS]
             .into_iter()
             .find(|c| *c == collection)
@@ -47,6 +60,26 @@ impl Store {
             ops: vec![&rec],
         };
         let mut statement = ops.statement();
+        // A checkpoint replaces the document: only if it is newer than the
+        // one there (the sequence guard as on the normal path).
+        let checkpoint = coll == VOICE_SESSIONS;
+        if checkpoint {
+            let reply = self
+                .command(doc! {
+                    "update": coll,
+                    "updates": [statement],
+                    "writeConcern": { "w": self.write_concern.clone() },
+                })
+                .await?;
+            check_write_concern(&reply, coll)?;
+            return match write_errors(&reply).first() {
+                None => Ok(Retried::Applied),
+                Some((_, DUPLICATE_KEY, _)) => Ok(Retried::Superseded),
+                Some((_, code, msg)) => Err(StoreError::Permanent(format!(
+                    "{coll}/{document} still refuses it (code {code}): {msg}"
+                ))),
+            };
+        }
         if let Ok(u) = statement.get_document_mut("u") {
             if let Ok(set) = u.get_document_mut("$set") {
                 // The document's own sequence stays as it is.
@@ -65,13 +98,25 @@ impl Store {
                 "writeConcern": { "w": self.write_concern.clone() },
             })
             .await?;
+        check_write_concern(&reply, coll)?;
         match write_errors(&reply).first() {
-            None => Ok(true),
+            None => Ok(Retried::Applied),
             // The marker is there: applied by an earlier retry.
-            Some((_, DUPLICATE_KEY, _)) => Ok(false),
+            Some((_, DUPLICATE_KEY, _)) => Ok(Retried::AppliedBefore),
             Some((_, code, msg)) => Err(StoreError::Permanent(format!(
                 "{coll}/{document} still refuses it (code {code}): {msg}"
             ))),
         }
+    }
+}
+
+/// A `writeConcernError` means the write may yet be rolled back: not done.
+fn check_write_concern(reply: &mongodb::bson::Document, coll: &str) -> Result<(), StoreError> {
+    match reply.get_document("writeConcernError") {
+        Ok(wce) => Err(StoreError::Transient(format!(
+            "write concern not satisfied on {coll}: {}",
+            wce.get_str("errmsg").unwrap_or_default()
+        ))),
+        Err(_) => Ok(()),
     }
 }

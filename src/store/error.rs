@@ -59,6 +59,18 @@ pub(super) fn describe(e: &MongoError) -> String {
 
 /// Server error codes that can succeed on retry (the driver's retryable set
 /// plus timeouts).
+/// Write error codes that concern every document, not one: unauthorized,
+/// authentication failed, illegal operation, Atlas errors (the free tier's
+/// space quota), out of disk space. They hold all writes instead of setting
+/// one document's increments aside.
+pub(super) const HOLD_CODES: &[i32] = &[13, 18, 20, 8000, 14031];
+
+/// Write error codes about one document's content (bad value, type
+/// mismatch, a `$`-prefixed field, validation, too large): several legacy
+/// documents can refuse their writes with the same one without it being
+/// about the collection.
+pub(super) const PER_DOCUMENT_CODES: &[i32] = &[2, 14, 52, 121, 10334];
+
 pub(super) const RETRYABLE_CODES: &[i32] = &[
     6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 134,
 ];

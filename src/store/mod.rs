@@ -39,6 +39,7 @@ use mongodb::options::{
 use mongodb::{Client, Database};
 
 pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
+pub use dead_letters::Retried;
 pub use error::StoreError;
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;

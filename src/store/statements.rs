@@ -1,7 +1,7 @@
 //! The upsert statements of a batch: one per document, guarded by sequence
 //! numbers so that a replay is refused as a duplicate key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use mongodb::bson::{doc, DateTime, Document};
 
@@ -139,7 +139,13 @@ impl DocOps<'_> {
 }
 
 /// Groups a batch per collection and document, keeping seq order.
-pub(super) fn group(batch: &[Sequenced]) -> Vec<(&'static str, Vec<DocOps<'_>>)> {
+/// `excluded` holds `(seq, "collection/_id")` of ops set aside as dead
+/// letters: a replay of the spool must not apply them through the normal
+/// path (`dead-letters --retry` applies them, once).
+pub(super) fn group<'a>(
+    batch: &'a [Sequenced],
+    excluded: &HashSet<(u64, String)>,
+) -> Vec<(&'static str, Vec<DocOps<'a>>)> {
     let mut by_doc: BTreeMap<(&'static str, String), Vec<&Sequenced>> = BTreeMap::new();
     for rec in batch {
         let key = rec.op.member();
@@ -155,6 +161,9 @@ pub(super) fn group(batch: &[Sequenced]) -> Vec<(&'static str, Vec<DocOps<'_>>)>
             Op::Checkpoint { .. } => vec![(VOICE_SESSIONS, member_id(key))],
         };
         for t in targets {
+            if !excluded.is_empty() && excluded.contains(&(rec.seq, format!("{}/{}", t.0, t.1))) {
+                continue;
+            }
             by_doc.entry(t).or_default().push(rec);
         }
     }

@@ -618,3 +618,23 @@ async fn a_poison_document_is_isolated_and_reported() {
     let days = store.member(MEMBER, 0, "0000-00-00").await.unwrap().days;
     assert_eq!(days, vec![("2026-11-26".to_owned(), 2)]);
 }
+
+/// An op set aside as a dead letter is never applied through the normal
+/// path (a spool replayed after a crash that came between setting it aside
+/// and committing the batch): only `dead-letters --retry` applies it, once.
+#[tokio::test]
+async fn dead_lettered_ops_are_not_replayed_through_the_normal_path() {
+    use study_tracker::store::ApplyProgress;
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let batch = sequenced(vec![msg("2026-11-26"), msg("2026-11-26")], 700);
+    let mut progress = ApplyProgress::default();
+    progress
+        .excluded
+        .insert((700, format!("member_stats/{G}:{U}")));
+    store.apply_resumable(&batch, &mut progress).await.unwrap();
+    // The excluded op's other document (its day) took it; the totals did not.
+    assert_eq!(totals(&store).await.2, 1);
+    let days = store.member(MEMBER, 0, "0000-00-00").await.unwrap().days;
+    assert_eq!(days, vec![("2026-11-26".to_owned(), 2)]);
+}

@@ -110,7 +110,9 @@ pub(crate) fn read<T: DeserializeOwned>(file: &File, pos: u64, len: u64) -> io::
     let size = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     let next = pos + RECORD_HEADER + size;
-    if next > len {
+    // No record is empty (the payload is a JSON object): zeros are a tail
+    // the file system extended but never wrote, like a short record.
+    if size == 0 || next > len {
         return Ok(Read::Torn);
     }
     let mut payload = vec![0u8; usize::try_from(size).map_err(io::Error::other)?];
@@ -186,8 +188,49 @@ pub(super) fn scan(
                 visit(&rec);
                 s.end = next;
             }
-            Read::End | Read::Torn => return Ok(s),
+            Read::End => return Ok(s),
+            Read::Torn => {
+                // Only the last write can be torn: a readable record after
+                // this point means the damage hit acknowledged records (a
+                // bad length field, a bad sector), and nothing may be cut.
+                if let Some(at) =
+                    readable_record_after(file, s.end, len).map_err(|e| (s.end, e.to_string()))?
+                {
+                    return Err((
+                        s.end,
+                        format!("damaged record, with a readable record at byte {at} after it"),
+                    ));
+                }
+                return Ok(s);
+            }
             Read::Corrupt { offset, reason } => return Err((offset, reason)),
         }
     }
+}
+
+/// The offset of the first readable record strictly after `from` (any
+/// alignment), reading the rest of the file once.
+fn readable_record_after(file: &File, from: u64, len: u64) -> io::Result<Option<u64>> {
+    let start = from + 1;
+    if start >= len {
+        return Ok(None);
+    }
+    let mut tail = vec![0u8; usize::try_from(len - start).map_err(io::Error::other)?];
+    file.read_exact_at(&mut tail, start)?;
+    let header = usize::try_from(RECORD_HEADER).unwrap_or(8);
+    for off in 0..tail.len().saturating_sub(header) {
+        let h = &tail[off..off + header];
+        let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let Some(payload) = tail.get(off + header..off + header + size) else {
+            continue;
+        };
+        if size == 0 || payload[0] != b'{' || crc32fast::hash(payload) != crc {
+            continue;
+        }
+        if serde_json::from_slice::<Sequenced>(payload).is_ok() {
+            return Ok(Some(start + off as u64));
+        }
+    }
+    Ok(None)
 }

@@ -277,3 +277,64 @@ fn two_opens_of_one_spool_directory_are_refused() {
     drop(first);
     Spool::open(dir.path(), 1 << 20).unwrap();
 }
+
+#[test]
+fn a_damaged_length_never_cuts_the_records_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = spool_with(dir.path(), &[1, 2, 3]);
+    // The first record's length field says "longer than the file".
+    let mut bytes = std::fs::read(&path).unwrap();
+    let first = usize::try_from(HEADER_LEN).unwrap();
+    bytes[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Spool::open(dir.path(), 1 << 20).unwrap_err().to_string();
+    assert!(err.contains("readable record"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was changed");
+}
+
+#[test]
+fn zeros_after_the_last_record_are_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = spool_with(dir.path(), &[1, 2]);
+    let good = std::fs::metadata(&path).unwrap().len();
+    // The file system extended the file but the write never landed.
+    append_raw(&path, &[0u8; 4096]);
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(spool.usage().pending_records, 2);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+}
+
+#[test]
+fn a_move_of_a_format_1_spool_cut_by_a_crash_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let legacy_of = |seqs: &[u64]| {
+        let mut b = Vec::new();
+        for (i, seq) in seqs.iter().enumerate() {
+            format::encode(
+                &Sequenced {
+                    seq: *seq,
+                    op: msg(i as u64),
+                },
+                &mut b,
+            )
+            .unwrap();
+        }
+        b
+    };
+    let legacy_path = dir.path().join(LEGACY_FILE_NAME);
+    // The crashed start moved only the first record (the rest was a torn
+    // tail, cut), and the old file is still there, whole.
+    std::fs::write(&legacy_path, legacy_of(&[10])).unwrap();
+    drop(Spool::open(dir.path(), 1 << 20).unwrap());
+    std::fs::write(&legacy_path, legacy_of(&[10, 11, 12])).unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let seqs: Vec<u64> = spool
+        .read_batch(10)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, vec![10, 11, 12]);
+    assert!(!legacy_path.exists());
+}
