@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::dead_letters::{set_aside, DeadLetters};
@@ -36,7 +36,7 @@ use super::retry::{apply_with_retry, RetryPolicy};
 use super::spool::Spool;
 use super::spooler::run_spooler;
 use crate::store::Store;
-use crate::telemetry::cause_chain;
+use crate::telemetry::{cause_chain, prometheus as metric};
 
 /// Tuning knobs; the defaults suit production.
 #[derive(Clone, Debug)]
@@ -83,6 +83,9 @@ pub(super) struct Shared {
     pub(super) appending: AtomicU64,
     /// Set at shutdown: later submits are refused, loudly.
     pub(super) closed: AtomicBool,
+    /// Sequence number (≈ append time in µs) of the first record of the
+    /// batch being applied; 0 while the spool is applied to its end.
+    pub(super) oldest_unapplied_seq: AtomicU64,
 }
 
 /// Handle used to submit ops. Cheap to clone.
@@ -107,6 +110,22 @@ pub struct WriterStatus {
     pub seq_anomalies: u64,
     /// Ops in the dead-letter file, waiting for an operator.
     pub dead_letters: u64,
+    /// Size of the spool file.
+    pub spool_bytes: u64,
+    /// Sequence number of the oldest record not yet applied, if any: its
+    /// append time in µs (unless the sequence floor was raised above the
+    /// clock, when it is later than that).
+    pub oldest_unapplied_seq: Option<u64>,
+}
+
+impl WriterStatus {
+    /// How long the oldest record not yet applied has waited, at `now_micros`.
+    #[must_use]
+    pub fn oldest_unapplied_age(&self, now_micros: u64) -> Duration {
+        self.oldest_unapplied_seq.map_or(Duration::ZERO, |seq| {
+            Duration::from_micros(now_micros.saturating_sub(seq))
+        })
+    }
 }
 
 impl Writer {
@@ -128,14 +147,18 @@ impl Writer {
     /// Current health and counters.
     #[must_use]
     pub fn status(&self) -> WriterStatus {
+        let usage = self.spool.usage();
         WriterStatus {
             db_ok: self.shared.db_ok.load(Ordering::Relaxed),
-            backlog: self.spool.usage().pending_records + self.unspooled(),
+            backlog: usage.pending_records + self.unspooled(),
             spooled: self.shared.spooled.load(Ordering::Relaxed),
             applied: self.shared.applied.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
             seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
             dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
+            spool_bytes: usage.bytes,
+            oldest_unapplied_seq: Some(self.shared.oldest_unapplied_seq.load(Ordering::Relaxed))
+                .filter(|seq| *seq > 0),
         }
     }
 
@@ -240,6 +263,15 @@ pub struct ShutdownReport {
 }
 
 impl WriterTasks {
+    /// The spooler and applier tasks, by name, to see whether they still run.
+    #[must_use]
+    pub fn loops(&self) -> [(&'static str, AbortHandle); 2] {
+        [
+            ("spooler", self.spooler.abort_handle()),
+            ("applier", self.applier.abort_handle()),
+        ]
+    }
+
     /// Stops intake, makes every queued op durable in the spool, then gives the
     /// applier up to `timeout` to get the spool to MongoDB. Whatever is left
     /// stays in the spool for the next start.
@@ -309,6 +341,10 @@ async fn run_applier(
                 continue;
             }
         };
+        shared.oldest_unapplied_seq.store(
+            batch.records.first().map_or(0, |r| r.seq),
+            Ordering::Relaxed,
+        );
         if batch.records.is_empty() {
             tokio::select! {
                 () = shared.wake_applier.notified() => {}
@@ -328,6 +364,7 @@ async fn run_applier(
             match set_aside(&dead, &batch.records, &failed).await {
                 Ok(n) => {
                     shared.dead_letters.fetch_add(n, Ordering::Relaxed);
+                    metrics::counter!(metric::DEAD_LETTERS).increment(n);
                 }
                 Err(e) => {
                     tracing::error!(error = %cause_chain(&e), path = %dead.path().display(), consequence = "the batch stays in the spool and is retried", "cannot write the dead-letter file");
@@ -341,13 +378,13 @@ async fn run_applier(
         shared
             .seq_anomalies
             .fetch_add(report.seq_anomalies, Ordering::Relaxed);
-        shared.applied.fetch_add(
-            batch.records.iter().map(|r| r.op.events()).sum(),
-            Ordering::Relaxed,
-        );
+        let events = batch.records.iter().map(|r| r.op.events()).sum();
+        shared.applied.fetch_add(events, Ordering::Relaxed);
+        metrics::counter!(metric::OPS_APPLIED).increment(events);
         shared
             .commands
             .fetch_add(report.commands, Ordering::Relaxed);
+        metrics::counter!(metric::WRITE_ROUND_TRIPS).increment(report.commands);
         let s = spool.clone();
         let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
         if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
