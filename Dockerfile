@@ -28,6 +28,8 @@ RUN mkdir -p /app/data/spool && chown -R tracker:tracker /app/data && chmod -R 2
 VOLUME ["/app/data"]
 ENV SPOOL_DIR=/app/data/spool
 USER tracker
+# /healthz, /readyz and /metrics (HTTP_ADDR; see README, "Health checks and metrics").
+EXPOSE 8080
 # SIGTERM triggers a graceful shutdown: open sessions are credited up to the signal.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["study-tracker"]

@@ -20,6 +20,8 @@ pub struct Settings {
     #[command(flatten)]
     pub spool: SpoolSettings,
     #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
     pub log: LogSettings,
 }
 
@@ -132,6 +134,31 @@ pub struct SpoolSettings {
     pub shutdown_timeout_secs: u64,
 }
 
+/// The HTTP listener: health checks and metrics.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Health checks and metrics")]
+pub struct HttpSettings {
+    /// Address (IP:port) of the HTTP listener serving /healthz, /readyz and /metrics; empty: no listener.
+    #[arg(long = "http-addr", env = "HTTP_ADDR", default_value = "0.0.0.0:8080", global = true, value_parser = parse_http_addr)]
+    pub addr: HttpAddr,
+
+    /// /readyz reports not ready while more increments than this wait to reach MongoDB.
+    #[arg(
+        long = "ready-max-backlog",
+        env = "READY_MAX_BACKLOG",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub ready_max_backlog: u64,
+}
+
+/// Where the HTTP listener listens, if anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpAddr {
+    Off,
+    At(std::net::SocketAddr),
+}
+
 /// What the logs look like.
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Logging")]
@@ -234,6 +261,16 @@ fn parse_write_concern(s: &str) -> Result<WriteConcern, String> {
     }
 }
 
+fn parse_http_addr(s: &str) -> Result<HttpAddr, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(HttpAddr::Off);
+    }
+    s.parse().map(HttpAddr::At).map_err(|_| {
+        format!("HTTP_ADDR must be an IP address and port such as 0.0.0.0:8080 (empty: no listener), not {s:?}")
+    })
+}
+
 fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
     chrono_tz::Tz::from_str(s.trim()).map_err(|_| {
         format!("TIMEZONE must be an IANA timezone name such as UTC, Europe/Paris or Asia/Kolkata, not {s:?}")
@@ -301,6 +338,24 @@ mod tests {
     fn bad_timezone_names_the_setting() {
         let err = Cli::try_parse_from(["study-tracker", "--timezone", "Mars/Olympus"]).unwrap_err();
         assert!(err.to_string().contains("TIMEZONE"), "{err}");
+    }
+
+    #[test]
+    fn http_addr_is_an_ip_and_port_or_empty() {
+        let parse = |v: &str| Cli::try_parse_from(["study-tracker", "--http-addr", v]);
+        if std::env::var_os("HTTP_ADDR").is_none() {
+            assert_eq!(
+                Cli::parse_from(["study-tracker"]).settings.http.addr,
+                HttpAddr::At("0.0.0.0:8080".parse().unwrap())
+            );
+        }
+        assert_eq!(parse("").unwrap().settings.http.addr, HttpAddr::Off);
+        assert_eq!(
+            parse("127.0.0.1:0").unwrap().settings.http.addr,
+            HttpAddr::At("127.0.0.1:0".parse().unwrap())
+        );
+        let err = parse("localhost").unwrap_err();
+        assert!(err.to_string().contains("HTTP_ADDR"), "{err}");
     }
 
     #[test]

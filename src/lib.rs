@@ -10,10 +10,12 @@
 //! - [`store`]: the only code that talks to MongoDB.
 //! - [`app`]: the service the adapters call (tracker + writer + store).
 //! - [`discord`]: the serenity/poise adapter, one file per slash command.
+//! - [`http`]: the health and metrics listener (`/healthz`, `/readyz`, `/metrics`).
 //! - [`render`]: pure renderers of what members read.
 //! - [`cmd`]: the CLI subcommands other than `run`.
 //! - [`startup`]: the one wiring of a running bot ([`startup::Application`]).
-//! - [`cli`], [`config`], [`telemetry`]: command line, typed settings, logging.
+//! - [`cli`], [`config`], [`telemetry`]: command line, typed settings, logging
+//!   and metrics.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod config;
 pub mod core;
 pub mod discord;
 pub mod durable;
+pub mod http;
 pub mod render;
 pub mod startup;
 pub mod store;

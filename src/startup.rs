@@ -5,6 +5,7 @@
 //! then stops everything in order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +14,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{flush_loop, now_millis, App};
-use crate::config::{redact_uri, Settings};
+use crate::app::{flush_loop, now_millis, ping_loop, App};
+use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
+use crate::http::{Health, HttpServer, Limits, Loops};
 use crate::store::Store;
-use crate::telemetry::cause_chain;
+use crate::telemetry::{cause_chain, prometheus};
 
 /// How long start-up waits for the previous run's spool before giving up on
 /// resuming sessions.
@@ -26,6 +28,12 @@ const RESTORE_WAIT: Duration = Duration::from_secs(15);
 /// How long start-up may spend reading checkpoints once the spool is
 /// applied (its own budget: a slow drain does not eat it).
 const RESTORE_READ: Duration = Duration::from_secs(15);
+/// `/readyz` wants an answer from MongoDB within this...
+const DB_ANSWER_WINDOW: Duration = Duration::from_secs(30);
+/// ...so it is pinged when nothing answered for this long.
+const DB_PING_EVERY: Duration = Duration::from_secs(10);
+/// How long requests in progress may take once shutdown is done.
+const HTTP_STOP: Duration = Duration::from_secs(1);
 
 /// A bot with its parts assembled and its background tasks running.
 #[derive(Debug)]
@@ -38,15 +46,21 @@ pub struct Application {
     tasks: TaskTracker,
     stop_tasks: CancellationToken,
     store_ready: watch::Receiver<bool>,
+    /// The loops whose end `/healthz` reports.
+    loops: Loops,
+    /// The health and metrics listener (`HTTP_ADDR`), unless turned off.
+    http: Option<HttpServer>,
 }
 
 impl Application {
-    /// Opens the store (lazily: MongoDB may be down), the spool and the
-    /// writer, prepares the store in the background, restores session
-    /// checkpoints and starts the flusher.
+    /// Binds `HTTP_ADDR`, opens the store (lazily: MongoDB may be down), the
+    /// spool and the writer, prepares the store in the background, starts
+    /// the health and metrics listener, restores session checkpoints and
+    /// starts the flusher.
     ///
     /// # Errors
-    /// The MongoDB URI does not parse, or `SPOOL_DIR` cannot be used.
+    /// `HTTP_ADDR` cannot be bound, the MongoDB URI does not parse, or
+    /// `SPOOL_DIR` cannot be used.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         Self::build_with(settings, WriterOptions::default()).await
     }
@@ -69,6 +83,13 @@ impl Application {
             "starting study-tracker {}",
             env!("CARGO_PKG_VERSION")
         );
+        // Bound first: a taken port fails start-up before anything runs. The
+        // recorder is installed before the writer starts, so that its first
+        // counts are recorded.
+        let listener = match settings.http.addr {
+            HttpAddr::At(addr) => Some((crate::http::bind(addr).await?, prometheus::recorder())),
+            HttpAddr::Off => None,
+        };
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db)
             .await?
             .with_write_concern(settings.mongo.write_concern);
@@ -85,6 +106,10 @@ impl Application {
             Err(e) => return Err(e.into()),
         };
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
+        let loops = Loops::default();
+        for (name, task) in writer_tasks.loops() {
+            loops.watch(name, task);
+        }
         let tasks = TaskTracker::new();
         let stop_tasks = CancellationToken::new();
         let (ready_tx, store_ready) = watch::channel(false);
@@ -96,13 +121,36 @@ impl Application {
             settings.tracking.timezone,
             Duration::from_secs(settings.tracking.resume_grace_secs),
         ));
+        // Served before the restore (up to 30 s): liveness probes must
+        // get answers from the start.
+        let http = match listener {
+            Some((listener, metrics)) => {
+                let pinging =
+                    tasks.spawn(ping_loop(app.clone(), DB_PING_EVERY, stop_tasks.clone()));
+                loops.watch("mongodb_ping", pinging.abort_handle());
+                let health = Health {
+                    app: app.clone(),
+                    loops: loops.clone(),
+                    stopping: stop_tasks.clone(),
+                    gateway: settings.discord.token.is_some(),
+                    limits: Limits {
+                        db_window: DB_ANSWER_WINDOW,
+                        max_backlog: settings.http.ready_max_backlog,
+                    },
+                    metrics,
+                };
+                Some(HttpServer::start(listener, health)?)
+            }
+            None => None,
+        };
         raise_seq_floor(&app).await;
         app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
-        tasks.spawn(flush_loop(
+        let flushing = tasks.spawn(flush_loop(
             app.clone(),
             Duration::from_secs(settings.tracking.flush_interval_secs),
             stop_tasks.clone(),
         ));
+        loops.watch("flusher", flushing.abort_handle());
         Ok(Application {
             settings,
             app,
@@ -110,6 +158,8 @@ impl Application {
             tasks,
             stop_tasks,
             store_ready,
+            loops,
+            http,
         })
     }
 
@@ -117,6 +167,13 @@ impl Application {
     #[must_use]
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// The address `/healthz`, `/readyz` and `/metrics` are served on
+    /// (`None`: `HTTP_ADDR` is empty).
+    #[must_use]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::addr)
     }
 
     /// Turns true once the store is prepared (server known, indexes, test
@@ -150,11 +207,12 @@ impl Application {
         .context("cannot build the Discord client")?;
         let shards = client.shard_manager.clone();
         // Spawned once per run, on the tracked tasks: it stops with them.
-        self.tasks.spawn(crate::discord::watch_gateway(
+        let watching = self.tasks.spawn(crate::discord::watch_gateway(
             shards.clone(),
             self.app.clone(),
             self.stop_tasks.clone(),
         ));
+        self.loops.watch("gateway_watch", watching.abort_handle());
         let outcome = tokio::select! {
             r = client.start() => r.map_err(|e| anyhow::anyhow!("Discord gateway stopped: {e}")),
             () = shutdown => Ok(()),
@@ -165,8 +223,10 @@ impl Application {
 
     /// Stops intake, lets the background loops finish their iteration,
     /// credits every open session up to this moment, closes the shards and
-    /// drains the writer. Each wait is bounded by `SHUTDOWN_TIMEOUT_SECS`;
-    /// what MongoDB has not taken stays in the spool.
+    /// drains the writer, then stops the HTTP listener (`/readyz` says
+    /// "stopping" meanwhile, and `/metrics` shows the drain). Each wait is
+    /// bounded by `SHUTDOWN_TIMEOUT_SECS`; what MongoDB has not taken stays
+    /// in the spool.
     async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
         let stopped_at = now_millis();
         // One budget for the whole shutdown: the platform's kill comes
@@ -214,6 +274,9 @@ impl Application {
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_secs(1));
         let report = self.writer_tasks.shutdown(drain).await;
+        if let Some(http) = self.http {
+            http.shutdown(HTTP_STOP).await;
+        }
         tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::health::record_open_sessions;
 use super::{credited_secs, now_millis, App};
 use crate::core::Millis;
 use crate::durable::op::Op;
@@ -28,6 +29,7 @@ impl App {
         let started = Instant::now();
         let mut tracker = self.tracker.lock().await;
         let effects = tracker.flush(now);
+        record_open_sessions(tracker.len());
         let report = FlushReport {
             sessions: tracker.len(),
             credits: effects.len(),

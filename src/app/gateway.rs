@@ -17,6 +17,7 @@ impl App {
     /// suspends them.
     #[instrument(skip_all, fields(shard))]
     pub async fn gateway_link(&self, shard: u32, link: Link, at: Millis) {
+        self.saw_gateway(link);
         if !self.accepting() {
             return;
         }

@@ -2,6 +2,7 @@
 
 use tracing::instrument;
 
+use super::health::record_open_sessions;
 use super::App;
 use crate::core::tracker::Effect;
 use crate::core::{MemberKey, Millis, Presence};
@@ -16,6 +17,7 @@ impl App {
         }
         let mut tracker = self.tracker.lock().await;
         let effects = tracker.voice_update(member, presence, now);
+        record_open_sessions(tracker.len());
         log_effects(&effects);
         // Submitted under the lock: ops of one member reach the spool in order.
         self.writer.submit(effects.into_iter().map(Op::from));
@@ -29,6 +31,7 @@ impl App {
         }
         let mut tracker = self.tracker.lock().await;
         let effects = tracker.guild_snapshot(guild, present, now);
+        record_open_sessions(tracker.len());
         tracing::info!(
             guild_id = guild,
             in_voice = present.len(),

@@ -7,10 +7,14 @@
 //! - [`flush`]: periodic credits, the flush loop, the shutdown credit.
 //! - [`restore`]: session checkpoints from before a restart.
 //! - [`queries`]: a member's numbers for `/ud` and the CLI.
+//! - [`health`]: what the health endpoints read (gateway, MongoDB ping).
+//! - [`lease`]: whether this instance counts (the lease's seam).
 
 mod flush;
 mod gateway;
+mod health;
 mod intake;
+mod lease;
 mod queries;
 mod restore;
 
@@ -21,7 +25,10 @@ use chrono_tz::Tz;
 use tokio::sync::Mutex;
 
 pub use flush::{flush_loop, FlushReport};
+pub use health::ping_loop;
+pub use lease::{Lease, LeaseState};
 
+use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};
 use crate::core::Millis;
 use crate::durable::writer::Writer;
@@ -35,6 +42,8 @@ pub struct App {
     store: Store,
     tz: Tz,
     accepting: AtomicBool,
+    /// The gateway at the watch's last observation (`None`: not yet, or headless).
+    link: std::sync::Mutex<Option<Link>>,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -54,6 +63,7 @@ impl App {
             store,
             tz,
             accepting: AtomicBool::new(true),
+            link: std::sync::Mutex::new(None),
         }
     }
 

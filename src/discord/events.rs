@@ -9,6 +9,7 @@ use super::{Data, Error};
 use crate::app::now_millis;
 use crate::core::policy::{self, MessageFacts, MessageKind, VoiceFacts};
 use crate::core::{MemberKey, Presence};
+use crate::telemetry::prometheus as metric;
 
 #[instrument(skip_all, fields(event = event.snake_case_name()))]
 pub(super) async fn on_event(
@@ -16,6 +17,7 @@ pub(super) async fn on_event(
     event: &FullEvent,
     app: &Data,
 ) -> Result<(), Error> {
+    metrics::counter!(metric::EVENTS_RECEIVED, "kind" => event.snake_case_name()).increment(1);
     match event {
         // The gateway is back (a new session, whose guild snapshots follow,
         // or a resumed one, after the replay of what it missed).

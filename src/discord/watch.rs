@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{now_millis, App};
 use crate::core::link::{HeartbeatWatch, Link};
+use crate::telemetry::prometheus as metric;
 
 /// How often the shard is observed: a lost gateway is credited at most
 /// this much past the disconnect (the bot runs one shard, `Client::start`).
@@ -34,6 +35,7 @@ pub async fn watch_gateway(
     stop: CancellationToken,
 ) {
     let shard = serenity::ShardId(0);
+    let shard_label = shard.0.to_string();
     let mut heartbeats = HeartbeatWatch::default();
     let mut ticker = tokio::time::interval(POLL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -47,13 +49,13 @@ pub async fn watch_gateway(
         let (connected, latency) = {
             let runners = shards.runners.lock().await;
             runners.get(&shard).map_or((false, None), |r| {
-                (
-                    r.stage == serenity::ConnectionStage::Connected,
-                    r.latency
-                        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-                )
+                (r.stage == serenity::ConnectionStage::Connected, r.latency)
             })
         };
+        if let Some(latency) = latency {
+            metrics::gauge!(metric::SHARD_LATENCY, "shard" => shard_label.clone()).set(latency);
+        }
+        let latency = latency.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let at = now_millis();
         let link = heartbeats.observe(at, connected, latency);
         if last != Some(link) {

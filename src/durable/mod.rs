@@ -8,6 +8,7 @@
 //! - [`dead_letters`]: ops a poison document refused, kept for an operator.
 //! - `high_water`: the highest applied sequence number, saved in MongoDB.
 
+mod applier;
 pub mod dead_letters;
 mod high_water;
 pub mod op;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::spool::Batch;
 use super::writer::Shared;
 use crate::store::{ApplyProgress, ApplyReport, FailedWrite, Store, StoreError};
-use crate::telemetry::cause_chain;
+use crate::telemetry::{cause_chain, prometheus as metric};
 
 /// Exponential backoff with full jitter.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +69,7 @@ pub(super) async fn apply_with_retry(
             let started = Instant::now();
             match store.apply_resumable(&batch.records, &mut progress).await {
                 Ok(report) => {
+                    metrics::histogram!(metric::WRITE_DURATION).record(started.elapsed());
                     if !shared.db_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("MongoDB is reachable again; draining the spool");
                     }
@@ -84,6 +85,7 @@ pub(super) async fn apply_with_retry(
                 }
                 Err(e) => {
                     shared.db_ok.store(false, Ordering::Relaxed);
+                    metrics::counter!(metric::WRITE_RETRIES).increment(1);
                     if !e.is_transient() || attempt >= policy.attempts {
                         break e;
                     }

@@ -11,7 +11,7 @@ use super::op::Op;
 use super::outbox::Outbox;
 use super::spool::{Spool, SpoolError};
 use super::writer::{now_micros, Shared};
-use crate::telemetry::cause_chain;
+use crate::telemetry::{cause_chain, prometheus as metric};
 
 pub(super) async fn run_spooler(
     outbox: Arc<Outbox>,
@@ -68,9 +68,9 @@ async fn append_until_durable(
         .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
         match result {
             Ok(()) => {
-                shared
-                    .spooled
-                    .fetch_add(ops.iter().map(Op::events).sum(), Ordering::Relaxed);
+                let events = ops.iter().map(Op::events).sum();
+                shared.spooled.fetch_add(events, Ordering::Relaxed);
+                metrics::counter!(metric::OPS_SPOOLED).increment(events);
                 shared.wake_applier.notify_one();
                 return;
             }

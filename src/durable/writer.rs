@@ -20,20 +20,20 @@
 //! - Memory is bounded by the documents touched (the outbox folds), the
 //!   spool by `SPOOL_MAX_BYTES`, and batches have a fixed size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::dead_letters::{set_aside, DeadLetters};
-use super::high_water::HighWater;
+use super::applier::run_applier;
+use super::dead_letters::DeadLetters;
 use super::op::Op;
 use super::outbox::Outbox;
-use super::retry::{apply_with_retry, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::spool::Spool;
 use super::spooler::run_spooler;
 use crate::core::{MemberKey, Millis};
@@ -85,6 +85,9 @@ pub(super) struct Shared {
     pub(super) appending: AtomicU64,
     /// Set at shutdown: later submits are refused, loudly.
     pub(super) closed: AtomicBool,
+    /// Sequence number (≈ append time in µs) of the first record of the
+    /// batch being applied; 0 while the spool is applied to its end.
+    pub(super) oldest_unapplied_seq: AtomicU64,
 }
 
 /// Handle used to submit ops. Cheap to clone.
@@ -110,6 +113,22 @@ pub struct WriterStatus {
     pub seq_anomalies: u64,
     /// Ops in the dead-letter file, waiting for an operator.
     pub dead_letters: u64,
+    /// Size of the spool file.
+    pub spool_bytes: u64,
+    /// Sequence number of the oldest record not yet applied, if any: its
+    /// append time in µs (unless the sequence floor was raised above the
+    /// clock, when it is later than that).
+    pub oldest_unapplied_seq: Option<u64>,
+}
+
+impl WriterStatus {
+    /// How long the oldest record not yet applied has waited, at `now_micros`.
+    #[must_use]
+    pub fn oldest_unapplied_age(&self, now_micros: u64) -> Duration {
+        self.oldest_unapplied_seq.map_or(Duration::ZERO, |seq| {
+            Duration::from_micros(now_micros.saturating_sub(seq))
+        })
+    }
 }
 
 impl Writer {
@@ -131,14 +150,18 @@ impl Writer {
     /// Current health and counters.
     #[must_use]
     pub fn status(&self) -> WriterStatus {
+        let usage = self.spool.usage();
         WriterStatus {
             db_ok: self.shared.db_ok.load(Ordering::Relaxed),
-            backlog: self.spool.usage().pending_records + self.unspooled(),
+            backlog: usage.pending_records + self.unspooled(),
             spooled: self.shared.spooled.load(Ordering::Relaxed),
             applied: self.shared.applied.load(Ordering::Relaxed),
             commands: self.shared.commands.load(Ordering::Relaxed),
             seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
             dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
+            spool_bytes: usage.bytes,
+            oldest_unapplied_seq: Some(self.shared.oldest_unapplied_seq.load(Ordering::Relaxed))
+                .filter(|seq| *seq > 0),
         }
     }
 
@@ -259,6 +282,15 @@ pub struct ShutdownReport {
 }
 
 impl WriterTasks {
+    /// The spooler and applier tasks, by name, to see whether they still run.
+    #[must_use]
+    pub fn loops(&self) -> [(&'static str, AbortHandle); 2] {
+        [
+            ("spooler", self.spooler.abort_handle()),
+            ("applier", self.applier.abort_handle()),
+        ]
+    }
+
     /// Stops intake, makes every queued op durable in the spool, then gives the
     /// applier up to `timeout` to get the spool to MongoDB. Whatever is left
     /// stays in the spool for the next start.
@@ -300,92 +332,6 @@ impl WriterTasks {
         }
         ShutdownReport {
             left_in_spool: left,
-        }
-    }
-}
-
-async fn run_applier(
-    store: Store,
-    spool: Arc<Spool>,
-    dead: DeadLetters,
-    shared: Arc<Shared>,
-    opts: WriterOptions,
-    stop: CancellationToken,
-) {
-    let mut high_water = HighWater::default();
-    // Ops set aside as dead letters (this run or earlier ones): a replay of
-    // the spool must not apply them through the normal path.
-    let mut excluded: HashSet<(u64, String)> = dead
-        .read()
-        .unwrap_or_default()
-        .iter()
-        .map(|l| (l.seq, l.target()))
-        .collect();
-    loop {
-        let s = spool.clone();
-        let max = opts.apply_batch;
-        let batch = match tokio::task::spawn_blocking(move || s.read_batch(max)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::error!(error = %cause_chain(&e), retry_in_secs = 1, "cannot read the spool");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %cause_chain(&e), "spool reader task failed");
-                continue;
-            }
-        };
-        if batch.records.is_empty() {
-            tokio::select! {
-                () = shared.wake_applier.notified() => {}
-                () = stop.cancelled() => {
-                    // The writer's tasks get 1 s to stop.
-                    high_water.flush(&store, Duration::from_millis(800)).await;
-                    return;
-                }
-            }
-            continue;
-        }
-        // The mark covers a batch before any of it can reach a document,
-        // so even a batch cut half way is below it.
-        high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
-        high_water.maybe_flush(&store).await;
-        let fresh_from = spool.own_from();
-        let (report, failed) = tokio::select! {
-            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from, &excluded) => r,
-            () = stop.cancelled() => return,
-        };
-        if !failed.is_empty() {
-            match set_aside(&dead, &batch.records, &failed).await {
-                Ok(n) => {
-                    shared.dead_letters.fetch_add(n, Ordering::Relaxed);
-                    for f in &failed {
-                        let target = format!("{}/{}", f.collection, f.document);
-                        excluded.extend(f.seqs.iter().map(|s| (*s, target.clone())));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %cause_chain(&e), path = %dead.path().display(), consequence = "the batch stays in the spool and is retried", "cannot write the dead-letter file");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            }
-        }
-        shared
-            .seq_anomalies
-            .fetch_add(report.seq_anomalies, Ordering::Relaxed);
-        shared.applied.fetch_add(
-            batch.records.iter().map(|r| r.op.events()).sum(),
-            Ordering::Relaxed,
-        );
-        shared
-            .commands
-            .fetch_add(report.commands, Ordering::Relaxed);
-        let s = spool.clone();
-        let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
-        if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
-            tracing::error!(error = %cause_chain(&e), consequence = "applied records will be replayed, harmlessly", "cannot truncate the spool");
         }
     }
 }

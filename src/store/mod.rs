@@ -9,6 +9,7 @@
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
 //! - [`legacy`]: the one-time import of the previous bot's totals.
+//! - [`contact`]: when MongoDB last answered (for `/readyz`).
 //!
 //! Collections (all `_id`s are strings built from Discord ids, never from
 //! anything a member can type):
@@ -19,6 +20,7 @@
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`
 
 mod apply;
+mod contact;
 mod dead_letters;
 mod error;
 mod legacy;
@@ -39,6 +41,7 @@ use mongodb::options::{
 use mongodb::{Client, Database};
 
 pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
+pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;
 pub use legacy::ImportReport;
@@ -48,6 +51,7 @@ use crate::config::WriteConcern;
 use apply::{
     MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
 };
+use contact::ContactLog;
 use error::describe;
 use schema::META;
 
@@ -61,6 +65,8 @@ pub struct Store {
     commands_in_flight: Arc<AtomicUsize>,
     /// `w` of the writer's updates.
     write_concern: Bson,
+    /// When commands last succeeded and failed (shared by clones).
+    contact: Arc<ContactLog>,
 }
 
 impl Store {
@@ -88,6 +94,7 @@ impl Store {
             statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
+            contact: Arc::default(),
         })
     }
 
@@ -110,6 +117,7 @@ impl Store {
             statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
+            contact: Arc::default(),
         }
     }
 
@@ -140,15 +148,19 @@ impl Store {
         )
     }
 
-    /// Runs one database command, bounded by the command timeout.
+    /// Runs one database command, bounded by the command timeout, and
+    /// records whether MongoDB answered ([`Store::contact`]).
     async fn command(&self, cmd: Document) -> Result<Document, StoreError> {
-        match tokio::time::timeout(self.command_timeout, self.db.run_command(cmd)).await {
-            Ok(r) => r.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Transient(format!(
-                "no reply within {:?}",
-                self.command_timeout
-            ))),
-        }
+        let result =
+            match tokio::time::timeout(self.command_timeout, self.db.run_command(cmd)).await {
+                Ok(r) => r.map_err(StoreError::from),
+                Err(_) => Err(StoreError::Transient(format!(
+                    "no reply within {:?}",
+                    self.command_timeout
+                ))),
+            };
+        self.contact.record(&result);
+        result
     }
 
     /// Start-up preparation: learn what the server is, create indexes, do

@@ -9,6 +9,7 @@ mod dead_letters;
 mod e2e;
 mod faults;
 mod gateway_outage;
+mod health;
 mod proxy_smoke;
 mod shutdown;
 mod sim_smoke;

@@ -2,6 +2,7 @@
 //! ([`Application::build`]), headless (no Discord token), with a shutdown
 //! the test triggers. The benchmark includes this file too.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,8 @@ pub fn with_fast_timeouts(uri: &str) -> String {
 }
 
 /// Settings for an in-process bot on database `db` at `uri`, spooling in
-/// `spool_dir`; adjust fields before spawning.
+/// `spool_dir`, with no HTTP listener (`settings.http.addr =
+/// HttpAddr::At(127.0.0.1:0)` starts one); adjust fields before spawning.
 pub fn test_settings(uri: &str, db: &str, spool_dir: &Path) -> Settings {
     let spool_dir = spool_dir.to_str().expect("utf-8 spool path");
     let uri = with_fast_timeouts(uri);
@@ -49,6 +51,8 @@ pub fn test_settings(uri: &str, db: &str, spool_dir: &Path) -> Settings {
         "300",
         "--shutdown-timeout-secs",
         "10",
+        "--http-addr",
+        "",
     ])
     .expect("test settings parse");
     let mut settings = cli.settings;
@@ -62,6 +66,8 @@ pub struct TestApp {
     pub app: Arc<App>,
     /// Turns true once the store is prepared (server known, indexes, test write).
     pub store_ready: watch::Receiver<bool>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, if they are.
+    pub http_addr: Option<SocketAddr>,
     shutdown: oneshot::Sender<()>,
     running: JoinHandle<anyhow::Result<()>>,
 }
@@ -78,6 +84,7 @@ pub async fn spawn_app_with(settings: Settings, writer: WriterOptions) -> TestAp
         .expect("application builds");
     let app = application.app().clone();
     let store_ready = application.store_ready();
+    let http_addr = application.http_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -85,6 +92,7 @@ pub async fn spawn_app_with(settings: Settings, writer: WriterOptions) -> TestAp
     TestApp {
         app,
         store_ready,
+        http_addr,
         shutdown,
         running,
     }

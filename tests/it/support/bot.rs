@@ -4,6 +4,7 @@
 //! parse ("An unknown event was received") fails the test.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -47,10 +48,21 @@ impl BotConfig {
 pub struct Bot {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    http_addr: SocketAddr,
 }
 
-/// Starts the real binary with `config` (`study-tracker run`).
+/// A port on 127.0.0.1 that was free a moment ago (bound, read, released),
+/// for a child process's listener.
+fn free_local_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+}
+
+/// Starts the real binary with `config` (`study-tracker run`), its HTTP
+/// listener on a free local port (unless `extra_env` sets `HTTP_ADDR`).
 pub fn spawn_bot(config: &BotConfig) -> Bot {
+    let http_addr = free_local_addr();
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
         .env_clear()
@@ -69,6 +81,7 @@ pub fn spawn_bot(config: &BotConfig) -> Bot {
             "RUST_LOG",
             "info,study_tracker=debug,serenity::client::dispatch=debug",
         )
+        .env("HTTP_ADDR", http_addr.to_string())
         .env("LOG_FORMAT", "text")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -98,10 +111,19 @@ pub fn spawn_bot(config: &BotConfig) -> Bot {
             }
         });
     }
-    Bot { child, logs }
+    Bot {
+        child,
+        logs,
+        http_addr,
+    }
 }
 
 impl Bot {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }

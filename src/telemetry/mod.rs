@@ -1,5 +1,7 @@
 //! Logging: a tracing subscriber writing text or JSON lines to stdout,
-//! filtered by `RUST_LOG`.
+//! filtered by `RUST_LOG`; metrics: [`prometheus`].
+
+pub mod prometheus;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,108 @@
+//! The applier task: reads batches from the spool, applies them (with
+//! retries), sets aside what a document refuses for good, and commits.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::dead_letters::{set_aside, DeadLetters};
+use super::high_water::HighWater;
+use super::retry::apply_with_retry;
+use super::spool::Spool;
+use super::writer::{Shared, WriterOptions};
+use crate::store::Store;
+use crate::telemetry::{cause_chain, prometheus as metric};
+
+pub(super) async fn run_applier(
+    store: Store,
+    spool: Arc<Spool>,
+    dead: DeadLetters,
+    shared: Arc<Shared>,
+    opts: WriterOptions,
+    stop: CancellationToken,
+) {
+    let mut high_water = HighWater::default();
+    // Ops set aside as dead letters (this run or earlier ones): a replay of
+    // the spool must not apply them through the normal path.
+    let mut excluded: HashSet<(u64, String)> = dead
+        .read()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| (l.seq, l.target()))
+        .collect();
+    loop {
+        let s = spool.clone();
+        let max = opts.apply_batch;
+        let batch = match tokio::task::spawn_blocking(move || s.read_batch(max)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(error = %cause_chain(&e), retry_in_secs = 1, "cannot read the spool");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %cause_chain(&e), "spool reader task failed");
+                continue;
+            }
+        };
+        shared.oldest_unapplied_seq.store(
+            batch.records.first().map_or(0, |r| r.seq),
+            Ordering::Relaxed,
+        );
+        if batch.records.is_empty() {
+            tokio::select! {
+                () = shared.wake_applier.notified() => {}
+                () = stop.cancelled() => {
+                    // The writer's tasks get 1 s to stop.
+                    high_water.flush(&store, Duration::from_millis(800)).await;
+                    return;
+                }
+            }
+            continue;
+        }
+        // The mark covers a batch before any of it can reach a document,
+        // so even a batch cut half way is below it.
+        high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
+        high_water.maybe_flush(&store).await;
+        let fresh_from = spool.own_from();
+        let (report, failed) = tokio::select! {
+            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from, &excluded) => r,
+            () = stop.cancelled() => return,
+        };
+        if !failed.is_empty() {
+            match set_aside(&dead, &batch.records, &failed).await {
+                Ok(n) => {
+                    shared.dead_letters.fetch_add(n, Ordering::Relaxed);
+                    metrics::counter!(metric::DEAD_LETTERS).increment(n);
+                    for f in &failed {
+                        let target = format!("{}/{}", f.collection, f.document);
+                        excluded.extend(f.seqs.iter().map(|s| (*s, target.clone())));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %cause_chain(&e), path = %dead.path().display(), consequence = "the batch stays in the spool and is retried", "cannot write the dead-letter file");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        shared
+            .seq_anomalies
+            .fetch_add(report.seq_anomalies, Ordering::Relaxed);
+        let events = batch.records.iter().map(|r| r.op.events()).sum();
+        shared.applied.fetch_add(events, Ordering::Relaxed);
+        metrics::counter!(metric::OPS_APPLIED).increment(events);
+        shared
+            .commands
+            .fetch_add(report.commands, Ordering::Relaxed);
+        metrics::counter!(metric::WRITE_ROUND_TRIPS).increment(report.commands);
+        let s = spool.clone();
+        let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
+        if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
+            tracing::error!(error = %cause_chain(&e), consequence = "applied records will be replayed, harmlessly", "cannot truncate the spool");
+        }
+    }
+}
