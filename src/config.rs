@@ -89,7 +89,7 @@ pub enum WriteConcern {
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Tracking")]
 pub struct TrackingSettings {
-    /// Seconds between credits of active voice sessions.
+    /// Seconds between credits of active voice sessions (at most RESUME_GRACE_SECS, unless that is 0).
     #[arg(long = "flush-interval-secs", env = "FLUSH_INTERVAL_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub flush_interval_secs: u64,
 
@@ -97,7 +97,7 @@ pub struct TrackingSettings {
     #[arg(long = "timezone", env = "TIMEZONE", default_value = "UTC", global = true, value_parser = parse_tz)]
     pub timezone: chrono_tz::Tz,
 
-    /// After a restart, credit the gap for members still in voice if their last credit is at most this old.
+    /// After a restart or a Discord gateway outage, credit the gap for members still in voice if their last credit is at most this old (0: never).
     #[arg(
         long = "resume-grace-secs",
         env = "RESUME_GRACE_SECS",
