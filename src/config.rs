@@ -89,7 +89,7 @@ pub enum WriteConcern {
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Tracking")]
 pub struct TrackingSettings {
-    /// Seconds between credits of active voice sessions (at most RESUME_GRACE_SECS, unless that is 0).
+    /// Seconds between credits of active voice sessions (at most the resume grace, unless that is 0).
     #[arg(long = "flush-interval-secs", env = "FLUSH_INTERVAL_SECS", default_value_t = 120, global = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub flush_interval_secs: u64,
 
