@@ -64,15 +64,7 @@ impl Store {
         // one there (the sequence guard as on the normal path).
         let checkpoint = coll == VOICE_SESSIONS;
         if checkpoint {
-            let reply = self
-                .command(doc! {
-                    "update": coll,
-                    "updates": [statement],
-                    "writeConcern": { "w": self.write_concern.clone() },
-                })
-                .await?;
-            check_write_concern(&reply, coll)?;
-            return match write_errors(&reply).first() {
+            return match self.update_one_statement(coll, statement).await?.first() {
                 None => Ok(Retried::Applied),
                 Some((_, DUPLICATE_KEY, _)) => Ok(Retried::Superseded),
                 Some((_, code, msg)) => Err(StoreError::Permanent(format!(
@@ -91,6 +83,23 @@ impl Store {
             "q",
             doc! { "_id": document, "dead_letters_applied": { "$ne": seq_bson(seq) } },
         );
+        match self.update_one_statement(coll, statement).await?.first() {
+            None => Ok(Retried::Applied),
+            // The marker is there: applied by an earlier retry.
+            Some((_, DUPLICATE_KEY, _)) => Ok(Retried::AppliedBefore),
+            Some((_, code, msg)) => Err(StoreError::Permanent(format!(
+                "{coll}/{document} still refuses it (code {code}): {msg}"
+            ))),
+        }
+    }
+
+    /// Sends one update statement; its write errors (`writeConcernError`
+    /// is an error: the write may yet be rolled back).
+    async fn update_one_statement(
+        &self,
+        coll: &str,
+        statement: mongodb::bson::Document,
+    ) -> Result<Vec<(usize, i32, String)>, StoreError> {
         let reply = self
             .command(doc! {
                 "update": coll,
@@ -99,14 +108,7 @@ impl Store {
             })
             .await?;
         check_write_concern(&reply, coll)?;
-        match write_errors(&reply).first() {
-            None => Ok(Retried::Applied),
-            // The marker is there: applied by an earlier retry.
-            Some((_, DUPLICATE_KEY, _)) => Ok(Retried::AppliedBefore),
-            Some((_, code, msg)) => Err(StoreError::Permanent(format!(
-                "{coll}/{document} still refuses it (code {code}): {msg}"
-            ))),
-        }
+        Ok(write_errors(&reply))
     }
 }
 

@@ -88,14 +88,7 @@ impl Store {
             .get_or_insert(Duration::from_secs(5));
         opts.connect_timeout.get_or_insert(Duration::from_secs(5));
         let client = Client::with_options(opts)?;
-        Ok(Store {
-            db: client.database(db_name),
-            command_timeout: Duration::from_secs(15),
-            statements_per_command: Arc::new(AtomicUsize::new(SAFE_STATEMENTS_PER_COMMAND)),
-            commands_in_flight: Arc::new(AtomicUsize::new(1)),
-            write_concern: Bson::from("majority"),
-            contact: Arc::default(),
-        })
+        Ok(Store::from_database(client.database(db_name)))
     }
 
     /// The write concern of the writer's updates (default `majority`).
