@@ -8,6 +8,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked --bin study-tracker \
     && rm -rf src
+# The chart's font is compiled in (include_bytes!).
+COPY assets ./assets
 COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin study-tracker
 

@@ -1,6 +1,8 @@
 //! The command line: subcommands and their arguments. Settings shared by
 //! every subcommand live in [`crate::config`].
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
@@ -37,6 +39,18 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write one member's chart of the last 14 local days (in TIMEZONE) as a PNG.
+    RenderUd {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+        /// Where to write the PNG.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// List the increments a document refused for good (the dead-letter file beside the spool in `SPOOL_DIR`); with --retry, apply them again once the cause is fixed (each at most once).
     DeadLetters {

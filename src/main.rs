@@ -28,6 +28,9 @@ async fn main() -> ExitCode {
         Command::Run => run(settings).await,
         Command::Check => cmd::check(&settings).await,
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
+        Command::RenderUd { guild, user, out } => {
+            cmd::render_ud(&settings, guild, user, &out).await
+        }
         Command::ImportLegacy { guild } => cmd::import_legacy(&settings.mongo, guild).await,
         Command::DeadLetters { retry } => cmd::dead_letters(&settings, retry).await,
     };

@@ -4,11 +4,13 @@
 mod check;
 mod dead_letters;
 mod import_legacy;
+mod render_ud;
 mod stats;
 
 pub use check::check;
 pub use dead_letters::dead_letters;
 pub use import_legacy::import_legacy;
+pub use render_ud::render_ud;
 pub use stats::stats;
 
 use crate::config::MongoSettings;

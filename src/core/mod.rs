@@ -10,7 +10,9 @@
 //! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
+//! - [`daily`]: the last days' totals, one per local day (the `/ud` chart).
 
+pub mod daily;
 pub mod link;
 pub mod periods;
 pub mod policy;

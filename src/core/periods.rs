@@ -64,7 +64,8 @@ pub fn local_day(at: Millis, tz: Tz) -> String {
 
 /// First instant of local day `d` (a day whose midnight is skipped by a DST
 /// change starts at the first instant that exists).
-fn local_midnight(d: NaiveDate, tz: Tz) -> Millis {
+#[must_use]
+pub fn local_midnight(d: NaiveDate, tz: Tz) -> Millis {
     let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
     (0..=4)
         .find_map(|h| {

@@ -11,6 +11,7 @@ mod faults;
 mod gateway_outage;
 mod health;
 mod proxy_smoke;
+mod render_ud;
 mod shutdown;
 mod sim_smoke;
 mod store_writer;
