@@ -11,8 +11,10 @@
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart).
+//! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
 
 pub mod daily;
+pub mod history;
 pub mod link;
 pub mod periods;
 pub mod policy;

@@ -152,6 +152,7 @@ mod tests {
             days: vec![("2026-11-20".into(), 4), ("2026-11-26".into(), 5)],
         };
         let pending = Pending {
+            channel: 1,
             camera: false,
             from: ms("2026-11-26T11:59:00Z"),
             to: now,

@@ -97,6 +97,7 @@ pub struct RestoredSession {
 /// Uncredited time of a session in progress, for answers that include "up to now".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
+    pub channel: u64,
     pub camera: bool,
     pub from: Millis,
     pub to: Millis,
@@ -241,6 +242,7 @@ impl Tracker {
     #[must_use]
     pub fn pending(&self, member: MemberKey, now: Millis) -> Option<Pending> {
         self.sessions.get(&member).map(|s| Pending {
+            channel: s.channel,
             camera: s.camera,
             from: s.last_credit,
             to: now.max(s.last_credit),

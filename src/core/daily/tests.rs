@@ -61,6 +61,7 @@ fn a_stay_across_local_midnight_is_split_at_the_zones_midnight() {
         "2026-11-25T19:00:00Z",
     )]);
     let pending = Pending {
+        channel: 1,
         camera: false,
         from: ms("2026-11-26T05:00:00Z"),
         to: now,

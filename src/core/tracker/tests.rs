@@ -208,6 +208,7 @@ fn pending_reports_uncredited_time() {
     assert_eq!(
         t.pending(m(1), 90_000),
         Some(Pending {
+            channel: 10,
             camera: true,
             from: 60_000,
             to: 90_000
