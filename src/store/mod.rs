@@ -8,6 +8,7 @@
 //! - [`apply`]: the idempotent batch apply; [`statements`] builds its upserts.
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
+//! - [`history`]: a member's latest segments and open checkpoint for `/history`.
 //! - [`legacy`]: the one-time import of the previous bot's totals.
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
 //!
@@ -23,6 +24,7 @@ mod apply;
 mod contact;
 mod dead_letters;
 mod error;
+mod history;
 mod legacy;
 mod members;
 mod meta;

@@ -36,6 +36,12 @@ impl Store {
                 doc! { "guild_id": 1, "user_id": 1, "end": 1 },
                 "by_member_end",
             ),
+            // `/history`: a member's latest segments, newest first.
+            (
+                VOICE_SEGMENTS,
+                doc! { "guild_id": 1, "user_id": 1, "start": 1 },
+                "by_member_start",
+            ),
             (VOICE_SESSIONS, doc! { "open": 1 }, "by_open"),
         ];
         for (coll, key, name) in indexes {
