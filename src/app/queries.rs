@@ -6,6 +6,7 @@ use std::time::Duration;
 use tracing::instrument;
 
 use super::App;
+use crate::core::history::{self, Session};
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Stats, StoredMember};
 use crate::core::{MemberKey, Millis};
@@ -56,6 +57,58 @@ impl App {
             }
         };
         (stats::compute(&stored, pending, &periods), freshness)
+    }
+}
+
+impl App {
+    /// A member's latest sessions, newest first, with the session in
+    /// progress counted up to `now` (as `/ud` counts it), at least `wanted`
+    /// of them when there are that many; and whether every older session was
+    /// read too (`complete`). Never fails: if MongoDB cannot be read in
+    /// time, the answer holds the session in progress only and says so.
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub async fn member_history(
+        &self,
+        member: MemberKey,
+        now: Millis,
+        wanted: usize,
+    ) -> (Vec<Session>, bool, Freshness) {
+        let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
+            Ok(tracker) => tracker.pending(member, now),
+            Err(_) => None,
+        };
+        let read =
+            tokio::time::timeout(STATS_READ_TIMEOUT, self.store.history(member, wanted)).await;
+        let (stored, freshness) = match read {
+            Ok(Ok(stored)) => {
+                let status = self.writer.status();
+                let lag = !status.db_ok || status.backlog > 0;
+                (
+                    stored,
+                    if lag {
+                        Freshness::MayLag
+                    } else {
+                        Freshness::Current
+                    },
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %cause_chain(&e), consequence = "answering from memory", "cannot read history from MongoDB");
+                (history::StoredHistory::default(), Freshness::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    consequence = "answering from memory",
+                    "reading history from MongoDB timed out"
+                );
+                (history::StoredHistory::default(), Freshness::Unavailable)
+            }
+        };
+        let sessions = history::with_pending(
+            history::sessions(&stored.segments, stored.open_segment_start),
+            pending,
+        );
+        (sessions, stored.complete, freshness)
     }
 }
 
