@@ -40,6 +40,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print one member's latest sessions, newest first (a table in TIMEZONE, or JSON in UTC).
+    History {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+        /// How many sessions.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write one member's chart of the last 14 local days (in TIMEZONE) as a PNG.
     RenderUd {
         /// Guild (server) id.

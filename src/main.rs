@@ -28,6 +28,12 @@ async fn main() -> ExitCode {
         Command::Run => run(settings).await,
         Command::Check => cmd::check(&settings).await,
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
+        Command::History {
+            guild,
+            user,
+            limit,
+            json,
+        } => cmd::history(&settings, guild, user, limit, json).await,
         Command::RenderUd { guild, user, out } => {
             cmd::render_ud(&settings, guild, user, &out).await
         }

@@ -3,12 +3,14 @@
 
 mod check;
 mod dead_letters;
+mod history;
 mod import_legacy;
 mod render_ud;
 mod stats;
 
 pub use check::check;
 pub use dead_letters::dead_letters;
+pub use history::history;
 pub use import_legacy::import_legacy;
 pub use render_ud::render_ud;
 pub use stats::stats;

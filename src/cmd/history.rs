@@ -1,0 +1,69 @@
+//! `history`: print one member's latest sessions, as a table (times in
+//! `TIMEZONE`) or JSON (times in UTC, RFC 3339).
+
+use anyhow::Context as _;
+use chrono::{DateTime, SecondsFormat};
+
+use super::connect;
+use crate::config::{redact_uri, Settings};
+use crate::core::history::{sessions, Session};
+use crate::core::{MemberKey, Millis};
+use crate::render::render_history_table;
+
+/// `history`: the member's last `limit` sessions, newest first. Only what
+/// is stored: a session still open ends at its last credit (`end: null`).
+///
+/// # Errors
+/// MongoDB cannot be read.
+pub async fn history(
+    settings: &Settings,
+    guild: u64,
+    user: u64,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = connect(&settings.mongo).await?;
+    let stored = store
+        .history(MemberKey { guild, user }, limit)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot read from MongoDB at {}",
+                redact_uri(&settings.mongo.uri)
+            )
+        })?;
+    let mut list = sessions(&stored.segments, stored.open_segment_start);
+    list.truncate(limit);
+    if json {
+        println!("{}", to_json(&list));
+    } else {
+        print!(
+            "{}",
+            render_history_table(&list, settings.tracking.timezone)
+        );
+    }
+    Ok(())
+}
+
+fn rfc3339(at: Millis) -> serde_json::Value {
+    DateTime::from_timestamp_millis(at).map_or(serde_json::Value::Null, |t| {
+        t.to_rfc3339_opts(SecondsFormat::Millis, true).into()
+    })
+}
+
+/// `{"sessions": [{"start", "end", "channel_id", "cam_on_secs", "cam_off_secs"}]}`.
+fn to_json(list: &[Session]) -> serde_json::Value {
+    let sessions: Vec<serde_json::Value> = list
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "start": rfc3339(s.start),
+                "end": if s.open { serde_json::Value::Null } else { rfc3339(s.end) },
+                "channel_id": s.channel.to_string(),
+                "cam_on_secs": s.cam_on_secs,
+                "cam_off_secs": s.cam_off_secs,
+            })
+        })
+        .collect();
+    serde_json::json!({ "sessions": sessions })
+}
