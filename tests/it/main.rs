@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod gateway_outage;
 mod health;
+mod history;
 mod proxy_smoke;
 mod render_ud;
 mod shutdown;
