@@ -10,13 +10,16 @@
 //! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
-//! - [`daily`]: the last days' totals, one per local day (the `/ud` chart).
+//! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
+//!   and voice per local day over all history.
+//! - [`streak`]: current and longest streaks of days with enough voice time.
 
 pub mod daily;
 pub mod link;
 pub mod periods;
 pub mod policy;
 pub mod stats;
+pub mod streak;
 pub mod tracker;
 
 /// Unix epoch milliseconds.
