@@ -482,3 +482,32 @@ impl SimState {
         self.dispatch("MESSAGE_CREATE", msg, Some(intent));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_bodies_give_the_json_and_byte_exact_files() {
+        let png: &[u8] = &[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1A, b'\n', 0, 0xFF];
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"ud.png\"\r\nContent-Type: image/png\r\n\r\n",
+        );
+        body.extend_from_slice(png);
+        body.extend_from_slice(
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{\"type\":4,\"data\":{\"embeds\":[]}}\r\n--XyZ--\r\n",
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        let (json, files) = parse_body(&headers, &body);
+        assert_eq!(json["type"], 4);
+        assert_eq!(files, vec![("ud.png".to_owned(), png.to_vec())]);
+        // Plain JSON has no files.
+        let (json, files) = parse_body(&HeaderMap::new(), br#"{"a":1}"#);
+        assert_eq!((json["a"].as_i64(), files.len()), (Some(1), 0));
+    }
+}
