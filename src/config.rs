@@ -105,6 +105,10 @@ pub struct TrackingSettings {
         global = true
     )]
     pub resume_grace_secs: u64,
+
+    /// Voice minutes a local day needs to count towards a /ud streak.
+    #[arg(long = "streak-min-minutes", env = "STREAK_MIN_MINUTES", default_value_t = 15, global = true, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub streak_min_minutes: u32,
 }
 
 /// The local spool every increment goes through, and its drain on shutdown.

@@ -120,6 +120,7 @@ impl Application {
             writer,
             settings.tracking.timezone,
             Duration::from_secs(settings.tracking.resume_grace_secs),
+            Duration::from_secs(u64::from(settings.tracking.streak_min_minutes) * 60),
         ));
         // Served before the restore (up to 30 s): liveness probes must
         // get answers from the start.

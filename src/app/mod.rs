@@ -27,6 +27,7 @@ use tokio::sync::Mutex;
 pub use flush::{flush_loop, FlushReport};
 pub use health::ping_loop;
 pub use lease::{Lease, LeaseState};
+pub use queries::{MemberCard, CARD_DAYS};
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};
@@ -41,6 +42,8 @@ pub struct App {
     writer: Writer,
     store: Store,
     tz: Tz,
+    /// Voice seconds a local day needs to count towards a streak.
+    streak_min_secs: i64,
     accepting: AtomicBool,
     /// The gateway at the watch's last observation (`None`: not yet, or headless).
     link: std::sync::Mutex<Option<Link>>,
@@ -54,7 +57,13 @@ pub fn now_millis() -> Millis {
 
 impl App {
     #[must_use]
-    pub fn new(store: Store, writer: Writer, tz: Tz, resume_grace: Duration) -> App {
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        tz: Tz,
+        resume_grace: Duration,
+        streak_min: Duration,
+    ) -> App {
         App {
             tracker: Mutex::new(Tracker::new(
                 i64::try_from(resume_grace.as_millis()).unwrap_or(i64::MAX),
@@ -62,6 +71,7 @@ impl App {
             writer,
             store,
             tz,
+            streak_min_secs: i64::try_from(streak_min.as_secs()).unwrap_or(i64::MAX),
             accepting: AtomicBool::new(true),
             link: std::sync::Mutex::new(None),
         }
@@ -80,6 +90,12 @@ impl App {
     #[must_use]
     pub fn timezone(&self) -> Tz {
         self.tz
+    }
+
+    /// Voice minutes a local day needs to count towards a streak.
+    #[must_use]
+    pub fn streak_min_minutes(&self) -> u32 {
+        u32::try_from(self.streak_min_secs / 60).unwrap_or(u32::MAX)
     }
 
     /// Whether events are still taken (false once shutdown began).

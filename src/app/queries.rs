@@ -1,16 +1,35 @@
 //! A member's numbers for `/ud` and the CLI: stored totals plus the session
-//! in progress, with how current they are.
+//! in progress, with how current they are; for the `/ud` card also the last
+//! days and the streaks.
 
 use std::time::Duration;
 
 use tracing::instrument;
 
 use super::App;
+use crate::core::daily::{self, DayTotals};
 use crate::core::history::{self, Session};
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Stats, StoredMember};
+use crate::core::streak::{self, Streaks};
+use crate::core::tracker::Pending;
 use crate::core::{MemberKey, Millis};
 use crate::telemetry::cause_chain;
+
+/// Everything the `/ud` card shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberCard {
+    pub stats: Stats,
+    pub freshness: Freshness,
+    /// The last [`CARD_DAYS`] local days, oldest first, the session in
+    /// progress included.
+    pub days: Vec<DayTotals>,
+    pub streaks: Streaks,
+}
+
+/// How many days the card's chart shows (the chart's own constant, kept
+/// here so `app` does not depend on `render`).
+pub const CARD_DAYS: usize = 14;
 
 impl App {
     /// A member's numbers up to `now`, including their session in progress.
@@ -19,16 +38,53 @@ impl App {
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub async fn member_stats(&self, member: MemberKey, now: Millis) -> (Stats, Freshness) {
         let periods = Periods::at(now, self.tz);
+        let earliest = periods.earliest().clone();
+        let (stored, pending, freshness) = self
+            .read_member(member, now, earliest.at, &earliest.day)
+            .await;
+        (stats::compute(&stored, pending, &periods), freshness)
+    }
+
+    /// The `/ud` card: [`App::member_stats`] plus the last [`CARD_DAYS`]
+    /// days and the streaks. Reads every segment of the member (streaks
+    /// span all history; see ARCHITECTURE.md on its cost). Never fails, as
+    /// `member_stats`.
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub async fn member_card(&self, member: MemberKey, now: Millis) -> MemberCard {
+        let periods = Periods::at(now, self.tz);
+        let window = daily::window_start(now, self.tz, CARD_DAYS);
+        // Message days from whichever starts first: the month, the week or
+        // the chart's window (`YYYY-MM-DD` sorts as dates do).
+        let days_since = periods.earliest().day.clone().min(window.day);
+        let (stored, pending, freshness) = self.read_member(member, now, 0, &days_since).await;
+        let by_day = daily::voice_by_day(&stored, pending, self.tz);
+        MemberCard {
+            stats: stats::compute(&stored, pending, &periods),
+            freshness,
+            days: daily::daily(&stored, pending, now, self.tz, CARD_DAYS),
+            streaks: streak::streaks(&by_day, daily::today(now, self.tz), self.streak_min_secs),
+        }
+    }
+
+    /// The member's stored numbers (segments ending after `segments_since`,
+    /// message days from `days_since`) and session in progress, bounded in
+    /// time: without MongoDB, what this process knows.
+    async fn read_member(
+        &self,
+        member: MemberKey,
+        now: Millis,
+        segments_since: Millis,
+        days_since: &str,
+    ) -> (StoredMember, Option<Pending>, Freshness) {
         // The tracker lock can be held while the writer applies backpressure
         // (spool full): answer without the session in progress then.
         let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
             Ok(tracker) => tracker.pending(member, now),
             Err(_) => None,
         };
-        let earliest = periods.earliest();
         let read = tokio::time::timeout(
             STATS_READ_TIMEOUT,
-            self.store.member(member, earliest.at, &earliest.day),
+            self.store.member(member, segments_since, days_since),
         )
         .await;
         let (stored, freshness) = match read {
@@ -56,7 +112,7 @@ impl App {
                 (StoredMember::default(), Freshness::Unavailable)
             }
         };
-        (stats::compute(&stored, pending, &periods), freshness)
+        (stored, pending, freshness)
     }
 }
 

@@ -5,8 +5,10 @@ use anyhow::Context as _;
 use super::connect;
 use crate::app::now_millis;
 use crate::config::{redact_uri, Settings};
+use crate::core::daily;
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Totals};
+use crate::core::streak;
 use crate::core::MemberKey;
 use crate::render::render_ud;
 
@@ -19,8 +21,9 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
     let now = now_millis();
     let periods = Periods::at(now, settings.tracking.timezone);
     let earliest = periods.earliest();
+    // Every segment: the streaks span all history.
     let stored = store
-        .member(MemberKey { guild, user }, earliest.at, &earliest.day)
+        .member(MemberKey { guild, user }, 0, &earliest.day)
         .await
         .with_context(|| {
             format!(
@@ -29,6 +32,13 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
             )
         })?;
     let s = stats::compute(&stored, None, &periods);
+    let tz = settings.tracking.timezone;
+    let min_minutes = settings.tracking.streak_min_minutes;
+    let streaks = streak::streaks(
+        &daily::voice_by_day(&stored, None, tz),
+        daily::today(now, tz),
+        i64::from(min_minutes) * 60,
+    );
     if json {
         let t = |t: &Totals| {
             serde_json::json!({
@@ -44,6 +54,10 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
         out["today"] = t(&s.today);
         out["this_week"] = t(&s.this_week);
         out["this_month"] = t(&s.this_month);
+        out["streak"] = serde_json::json!({
+            "current_days": streaks.current_days,
+            "longest_days": streaks.longest_days,
+        });
         println!("{out}");
     } else {
         println!(
@@ -53,6 +67,10 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
                 &s,
                 Freshness::Current
             )
+        );
+        println!(
+            "🔥 Streak: {} days now, {} at most (days with at least {min_minutes} min of voice)",
+            streaks.current_days, streaks.longest_days
         );
     }
     Ok(())

@@ -6,6 +6,8 @@
 //! stretch's whole seconds (ARCHITECTURE.md, invariant 2). Messages come from
 //! the per-day counts, already bucketed by local day when they were counted.
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
@@ -32,7 +34,8 @@ impl DayTotals {
 }
 
 /// The local day containing `now` in `tz`.
-fn today(now: Millis, tz: Tz) -> NaiveDate {
+#[must_use]
+pub fn today(now: Millis, tz: Tz) -> NaiveDate {
     use chrono::TimeZone as _;
     tz.timestamp_millis_opt(now)
         .single()
@@ -108,6 +111,45 @@ pub fn daily(
         }
     }
     out
+}
+
+/// Voice seconds per local day over the whole history given (the stored
+/// segments plus the session in progress), sorted by date, one entry per day
+/// with voice time: what streaks are computed from. Each stretch is cut at
+/// the local midnights it crosses, as in [`daily`]; the work is linear in
+/// the segments plus the days they span.
+#[must_use]
+pub fn voice_by_day(
+    stored: &StoredMember,
+    pending: Option<Pending>,
+    tz: Tz,
+) -> Vec<(NaiveDate, i64)> {
+    let mut by_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
+    let spans = stored
+        .segments
+        .iter()
+        .map(|s| (s.start, s.end))
+        .chain(pending.map(|p| (p.from, p.to)));
+    for (start, end) in spans {
+        let mut from = start;
+        let mut day = today(start, tz);
+        while from < end {
+            let next = local_midnight(day + Duration::days(1), tz);
+            let to = end.min(next);
+            let secs = whole_secs(from, to);
+            if secs > 0 {
+                *by_day.entry(day).or_default() += secs;
+            }
+            // A midnight that does not move forward (an unrepresentable
+            // date) would loop forever: stop there.
+            if next <= from {
+                break;
+            }
+            from = to;
+            day += Duration::days(1);
+        }
+    }
+    by_day.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@
 //! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
-//! - [`daily`]: the last days' totals, one per local day (the `/ud` chart).
+//! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
+//!   and voice per local day over all history.
 //! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
+//! - [`streak`]: current and longest streaks of days with enough voice time.
 
 pub mod daily;
 pub mod history;
@@ -19,6 +21,7 @@ pub mod link;
 pub mod periods;
 pub mod policy;
 pub mod stats;
+pub mod streak;
 pub mod tracker;
 
 /// Unix epoch milliseconds.

@@ -1,15 +1,18 @@
 //! Pure renderers: what members and operators read. Each takes core values
 //! and returns what to show; none does I/O.
 //!
-//! - [`text`]: the `/ud` answer as text.
+//! - [`card`]: the `/ud` card (embed content) as plain data.
+//! - [`text`]: the `/ud` answer as text (the CLI, and the fallback).
 //! - [`history`]: the `/history` answer and the `history` table.
 //! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing surface).
 
 mod canvas;
+pub mod card;
 pub mod chart;
 pub mod history;
 pub mod text;
 
+pub use card::{render_card, Card, CardField, CHART_FILE};
 pub use chart::{render_chart, ChartError};
 pub use history::{render_history, render_history_table};
-pub use text::{format_duration, render_ud};
+pub use text::{format_duration, freshness_note, render_ud};

@@ -15,18 +15,24 @@ pub fn format_duration(secs: i64) -> String {
     }
 }
 
+/// What to say about how current the numbers are (`None`: nothing to say).
+#[must_use]
+pub fn freshness_note(freshness: Freshness) -> Option<&'static str> {
+    match freshness {
+        Freshness::Current => None,
+        Freshness::MayLag => {
+            Some("⚠️ The database is catching up; these numbers may lag a little behind.")
+        }
+        Freshness::Unavailable => Some(
+            "⚠️ The database is unreachable right now, so this shows only your session in progress; the numbers may lag until it is back. Try again later.",
+        ),
+    }
+}
+
 /// The `/ud` answer for the member called `name`.
 #[must_use]
 pub fn render_ud(name: &str, stats: &Stats, freshness: Freshness) -> String {
-    let lag = match freshness {
-        Freshness::Current => "",
-        Freshness::MayLag => {
-            "\n-# ⚠️ The database is catching up; these numbers may lag a little behind."
-        }
-        Freshness::Unavailable => {
-            "\n-# ⚠️ The database is unreachable right now, so this shows only your session in progress; the numbers may lag until it is back. Try again later."
-        }
-    };
+    let lag = freshness_note(freshness).map_or_else(String::new, |n| format!("\n-# {n}"));
     if stats.is_empty() {
         return format!(
             "**{name}** has no study time yet. Join a voice channel or send a message and it starts counting.{lag}"

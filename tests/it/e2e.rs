@@ -9,7 +9,7 @@ use study_tracker::store::Store;
 
 use crate::support::bot::{self, spawn_bot, Bot, BotConfig};
 use crate::support::db::{fresh_db, TestDb};
-use crate::support::discord_sim::{intents, DiscordSim, SimGuild, SimUser};
+use crate::support::discord_sim::{intents, DiscordSim, SimGuild, SimOption, SimUser};
 use crate::support::poll::eventually;
 
 pub const GUILD: u64 = 900_000_000_000_000_001;
@@ -97,6 +97,28 @@ pub async fn stored(store: &Store, user: u64) -> (i64, i64, i64) {
 /// Seconds between two instants, as the expected credit.
 pub fn secs(from: Instant, to: Instant) -> i64 {
     i64::try_from(to.duration_since(from).as_millis()).unwrap() / 1000
+}
+
+/// Asserts the `/ud` card's text (embed fields flattened) shows these
+/// all-time and today's figures, and no streak (seconds of voice).
+#[track_caller]
+fn assert_ud_figures(reply: &str, on: i64, off: i64, messages: i64) {
+    let fmt = study_tracker::render::format_duration;
+    for want in [
+        format!("Camera on: **{}**", fmt(on)),
+        format!("Camera off: **{}**", fmt(off)),
+        format!("Total voice: **{}**", fmt(on + off)),
+        format!("Messages: **{messages}**"),
+        format!(
+            "Today: {} voice ({} cam on, {} cam off) · {messages} messages",
+            fmt(on + off),
+            fmt(on),
+            fmt(off)
+        ),
+        "Streak: current **0 days** · longest **0 days**".to_owned(),
+    ] {
+        assert!(reply.contains(&want), "{want:?} not in:\n{reply}");
+    }
 }
 
 /// Asserts `got` is within one second of `want`.
@@ -188,35 +210,103 @@ async fn voice_camera_toggle_leave_and_messages_are_stored_and_shown_by_ud() {
     assert_eq!(json["today"]["messages"], 3);
     assert_eq!(json["this_week"]["voice_cam_on_secs"], on);
     assert_eq!(json["this_month"]["voice_cam_off_secs"], off);
+    // Seconds of voice: no day reaches STREAK_MIN_MINUTES (15).
+    assert_eq!(
+        json["streak"],
+        serde_json::json!({ "current_days": 0, "longest_days": 0 })
+    );
 
     // ...and through /ud, for oneself and for another member.
-    let reply = env
+    let card = env
         .sim
-        .invoke_command(GUILD, TEXT, ALICE, "ud", None, CONNECT)
+        .invoke(GUILD, TEXT, ALICE, "ud", Vec::new(), CONNECT)
         .await
         .unwrap();
-    let fmt = study_tracker::render::format_duration;
-    assert!(
-        reply.contains(&format!("Camera on: **{}**", fmt(on))),
-        "{reply}"
+    // A card: one embed, no plain-text content.
+    assert_eq!(
+        card.raw["embeds"].as_array().map(Vec::len),
+        Some(1),
+        "{card:?}"
     );
-    assert!(
-        reply.contains(&format!("Camera off: **{}**", fmt(off))),
-        "{reply}"
-    );
-    assert!(
-        reply.contains(&format!("Total voice: **{}**", fmt(on + off))),
-        "{reply}"
-    );
-    assert!(reply.contains("Messages: **3**"), "{reply}");
+    assert_eq!(card.raw["content"].as_str().unwrap_or(""), "", "{card:?}");
+    assert_eq!(card.raw["embeds"][0]["author"]["name"], "alice", "{card:?}");
+    assert_ud_figures(&card.text, on, off, 3);
     let about_alice = env
         .sim
         .invoke_command(GUILD, TEXT, BOB, "ud", Some(("member", ALICE)), CONNECT)
         .await
         .unwrap();
     assert!(about_alice.contains("alice"), "{about_alice}");
-    assert!(about_alice.contains("Messages: **3**"), "{about_alice}");
+    assert_ud_figures(&about_alice, on, off, 3);
 
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ud_is_an_embed_with_its_chart_attached() {
+    use study_tracker::render::chart::{HEIGHT, WIDTH};
+    let env = Env::new().await;
+    let mut bot = env.start_bot(&env.config()).await;
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    env.sim.send_message(Some(GUILD), TEXT, CAROL, false).await;
+    let store = env.store();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.2 == 1
+        })
+        .await,
+        "the message never reached MongoDB\n{}",
+        bot.log_text()
+    );
+    let card = env
+        .sim
+        .invoke(GUILD, TEXT, CAROL, "ud", Vec::new(), CONNECT)
+        .await
+        .unwrap();
+    let embed = &card.raw["embeds"][0];
+    assert_eq!(embed["image"]["url"], "attachment://ud.png", "{card:?}");
+    assert!(
+        embed["author"]["icon_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://")),
+        "the member's avatar: {card:?}"
+    );
+    assert_eq!(card.attachments.len(), 1, "{card:?}");
+    let (name, bytes) = &card.attachments[0];
+    assert_eq!(name, "ud.png");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes.as_slice()));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).expect("decodes");
+    assert_eq!((frame.width, frame.height), (WIDTH, HEIGHT));
+    assert_eq!(card.raw["attachments"][0]["filename"], "ud.png", "{card:?}");
+    // The figures are the same as in the text.
+    assert!(card.text.contains("Messages: **1**"), "{}", card.text);
+    assert!(
+        card.text.contains("Streak: current **0 days**"),
+        "{}",
+        card.text
+    );
+
+    // Bots are not tracked: a short answer only the asker sees.
+    let about_bot = env
+        .sim
+        .invoke(
+            GUILD,
+            TEXT,
+            CAROL,
+            "ud",
+            vec![SimOption::User("member".into(), MUSIC_BOT)],
+            CONNECT,
+        )
+        .await
+        .unwrap();
+    assert!(about_bot.text.contains("is a bot"), "{about_bot:?}");
+    assert!(about_bot.ephemeral, "{about_bot:?}");
+
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
@@ -430,6 +520,7 @@ fn bad_configuration_fails_with_one_clear_line() {
         "RESUME_GRACE_SECS",
         "SPOOL_DIR",
         "SPOOL_MAX_BYTES",
+        "STREAK_MIN_MINUTES",
     ] {
         assert!(
             stdout.contains(setting),

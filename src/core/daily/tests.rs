@@ -146,3 +146,50 @@ proptest! {
         prop_assert_eq!(d.iter().map(|d| d.cam_off_secs).sum::<i64>(), off);
     }
 }
+
+#[test]
+fn voice_by_day_covers_the_whole_history_cut_at_local_midnights() {
+    let stored = member(vec![
+        // Paris is UTC+1 in November: 23:30–01:30 local spans two days.
+        seg(true, "2026-11-01T22:30:00Z", "2026-11-02T00:30:00Z"),
+        seg(false, "2025-03-01T10:00:00Z", "2025-03-01T10:20:00Z"),
+    ]);
+    let pending = Pending {
+        channel: 7,
+        camera: false,
+        from: ms("2026-11-26T10:00:00Z"),
+        to: ms("2026-11-26T10:15:00Z"),
+    };
+    let by_day = voice_by_day(&stored, Some(pending), Paris);
+    assert_eq!(
+        by_day,
+        vec![
+            (date("2025-03-01"), 1200),
+            (date("2026-11-01"), 1800),
+            (date("2026-11-02"), 5400),
+            (date("2026-11-26"), 900),
+        ]
+    );
+}
+
+proptest! {
+    #[test]
+    fn voice_by_day_adds_up_to_the_stretches_and_agrees_with_daily(
+        starts in prop::collection::vec((0i64..20 * 86_400, 0i64..3 * 86_400), 0..8),
+    ) {
+        let base = ms("2026-03-20T00:00:00Z"); // spans the spring DST change
+        let segments: Vec<StoredSegment> = starts
+            .iter()
+            .map(|(s, len)| StoredSegment { camera: true, start: base + s * 1000, end: base + (s + len) * 1000 })
+            .collect();
+        let stored = member(segments.clone());
+        let by_day = voice_by_day(&stored, None, Paris);
+        let total: i64 = segments.iter().map(|s| whole_secs(s.start, s.end)).sum();
+        prop_assert_eq!(by_day.iter().map(|(_, s)| s).sum::<i64>(), total);
+        let now = base + 25 * 86_400_000;
+        for d in daily(&stored, None, now, Paris, 30) {
+            let got = by_day.iter().find(|(date, _)| *date == d.date).map_or(0, |(_, s)| *s);
+            prop_assert_eq!(got, d.voice_secs());
+        }
+    }
+}

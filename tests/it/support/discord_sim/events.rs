@@ -270,6 +270,7 @@ impl DiscordSim {
                 attempts: Vec::new(),
                 original: None,
                 original_edited: false,
+                original_files: Vec::new(),
                 followups: Vec::new(),
             });
             if st.dispatch("INTERACTION_CREATE", &payload, None) == 0 {

@@ -8,8 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
-use super::payloads::{member_json, now_iso, partial_member_json, sanitize_embeds, user_json};
-use super::rest::{checked, discord_error, not_found, parse_id};
+use super::payloads::{
+    check, member_json, now_iso, partial_member_json, sanitize_embeds, user_json,
+};
+use super::rest::{checked, discord_error, not_found, parse_id, Upload};
 use super::state::{InteractionRecord, SimState};
 use super::{
     CallbackRecord, CommandReply, DiscordSim, SimOption, ALL_PERMISSIONS, APP_ID, BOT_USER_ID,
@@ -216,14 +218,15 @@ pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
                 deferred: false,
                 callback_type,
                 raw: data,
+                attachments: rec.original_files.clone(),
             })
         }
         5 => {
             let defer_ephemeral = flags_of(&first["data"]) & EPHEMERAL != 0;
-            let body = if rec.original_edited {
-                rec.original.clone()?
+            let (body, attachments) = if rec.original_edited {
+                (rec.original.clone()?, rec.original_files.clone())
             } else {
-                rec.followups.first()?.clone()
+                (rec.followups.first()?.clone(), Vec::new())
             };
             Some(CommandReply {
                 text: message_text(&body),
@@ -231,6 +234,7 @@ pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
                 deferred: true,
                 callback_type,
                 raw: body,
+                attachments,
             })
         }
         _ => Some(CommandReply {
@@ -239,6 +243,7 @@ pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
             deferred: false,
             callback_type,
             raw: first.clone(),
+            attachments: Vec::new(),
         }),
     }
 }
@@ -276,6 +281,7 @@ pub(super) fn interaction_callback(
     id: &str,
     token: &str,
     body: &Value,
+    files: &[Upload],
 ) -> Response {
     let Some(id) = parse_id(id) else {
         return not_found();
@@ -318,7 +324,8 @@ pub(super) fn interaction_callback(
             ""
         };
         let flags = data["flags"].as_u64().unwrap_or(0) | if kind == 5 { 1 << 7 } else { 0 };
-        let msg = st.bot_message_json(
+        check_attachment_refs(st, "interaction callback", data, files);
+        let mut msg = st.bot_message_json(
             mid,
             channel_id,
             guild_id,
@@ -327,7 +334,12 @@ pub(super) fn interaction_callback(
             20,
             flags,
         );
+        msg["attachments"] = attachments_json(st, files);
         st.interactions[ri].original = Some(msg.clone());
+        st.interactions[ri].original_files = files.to_vec();
+        if let Err(e) = check::<serenity::model::channel::Message>(&msg) {
+            st.payload_error("interaction callback message", &e, &msg);
+        }
         if kind == 4 && flags & EPHEMERAL == 0 && st.echo {
             st.echo_message(&msg);
         }
@@ -341,6 +353,7 @@ pub(super) fn webhook_message_route(
     token: &str,
     mid: &str,
     body: &Value,
+    files: &[Upload],
 ) -> Response {
     let Some(ri) = st.interactions.iter().position(|r| r.token == token) else {
         return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
@@ -368,6 +381,13 @@ pub(super) fn webhook_message_route(
             }
             if body["embeds"].is_array() {
                 msg["embeds"] = Value::Array(sanitize_embeds(body));
+            }
+            check_attachment_refs(st, "PATCH webhook message", body, files);
+            if !files.is_empty() {
+                msg["attachments"] = attachments_json(st, files);
+                if mid == "@original" {
+                    st.interactions[ri].original_files = files.to_vec();
+                }
             }
             if let Some(flags) = msg["flags"].as_u64() {
                 msg["flags"] = json!(flags & !(1 << 7));
@@ -414,4 +434,45 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
         st.echo_message(&msg);
     }
     checked::<serenity::model::channel::Message>(st, "POST follow-up", msg)
+}
+
+/// Discord's attachment objects for the uploaded `files`.
+fn attachments_json(st: &mut SimState, files: &[Upload]) -> Value {
+    let list: Vec<Value> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let id = st.next_id();
+            let url = format!("https://cdn.discordapp.com/attachments/0/{id}/{name}");
+            json!({
+                "id": id.to_string(),
+                "filename": name,
+                "size": bytes.len(),
+                "url": url,
+                "proxy_url": url,
+                "content_type": if name.to_ascii_lowercase().ends_with(".png") { json!("image/png") } else { Value::Null },
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// An embed image or thumbnail `attachment://NAME` must name a file uploaded with
+/// the same request (Discord shows nothing otherwise): recorded as a payload error.
+fn check_attachment_refs(st: &mut SimState, what: &str, body: &Value, files: &[Upload]) {
+    for e in body["embeds"].as_array().into_iter().flatten() {
+        for key in ["image", "thumbnail"] {
+            if let Some(name) = e[key]["url"]
+                .as_str()
+                .and_then(|u| u.strip_prefix("attachment://"))
+            {
+                if !files.iter().any(|(f, _)| f == name) {
+                    st.payload_error(
+                        what,
+                        &format!("embed {key} attachment://{name} names no uploaded file"),
+                        body,
+                    );
+                }
+            }
+        }
+    }
 }

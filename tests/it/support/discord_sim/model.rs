@@ -123,6 +123,8 @@ pub struct CommandReply {
     pub callback_type: u64,
     /// The message body the text was taken from (callback `data`, PATCH or follow-up body).
     pub raw: Value,
+    /// Files uploaded with the reply (multipart `files[N]`): file name and bytes.
+    pub attachments: Vec<(String, Vec<u8>)>,
 }
 
 /// A message the bot posted with `POST /channels/{id}/messages`.

@@ -212,7 +212,17 @@ pub(super) fn sanitize_embeds(body: &Value) -> Vec<Value> {
             x.insert("footer".into(), json!({ "text": t }));
         }
         if let Some(n) = e["author"]["name"].as_str() {
-            x.insert("author".into(), json!({ "name": n }));
+            let mut author = json!({ "name": n });
+            if let Some(icon) = e["author"]["icon_url"].as_str() {
+                author["icon_url"] = json!(icon);
+            }
+            x.insert("author".into(), author);
+        }
+        // Kept as sent (Discord would rewrite `attachment://` to its CDN URL).
+        for key in ["image", "thumbnail"] {
+            if let Some(url) = e[key]["url"].as_str() {
+                x.insert(key.into(), json!({ "url": url }));
+            }
         }
         out.push(Value::Object(x));
     }

@@ -42,8 +42,12 @@ fn ok_json(v: Value) -> Response {
     (StatusCode::OK, Json(v)).into_response()
 }
 
-/// The JSON body, also from a multipart request's `payload_json` part.
-fn json_body(headers: &HeaderMap, body: &[u8]) -> Value {
+/// A file uploaded with a message: its file name and bytes.
+pub(super) type Upload = (String, Vec<u8>);
+
+/// The JSON body, also from a multipart request's `payload_json` part, and
+/// the files of a multipart request (`files[N]` parts, in order).
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> (Value, Vec<Upload>) {
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -54,23 +58,64 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Value {
             .nth(1)
             .map(|b| b.trim_matches('"').to_owned())
         else {
-            return Value::Null;
+            return (Value::Null, Vec::new());
         };
-        let text = String::from_utf8_lossy(body);
-        for part in text.split(&format!("--{boundary}")) {
-            if part.contains("name=\"payload_json\"") {
-                if let Some(i) = part.find("\r\n\r\n") {
-                    return serde_json::from_str(part[i + 4..].trim_end()).unwrap_or(Value::Null);
-                }
-            }
-        }
-        return Value::Null;
+        return parse_multipart(body, &boundary);
     }
     if body.is_empty() {
-        Value::Null
+        (Value::Null, Vec::new())
     } else {
-        serde_json::from_slice(body).unwrap_or(Value::Null)
+        (
+            serde_json::from_slice(body).unwrap_or(Value::Null),
+            Vec::new(),
+        )
     }
+}
+
+/// `multipart/form-data` (RFC 7578), byte-exact: file parts are binary.
+fn parse_multipart(body: &[u8], boundary: &str) -> (Value, Vec<Upload>) {
+    let delimiter = format!("--{boundary}");
+    let mut json = Value::Null;
+    let mut files = Vec::new();
+    let mut rest = body;
+    while let Some(at) = find(rest, delimiter.as_bytes()) {
+        let after = &rest[at + delimiter.len()..];
+        if after.starts_with(b"--") {
+            break; // the closing delimiter
+        }
+        let part_end = find(after, delimiter.as_bytes()).unwrap_or(after.len());
+        let part = &after[..part_end];
+        rest = &after[part_end..];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let Some(h) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..h]).into_owned();
+        let content = part[h + 4..]
+            .strip_suffix(b"\r\n")
+            .unwrap_or(&part[h + 4..]);
+        let param = |key: &str| {
+            let k = format!("{key}=\"");
+            head.find(&k).and_then(|i| {
+                let v = &head[i + k.len()..];
+                v.find('"').map(|j| v[..j].to_owned())
+            })
+        };
+        match param("name").as_deref() {
+            Some("payload_json") => {
+                json = serde_json::from_slice(content).unwrap_or(Value::Null);
+            }
+            Some(n) if n.starts_with("files[") => {
+                files.push((param("filename").unwrap_or_default(), content.to_vec()));
+            }
+            _ => {}
+        }
+    }
+    (json, files)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 pub(super) async fn http_api(
@@ -82,7 +127,7 @@ pub(super) async fn http_api(
 ) -> Response {
     let path = uri.path().trim_start_matches("/api/v10/").to_owned();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let body = json_body(&headers, &body);
+    let (body, files) = parse_body(&headers, &body);
     let needs_auth = !matches!(segs.first(), Some(&"interactions" | &"webhooks"));
     let auth = headers
         .get("authorization")
@@ -92,7 +137,7 @@ pub(super) async fn http_api(
         discord_error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized")
     } else {
         let mut st = inner.lock();
-        route(&mut st, &method, &segs, &body)
+        route(&mut st, &method, &segs, &body, &files)
     };
     let status = response.status().as_u16();
     inner.lock().log_line(format!(
@@ -127,7 +172,13 @@ pub(super) fn parse_id(s: &str) -> Option<u64> {
 }
 
 #[allow(clippy::too_many_lines)]
-fn route(st: &mut SimState, method: &Method, segs: &[&str], body: &Value) -> Response {
+fn route(
+    st: &mut SimState,
+    method: &Method,
+    segs: &[&str],
+    body: &Value,
+    files: &[Upload],
+) -> Response {
     let m = method.as_str();
     match (m, segs) {
         ("GET", ["gateway"]) => ok_json(json!({ "url": st.gateway_url })),
@@ -184,10 +235,10 @@ fn route(st: &mut SimState, method: &Method, segs: &[&str], body: &Value) -> Res
             None => not_found(),
         },
         ("POST", ["interactions", id, token, "callback"]) => {
-            interaction_callback(st, id, token, body)
+            interaction_callback(st, id, token, body, files)
         }
         (_, ["webhooks", _app, token, "messages", mid]) => {
-            webhook_message_route(st, m, token, mid, body)
+            webhook_message_route(st, m, token, mid, body, files)
         }
         ("POST", ["webhooks", _app, token]) => followup(st, token, body),
         ("POST", ["channels", c, "messages"]) => match parse_id(c) {
@@ -429,5 +480,34 @@ impl SimState {
             (intents::DIRECT_MESSAGES, "DIRECT_MESSAGES")
         };
         self.dispatch("MESSAGE_CREATE", msg, Some(intent));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_bodies_give_the_json_and_byte_exact_files() {
+        let png: &[u8] = &[0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1A, b'\n', 0, 0xFF];
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"ud.png\"\r\nContent-Type: image/png\r\n\r\n",
+        );
+        body.extend_from_slice(png);
+        body.extend_from_slice(
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{\"type\":4,\"data\":{\"embeds\":[]}}\r\n--XyZ--\r\n",
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        let (json, files) = parse_body(&headers, &body);
+        assert_eq!(json["type"], 4);
+        assert_eq!(files, vec![("ud.png".to_owned(), png.to_vec())]);
+        // Plain JSON has no files.
+        let (json, files) = parse_body(&HeaderMap::new(), br#"{"a":1}"#);
+        assert_eq!((json["a"].as_i64(), files.len()), (Some(1), 0));
     }
 }

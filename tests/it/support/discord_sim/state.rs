@@ -61,6 +61,9 @@ pub(super) struct InteractionRecord {
     pub(super) original: Option<Value>,
     /// Whether `@original` was edited after a deferred callback.
     pub(super) original_edited: bool,
+    /// The files uploaded with `@original` (by the type 4 callback or its last edit
+    /// that carried files): names and bytes.
+    pub(super) original_files: Vec<(String, Vec<u8>)>,
     pub(super) followups: Vec<Value>,
 }
 

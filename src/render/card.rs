@@ -1,0 +1,217 @@
+//! The `/ud` card as plain data: title, fields, footer and the chart's file
+//! name, testable without Discord. The Discord command turns it into an
+//! embed; [`super::text::render_ud`] stays the plain-text form (CLI, and the
+//! reply when the card cannot be sent).
+
+use super::text::{format_duration, freshness_note};
+use crate::core::stats::{Freshness, Stats, Totals};
+use crate::core::streak::Streaks;
+
+/// The chart's file name in the reply; the embed shows it as
+/// `attachment://ud.png`.
+pub const CHART_FILE: &str = "ud.png";
+
+/// One embed field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardField {
+    pub name: String,
+    pub value: String,
+    pub inline: bool,
+}
+
+/// The content of the `/ud` embed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    /// Shown as the embed's author (with the member's avatar).
+    pub author: String,
+    pub title: String,
+    /// Set only when there is nothing to show yet.
+    pub description: Option<String>,
+    pub fields: Vec<CardField>,
+    /// The freshness note, when the numbers may lag.
+    pub footer: Option<String>,
+    /// The attached chart's file name, if the card shows one.
+    pub image: Option<&'static str>,
+}
+
+impl Card {
+    /// `attachment://ud.png`, what the embed's image points at.
+    #[must_use]
+    pub fn image_url(&self) -> Option<String> {
+        self.image.map(|f| format!("attachment://{f}"))
+    }
+}
+
+/// The `/ud` card of the member called `name`; `streak_min_minutes` is the
+/// voice a day needs to count towards a streak (said on the card).
+#[must_use]
+pub fn render_card(
+    name: &str,
+    stats: &Stats,
+    streaks: Streaks,
+    streak_min_minutes: u32,
+    freshness: Freshness,
+) -> Card {
+    let footer = freshness_note(freshness).map(str::to_owned);
+    let title = format!("📊 Study stats for {name}");
+    if stats.is_empty() {
+        return Card {
+            author: name.to_owned(),
+            title,
+            description: Some(format!(
+                "**{name}** has no study time yet. Join a voice channel or send a message and it starts counting."
+            )),
+            fields: Vec::new(),
+            footer,
+            image: None,
+        };
+    }
+    let a = &stats.all_time;
+    let field = |name: &str, value: String, inline: bool| CardField {
+        name: name.to_owned(),
+        value,
+        inline,
+    };
+    let period = |t: &Totals| {
+        format!(
+            "{} voice ({} cam on, {} cam off) · {} messages",
+            format_duration(t.voice_secs()),
+            format_duration(t.cam_on_secs),
+            format_duration(t.cam_off_secs),
+            t.messages
+        )
+    };
+    let days = |n: u32| {
+        if n == 1 {
+            "1 day".to_owned()
+        } else {
+            format!("{n} days")
+        }
+    };
+    Card {
+        author: name.to_owned(),
+        title,
+        description: None,
+        fields: vec![
+            field("📷 Camera on", format!("**{}**", format_duration(a.cam_on_secs)), true),
+            field("🎧 Camera off", format!("**{}**", format_duration(a.cam_off_secs)), true),
+            field("⏱️ Total voice", format!("**{}**", format_duration(a.voice_secs())), true),
+            field("💬 Messages", format!("**{}**", a.messages), true),
+            field("Today", period(&stats.today), false),
+            field("This week", period(&stats.this_week), false),
+            field("This month", period(&stats.this_month), false),
+            field(
+                "🔥 Streak",
+                format!(
+                    "current **{}** · longest **{}** (days with at least {streak_min_minutes} min of voice)",
+                    days(streaks.current_days),
+                    days(streaks.longest_days)
+                ),
+                false,
+            ),
+        ],
+        footer,
+        image: Some(CHART_FILE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Stats {
+        let t = |on, off, m| Totals {
+            cam_on_secs: on,
+            cam_off_secs: off,
+            messages: m,
+        };
+        Stats {
+            all_time: t(7513, 90, 3),
+            today: t(60, 0, 1),
+            this_week: t(3600, 30, 2),
+            this_month: t(7200, 90, 3),
+        }
+    }
+
+    fn value<'a>(card: &'a Card, name: &str) -> &'a str {
+        &card
+            .fields
+            .iter()
+            .find(|f| f.name.contains(name))
+            .unwrap_or_else(|| panic!("no field {name}: {card:?}"))
+            .value
+    }
+
+    #[test]
+    fn shows_all_time_periods_streaks_and_the_chart() {
+        let streaks = Streaks {
+            current_days: 1,
+            longest_days: 4,
+        };
+        let card = render_card("Ada", &stats(), streaks, 15, Freshness::Current);
+        assert_eq!(card.author, "Ada");
+        assert!(card.title.contains("Ada"), "{}", card.title);
+        assert_eq!(card.description, None);
+        assert_eq!(value(&card, "Camera on"), "**2h 5m 13s**");
+        assert_eq!(value(&card, "Camera off"), "**1m 30s**");
+        assert_eq!(value(&card, "Total voice"), "**2h 6m 43s**");
+        assert_eq!(value(&card, "Messages"), "**3**");
+        assert_eq!(
+            value(&card, "Today"),
+            "1m 0s voice (1m 0s cam on, 0s cam off) · 1 messages"
+        );
+        assert_eq!(
+            value(&card, "This week"),
+            "1h 0m 30s voice (1h 0m 0s cam on, 30s cam off) · 2 messages"
+        );
+        assert_eq!(
+            value(&card, "This month"),
+            "2h 1m 30s voice (2h 0m 0s cam on, 1m 30s cam off) · 3 messages"
+        );
+        assert_eq!(
+            value(&card, "Streak"),
+            "current **1 day** · longest **4 days** (days with at least 15 min of voice)"
+        );
+        assert_eq!(card.footer, None);
+        assert_eq!(card.image_url().as_deref(), Some("attachment://ud.png"));
+        // Discord's limits: 25 fields, 256 characters a name, 1024 a value.
+        assert!(card.fields.len() <= 25);
+        assert!(card
+            .fields
+            .iter()
+            .all(|f| f.name.chars().count() <= 256 && f.value.chars().count() <= 1024));
+    }
+
+    #[test]
+    fn the_freshness_note_is_the_footer() {
+        let card = render_card("Ada", &stats(), Streaks::default(), 15, Freshness::MayLag);
+        assert!(card.footer.as_deref().unwrap().contains("may lag"));
+        let down = render_card(
+            "Ada",
+            &stats(),
+            Streaks::default(),
+            15,
+            Freshness::Unavailable,
+        );
+        assert!(down.footer.as_deref().unwrap().contains("unreachable"));
+        assert!(value(&down, "Streak").contains("current **0 days**"));
+    }
+
+    #[test]
+    fn nothing_yet_is_a_friendly_description_without_a_chart() {
+        let card = render_card(
+            "Ada",
+            &Stats::default(),
+            Streaks::default(),
+            15,
+            Freshness::Current,
+        );
+        assert!(card
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("no study time yet"));
+        assert!(card.fields.is_empty());
+        assert_eq!(card.image, None);
+    }
+}
