@@ -76,42 +76,13 @@ impl App {
         segments_since: Millis,
         days_since: &str,
     ) -> (StoredMember, Option<Pending>, Freshness) {
-        // The tracker lock can be held while the writer applies backpressure
-        // (spool full): answer without the session in progress then.
-        let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
-            Ok(tracker) => tracker.pending(member, now),
-            Err(_) => None,
-        };
-        let read = tokio::time::timeout(
-            STATS_READ_TIMEOUT,
-            self.store.member(member, segments_since, days_since),
-        )
-        .await;
-        let (stored, freshness) = match read {
-            Ok(Ok(stored)) => {
-                let status = self.writer.status();
-                let lag = !status.db_ok || status.backlog > 0;
-                (
-                    stored,
-                    if lag {
-                        Freshness::MayLag
-                    } else {
-                        Freshness::Current
-                    },
-                )
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %cause_chain(&e), consequence = "answering from memory", "cannot read stats from MongoDB");
-                (StoredMember::default(), Freshness::Unavailable)
-            }
-            Err(_) => {
-                tracing::warn!(
-                    consequence = "answering from memory",
-                    "reading stats from MongoDB timed out"
-                );
-                (StoredMember::default(), Freshness::Unavailable)
-            }
-        };
+        let pending = self.pending(member, now).await;
+        let (stored, freshness) = self
+            .read_fresh(
+                "stats",
+                self.store.member(member, segments_since, days_since),
+            )
+            .await;
         (stored, pending, freshness)
     }
 }
@@ -129,42 +100,61 @@ impl App {
         now: Millis,
         wanted: usize,
     ) -> (Vec<Session>, bool, Freshness) {
-        let pending = match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
-            Ok(tracker) => tracker.pending(member, now),
-            Err(_) => None,
-        };
-        let read =
-            tokio::time::timeout(STATS_READ_TIMEOUT, self.store.history(member, wanted)).await;
-        let (stored, freshness) = match read {
-            Ok(Ok(stored)) => {
-                let status = self.writer.status();
-                let lag = !status.db_ok || status.backlog > 0;
-                (
-                    stored,
-                    if lag {
-                        Freshness::MayLag
-                    } else {
-                        Freshness::Current
-                    },
-                )
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %cause_chain(&e), consequence = "answering from memory", "cannot read history from MongoDB");
-                (history::StoredHistory::default(), Freshness::Unavailable)
-            }
-            Err(_) => {
-                tracing::warn!(
-                    consequence = "answering from memory",
-                    "reading history from MongoDB timed out"
-                );
-                (history::StoredHistory::default(), Freshness::Unavailable)
-            }
-        };
+        let pending = self.pending(member, now).await;
+        let (stored, freshness) = self
+            .read_fresh("history", self.store.history(member, wanted))
+            .await;
         let sessions = history::with_pending(
             history::sessions(&stored.segments, stored.open_segment_start),
             pending,
         );
         (sessions, stored.complete, freshness)
+    }
+}
+
+impl App {
+    /// The member's session in progress up to `now`. The tracker lock can
+    /// be held while the writer applies backpressure: answer without it
+    /// then.
+    async fn pending(&self, member: MemberKey, now: Millis) -> Option<Pending> {
+        match tokio::time::timeout(TRACKER_WAIT, self.tracker.lock()).await {
+            Ok(tracker) => tracker.pending(member, now),
+            Err(_) => None,
+        }
+    }
+
+    /// A read for an answer, bounded in time, with how current it is:
+    /// without MongoDB, an empty value (what this process knows is added by
+    /// the caller) and [`Freshness::Unavailable`].
+    async fn read_fresh<T: Default>(
+        &self,
+        what: &str,
+        read: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    ) -> (T, Freshness) {
+        match tokio::time::timeout(STATS_READ_TIMEOUT, read).await {
+            Ok(Ok(value)) => {
+                let status = self.writer.status();
+                let lag = !status.db_ok || status.backlog > 0;
+                let freshness = if lag {
+                    Freshness::MayLag
+                } else {
+                    Freshness::Current
+                };
+                (value, freshness)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(what, error = %cause_chain(&e), consequence = "answering from memory", "cannot read from MongoDB");
+                (T::default(), Freshness::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!(
+                    what,
+                    consequence = "answering from memory",
+                    "reading from MongoDB timed out"
+                );
+                (T::default(), Freshness::Unavailable)
+            }
+        }
     }
 }
 
