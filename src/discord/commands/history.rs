@@ -6,8 +6,6 @@ use poise::serenity_prelude as serenity;
 use tracing::instrument;
 
 use crate::app::now_millis;
-use crate::core::policy;
-use crate::core::MemberKey;
 use crate::discord::{Context, Error};
 use crate::render::render_history;
 
@@ -21,26 +19,8 @@ pub(super) async fn history(
     ctx: Context<'_>,
     #[description = "Member to show (default: you)"] member: Option<serenity::User>,
 ) -> Result<(), Error> {
-    let user = member.as_ref().unwrap_or_else(|| ctx.author());
-    let Some(guild) = ctx.guild_id() else {
-        ctx.say("`/history` works in a server, not in direct messages.")
-            .await?;
+    let Some((key, user)) = super::target(ctx, member.as_ref(), "history").await? else {
         return Ok(());
-    };
-    let span = tracing::Span::current();
-    span.record("guild_id", guild.get());
-    span.record("user_id", user.id.get());
-    if !policy::tracks_user(user.bot) {
-        ctx.say(format!(
-            "**{}** is a bot; bots are not tracked.",
-            user.display_name()
-        ))
-        .await?;
-        return Ok(());
-    }
-    let key = MemberKey {
-        guild: guild.get(),
-        user: user.id.get(),
     };
     let app = ctx.data();
     let (sessions, complete, freshness) =

@@ -8,8 +8,6 @@ use poise::CreateReply;
 use tracing::instrument;
 
 use crate::app::{now_millis, MemberCard, CARD_DAYS};
-use crate::core::policy;
-use crate::core::MemberKey;
 use crate::discord::{Context, Error};
 use crate::render::chart::CHART_DAYS;
 use crate::render::{render_card, render_chart, Card};
@@ -25,30 +23,8 @@ pub(super) async fn ud(
     ctx: Context<'_>,
     #[description = "Member to show (default: you)"] member: Option<serenity::User>,
 ) -> Result<(), Error> {
-    let user = member.as_ref().unwrap_or_else(|| ctx.author());
-    let Some(guild) = ctx.guild_id() else {
-        ctx.say("`/ud` works in a server, not in direct messages.")
-            .await?;
+    let Some((key, user)) = super::target(ctx, member.as_ref(), "ud").await? else {
         return Ok(());
-    };
-    let span = tracing::Span::current();
-    span.record("guild_id", guild.get());
-    span.record("user_id", user.id.get());
-    if !policy::tracks_user(user.bot) {
-        ctx.send(
-            CreateReply::default()
-                .content(format!(
-                    "**{}** is a bot; bots are not tracked.",
-                    user.display_name()
-                ))
-                .ephemeral(true),
-        )
-        .await?;
-        return Ok(());
-    }
-    let key = MemberKey {
-        guild: guild.get(),
-        user: user.id.get(),
     };
     let app = ctx.data();
     let name = user.display_name().to_owned();
