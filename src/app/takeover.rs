@@ -135,12 +135,15 @@ impl App {
                 self.step_down(epoch, "the lease was taken by another instance")
                     .await;
             }
-            Err(e) if Instant::now() >= valid_until => {
-                tracing::warn!(error = %cause_chain(&e), "cannot renew the lease");
-                self.step_down(epoch, "the lease could not be renewed in time")
-                    .await;
+            // MongoDB unreachable: keep counting into the spool. Nobody can
+            // take the lease without reaching MongoDB either, and if
+            // someone does, the next renewal is refused and this instance
+            // steps down (stepping down on errors would stop a lone
+            // instance counting through every database outage).
+            Err(e) => {
+                let lapsed = Instant::now() >= valid_until;
+                tracing::warn!(error = %cause_chain(&e), lapsed, "cannot renew the lease; still counting, retrying");
             }
-            Err(e) => tracing::warn!(error = %cause_chain(&e), "cannot renew the lease; retrying"),
         }
     }
 
