@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{flush_loop, now_millis, ping_loop, App};
+use crate::app::{flush_loop, lease_loop, now_millis, ping_loop, snowflake_at, App};
 use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
@@ -32,6 +32,9 @@ const RESTORE_READ: Duration = Duration::from_secs(15);
 const DB_ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// ...so it is pinged when nothing answered for this long.
 const DB_PING_EVERY: Duration = Duration::from_secs(10);
+/// How long a lease holder handing over still counts messages sent before
+/// the handoff (they may still be on their way).
+const HANDOVER_SETTLE: Duration = Duration::from_secs(1);
 /// How long requests in progress may take once shutdown is done.
 const HTTP_STOP: Duration = Duration::from_secs(1);
 
@@ -121,6 +124,7 @@ impl Application {
             settings.tracking.timezone,
             Duration::from_secs(settings.tracking.resume_grace_secs),
             Duration::from_secs(u64::from(settings.tracking.streak_min_minutes) * 60),
+            Duration::from_secs(settings.tracking.lease_ttl_secs),
         ));
         // Served before the restore (up to 30 s): liveness probes must
         // get answers from the start.
@@ -144,8 +148,23 @@ impl Application {
             }
             None => None,
         };
-        raise_seq_floor(&app).await;
-        app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
+        if app.lease_enabled() {
+            // Holder: the takeover restores; standby: the later one does.
+            if !app.try_take_lease((RESTORE_WAIT, RESTORE_READ)).await {
+                tracing::info!(
+                    "another instance holds the lease; standing by (connected, counting nothing)"
+                );
+            }
+            let leasing = tasks.spawn(lease_loop(
+                app.clone(),
+                (RESTORE_WAIT, RESTORE_READ),
+                stop_tasks.clone(),
+            ));
+            loops.watch("lease", leasing.abort_handle());
+        } else {
+            raise_seq_floor(&app).await;
+            app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
+        }
         let flushing = tasks.spawn(flush_loop(
             app.clone(),
             Duration::from_secs(settings.tracking.flush_interval_secs),
@@ -230,6 +249,13 @@ impl Application {
     /// in the spool.
     async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
         let stopped_at = now_millis();
+        // The lease holder hands over: messages from `handoff` on are the
+        // next holder's (it buffered them).
+        let handing_over = self.app.lease_enabled() && self.app.lease().held();
+        let handoff = snowflake_at(stopped_at);
+        if handing_over {
+            self.app.begin_handover(handoff);
+        }
         // One budget for the whole shutdown: the platform's kill comes
         // `SHUTDOWN_TIMEOUT_SECS` plus its own margin after the signal.
         let deadline = tokio::time::Instant::now()
@@ -258,6 +284,25 @@ impl Application {
                 consequence = "open sessions are not credited up to shutdown",
                 "the spool is full and MongoDB unreachable"
             );
+        }
+        if handing_over {
+            // Messages sent before the handoff may still be on their way.
+            tokio::time::sleep(HANDOVER_SETTLE).await;
+        }
+        self.app.end_message_intake();
+        if handing_over {
+            // The gateway stays up (commands answered) until the release.
+            let drain = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_secs(1));
+            if self.app.writer().wait_idle(drain).await {
+                self.app.release_lease(handoff, stopped_at).await;
+            } else {
+                tracing::error!(
+                    consequence = "the standby takes over when the lease expires",
+                    "the spool did not drain; the lease is not released"
+                );
+            }
         }
         if let Some(shards) = shards {
             // Serenity allows each shard 5 s to close; the spool comes first.

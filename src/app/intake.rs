@@ -3,7 +3,12 @@
 use tracing::instrument;
 
 use super::health::record_open_sessions;
+use super::lease::snowflake_at;
 use super::App;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 use crate::core::tracker::Effect;
 use crate::core::{MemberKey, Millis, Presence};
 use crate::durable::op::Op;
@@ -16,6 +21,16 @@ impl App {
             return;
         }
         let mut tracker = self.tracker.lock().await;
+        {
+            let mut seen = lock(&self.seat.presence);
+            match presence {
+                Some(p) => seen.1.insert(member, p),
+                None => seen.1.remove(&member),
+            };
+        }
+        if !self.seat.voice_counts() {
+            return; // standing by: only the view of who is in voice changes
+        }
         let effects = tracker.voice_update(member, presence, now);
         record_open_sessions(tracker.len());
         log_effects(&effects);
@@ -30,6 +45,22 @@ impl App {
             return;
         }
         let mut tracker = self.tracker.lock().await;
+        {
+            let mut seen = lock(&self.seat.presence);
+            seen.0.insert(guild);
+            seen.1.retain(|m, _| m.guild != guild);
+            for (user, p) in present {
+                seen.1.insert(MemberKey { guild, user: *user }, *p);
+            }
+        }
+        if !self.seat.voice_counts() {
+            tracing::info!(
+                guild_id = guild,
+                in_voice = present.len(),
+                "guild snapshot: standing by (kept as this instance's view of who is in voice)"
+            );
+            return;
+        }
         let effects = tracker.guild_snapshot(guild, present, now);
         record_open_sessions(tracker.len());
         tracing::info!(
@@ -42,13 +73,29 @@ impl App {
         self.writer.submit(effects.into_iter().map(Op::from));
     }
 
-    /// A message by a member.
-    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    /// A message by a member at `now` (its id taken from the time).
     pub fn message(&self, member: MemberKey, now: Millis) {
-        if !self.accepting() {
+        self.message_with_id(member, snowflake_at(now), now);
+    }
+
+    /// A message by a member, with its snowflake `id`: counted by the lease
+    /// holder (while handing over, only below the handoff snowflake),
+    /// buffered by a standby.
+    #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
+    pub fn message_with_id(&self, member: MemberKey, id: u64, now: Millis) {
+        let mut messages = lock(&self.seat.messages);
+        if let Some(below) = messages.below {
+            if id >= below {
+                return; // the next holder counts it
+            }
+        } else if messages.standby {
+            messages.buffer(id, member, now);
+            return;
+        } else if !self.accepting() {
             return;
         }
         tracing::debug!("message counted");
+        // Under the lock: a takeover's buffered messages go first.
         self.writer.submit([Op::message(member, now, self.tz)]);
     }
 }

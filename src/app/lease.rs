@@ -1,12 +1,27 @@
-//! Whether this instance may count: the seam the lease will replace.
-//!
-//! There is no lease yet. The bot must run as a single instance per Discord
-//! application (README, "Known limits"), so every instance is the only one
-//! and holds the lease, at epoch 0. `/readyz` and `/metrics` read the lease
-//! from [`App::lease`] and nowhere else, so the lease work replaces that one
-//! function (and [`Lease::SINGLE_INSTANCE`]) and both follow.
+//! Whether this instance counts: the lease in MongoDB (ARCHITECTURE.md,
+//! "The lease"). Its holder counts and answers commands; a standby keeps its
+//! own view of who is in voice and buffers the messages it sees, so that it
+//! can take over where the holder stopped. `/readyz` and `/metrics` read the
+//! lease from [`App::lease`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::App;
+use crate::core::{MemberKey, Millis, Presence};
+
+/// Messages a standby keeps (the oldest go first): a handover takes seconds.
+const BUFFER: usize = 10_000;
+/// Discord's epoch (2015-01-01) in Unix milliseconds.
+const DISCORD_EPOCH: Millis = 1_420_070_400_000;
+
+/// The smallest snowflake of the millisecond `at`.
+#[must_use]
+pub fn snowflake_at(at: Millis) -> u64 {
+    u64::try_from(at - DISCORD_EPOCH).unwrap_or(0) << 22
+}
 
 /// This instance's part in the lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +57,11 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Today's lease: no lease, a single instance, which therefore holds it.
+    /// `LEASE_TTL_SECS=0`: no lease, a single instance, which therefore holds it.
     pub const SINGLE_INSTANCE: Lease = Lease {
         state: LeaseState::Holder,
         epoch: 0,
-        mode: "single instance (no lease yet)",
+        mode: "single instance (LEASE_TTL_SECS=0)",
     };
 
     /// Whether this instance counts.
@@ -56,12 +71,124 @@ impl Lease {
     }
 }
 
+/// This instance's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    /// No lease (`LEASE_TTL_SECS=0`).
+    Single,
+    Holder {
+        epoch: u64,
+        valid_until: Instant,
+    },
+    Standby,
+}
+
+/// What intake does with a message.
+#[derive(Debug, Default)]
+pub(super) struct Messages {
+    /// Standing by: messages are buffered, not counted.
+    pub(super) standby: bool,
+    /// Handing over: only messages below this snowflake are counted.
+    pub(super) below: Option<u64>,
+    pub(super) buffer: VecDeque<(u64, MemberKey, Millis)>,
+    pub(super) dropped: u64,
+}
+
+impl Messages {
+    pub(super) fn buffer(&mut self, id: u64, member: MemberKey, at: Millis) {
+        if self.buffer.len() >= BUFFER {
+            self.buffer.pop_front();
+            self.dropped += 1;
+            if self.dropped == 1 {
+                tracing::warn!(
+                    kept = BUFFER,
+                    consequence =
+                        "the oldest buffered messages are not counted if this instance takes over",
+                    "standby message buffer full"
+                );
+            }
+        }
+        self.buffer.push_back((id, member, at));
+    }
+}
+
+/// The lease's state inside the [`App`].
+#[derive(Debug)]
+pub(super) struct Seat {
+    pub(super) ttl: Duration,
+    pub(super) holder: String,
+    pub(super) role: Mutex<Role>,
+    pub(super) messages: Mutex<Messages>,
+    /// Whether voice events reach the tracker (read under the tracker lock).
+    pub(super) voice_counts: AtomicBool,
+    /// Guilds seen and who is in voice there, as this instance sees it
+    /// (kept in every role).
+    pub(super) presence: Mutex<(HashSet<u64>, HashMap<MemberKey, Presence>)>,
+}
+
+impl Seat {
+    pub(super) fn new(ttl: Duration) -> Seat {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let holder = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let single = ttl.is_zero();
+        Seat {
+            ttl,
+            holder,
+            role: Mutex::new(if single { Role::Single } else { Role::Standby }),
+            messages: Mutex::new(Messages {
+                standby: !single,
+                ..Messages::default()
+            }),
+            voice_counts: AtomicBool::new(single),
+            presence: Mutex::new((HashSet::new(), HashMap::new())),
+        }
+    }
+
+    pub(super) fn role(&self) -> Role {
+        *self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn set_role(&self, role: Role) {
+        *self
+            .role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = role;
+    }
+
+    pub(super) fn voice_counts(&self) -> bool {
+        self.voice_counts.load(Ordering::SeqCst)
+    }
+}
+
 impl App {
-    /// This instance's lease (the seam: see the module docs).
-    // The lease work keeps its state in `self`; today there is none.
-    #[allow(clippy::unused_self)]
+    /// This instance's lease, for `/readyz`, `/metrics` and the command check.
     #[must_use]
     pub fn lease(&self) -> Lease {
-        Lease::SINGLE_INSTANCE
+        match self.seat.role() {
+            Role::Single => Lease::SINGLE_INSTANCE,
+            Role::Holder { epoch, .. } => Lease {
+                state: LeaseState::Holder,
+                epoch,
+                mode: "lease in MongoDB",
+            },
+            Role::Standby => Lease {
+                state: LeaseState::Standby,
+                epoch: 0,
+                mode: "lease in MongoDB",
+            },
+        }
+    }
+
+    /// Whether the lease is on (`LEASE_TTL_SECS` > 0).
+    #[must_use]
+    pub fn lease_enabled(&self) -> bool {
+        !self.seat.ttl.is_zero()
     }
 }

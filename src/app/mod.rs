@@ -8,7 +8,8 @@
 //! - [`restore`]: session checkpoints from before a restart.
 //! - [`queries`]: a member's numbers for `/ud` and the CLI.
 //! - [`health`]: what the health endpoints read (gateway, MongoDB ping).
-//! - [`lease`]: whether this instance counts (the lease's seam).
+//! - [`lease`]: whether this instance counts (the lease's state).
+//! - [`takeover`]: taking, renewing, losing and handing over the lease.
 
 mod flush;
 mod gateway;
@@ -17,6 +18,7 @@ mod intake;
 mod lease;
 mod queries;
 mod restore;
+mod takeover;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -26,8 +28,9 @@ use tokio::sync::Mutex;
 
 pub use flush::{flush_loop, FlushReport};
 pub use health::ping_loop;
-pub use lease::{Lease, LeaseState};
+pub use lease::{snowflake_at, Lease, LeaseState};
 pub use queries::{MemberCard, CARD_DAYS};
+pub use takeover::lease_loop;
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};
@@ -47,6 +50,9 @@ pub struct App {
     accepting: AtomicBool,
     /// The gateway at the watch's last observation (`None`: not yet, or headless).
     link: std::sync::Mutex<Option<Link>>,
+    /// The lease: role, standby buffers (see [`lease`]).
+    seat: lease::Seat,
+    resume_grace_ms: Millis,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -63,17 +69,19 @@ impl App {
         tz: Tz,
         resume_grace: Duration,
         streak_min: Duration,
+        lease_ttl: Duration,
     ) -> App {
+        let resume_grace_ms = i64::try_from(resume_grace.as_millis()).unwrap_or(i64::MAX);
         App {
-            tracker: Mutex::new(Tracker::new(
-                i64::try_from(resume_grace.as_millis()).unwrap_or(i64::MAX),
-            )),
+            tracker: Mutex::new(Tracker::new(resume_grace_ms)),
             writer,
             store,
             tz,
             streak_min_secs: i64::try_from(streak_min.as_secs()).unwrap_or(i64::MAX),
             accepting: AtomicBool::new(true),
             link: std::sync::Mutex::new(None),
+            seat: lease::Seat::new(lease_ttl),
+            resume_grace_ms,
         }
     }
 

@@ -19,6 +19,10 @@ pub(super) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
                 );
             }
         }
+        poise::FrameworkError::CommandCheckFailed { ctx, .. } => {
+            // A standby: the lease holder answers.
+            tracing::debug!(command = %ctx.command().name, "not the lease holder; not answering");
+        }
         poise::FrameworkError::Setup { error, .. } => {
             tracing::error!(error = %cause_chain(error.as_ref()), "start-up on Discord failed (registering /ud)");
         }

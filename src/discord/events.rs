@@ -77,7 +77,7 @@ pub(super) async fn on_event(
                     guild: guild.get(),
                     user: m.author.id.get(),
                 };
-                app.message(member, now_millis());
+                app.message_with_id(member, m.id.get(), now_millis());
             }
         }
         _ => {}

@@ -66,6 +66,15 @@ pub enum Op {
 pub struct Sequenced {
     pub seq: u64,
     pub op: Op,
+    /// The lease epoch of the instance that appended it (0: no lease). The
+    /// store refuses it on a document a newer epoch has written (fencing).
+    #[serde(rename = "e", default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Op {

@@ -180,6 +180,17 @@ impl Writer {
         out
     }
 
+    /// Stamps ops spooled from now on with the lease epoch (fencing).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.spool.set_epoch(epoch);
+    }
+
+    /// The highest sequence number issued so far (the handoff point).
+    #[must_use]
+    pub fn last_seq(&self) -> u64 {
+        self.spool.last_seq()
+    }
+
     /// Raises the floor of sequence numbers (see [`Spool::raise_floor`]).
     pub fn raise_seq_floor(&self, seq: u64) {
         self.spool.raise_floor(seq);

@@ -41,6 +41,8 @@ pub struct ApplyReport {
     /// had newer writes for: never a genuine replay (a clock behind the
     /// previous host's, or another process writing), so never silent.
     pub seq_anomalies: u64,
+    /// Ops of an older lease epoch refused (fencing); not applied.
+    pub fenced: u64,
 }
 
 impl std::ops::AddAssign for ApplyReport {
@@ -49,6 +51,7 @@ impl std::ops::AddAssign for ApplyReport {
         self.replays += o.replays;
         self.commands += o.commands;
         self.seq_anomalies += o.seq_anomalies;
+        self.fenced += o.fenced;
     }
 }
 
@@ -275,9 +278,14 @@ impl Store {
             report.applied += first as u64;
             let mut unsure = docs.split_off(first);
             let seqs = self.doc_seqs(coll, &unsure).await?;
-            let mut dropped = 0;
+            let (mut dropped, mut fenced) = (0, 0);
             for d in &mut unsure {
-                let applied_up_to = seqs.get(&d.id).copied().unwrap_or(0);
+                let (applied_up_to, doc_epoch) = seqs.get(&d.id).copied().unwrap_or((0, 0));
+                if d.fenced_by(doc_epoch) {
+                    (fenced, dropped) = (fenced + d.ops.len(), dropped + d.ops.len());
+                    d.ops.clear();
+                    continue;
+                }
                 // A genuine replay leaves the document at one of these ops'
                 // numbers; anything else newer came from elsewhere.
                 let foreign = d.first_seq() >= fresh_from
@@ -307,7 +315,8 @@ impl Store {
                     errors.first().map_or("", |e| e.2.as_str())
                 )));
             }
-            report.replays += dropped as u64;
+            report.replays += (dropped - fenced) as u64;
+            report.fenced += fenced as u64;
             unsure.retain(|d| !d.ops.is_empty());
             docs = unsure;
         }
@@ -319,12 +328,12 @@ impl Store {
         &self,
         coll: &str,
         docs: &[DocOps<'_>],
-    ) -> Result<HashMap<String, u64>, StoreError> {
+    ) -> Result<HashMap<String, (u64, u64)>, StoreError> {
         let ids: Vec<&str> = docs.iter().map(|d| d.id.as_str()).collect();
         let read = async {
             self.decisive(coll)
                 .find(doc! { "_id": { "$in": ids } })
-                .projection(doc! { "seq": 1 })
+                .projection(doc! { "seq": 1, "epoch": 1 })
                 .await?
                 .try_collect::<Vec<Document>>()
                 .await
@@ -342,7 +351,8 @@ impl Store {
             .filter_map(|d| {
                 let id = d.get_str("_id").ok()?.to_owned();
                 let seq = u64::try_from(int(d, "seq")).ok()?;
-                Some((id, seq))
+                let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0);
+                Some((id, (seq, epoch)))
             })
             .collect())
     }

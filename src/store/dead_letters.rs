@@ -53,6 +53,7 @@ impl Store {
         let rec = Sequenced {
             seq,
             op: op.clone(),
+            epoch: 0,
         };
         let ops = DocOps {
             coll,

@@ -25,6 +25,7 @@ mod contact;
 mod dead_letters;
 mod error;
 mod history;
+mod lease;
 mod legacy;
 mod members;
 mod meta;
@@ -46,6 +47,7 @@ pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;
+pub use lease::{Handoff, Taken};
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;
 

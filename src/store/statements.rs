@@ -129,12 +129,40 @@ impl DocOps<'_> {
             }
         }
         update.insert("$set", set);
-        doc! {
-            // `$not: {$gte}` also matches a document that has no `seq` yet.
-            "q": { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } },
-            "u": update,
-            "upsert": true,
+        // `$not: {$gte}` also matches a document that has no `seq` yet.
+        let mut q =
+            doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
+        fence(first.epoch, &mut q, &mut update);
+        doc! { "q": q, "u": update, "upsert": true }
+    }
+}
+
+impl DocOps<'_> {
+    /// Whether a document at lease epoch `doc_epoch` refuses these ops
+    /// (written by a newer holder): they are dropped, loudly.
+    pub(super) fn fenced_by(&self, doc_epoch: u64) -> bool {
+        let epoch = self.ops.first().map_or(0, |o| o.epoch);
+        let fenced = epoch > 0 && doc_epoch > epoch;
+        if fenced {
+            tracing::error!(collection = self.coll, document = %self.id, epoch, document_epoch = doc_epoch, ops = self.ops.len(), consequence = "not applied (the newer lease holder counts from its takeover)", "fenced: ops of an older lease epoch refused");
         }
+        fenced
+    }
+}
+
+/// Fencing (epoch > 0): a document a newer lease epoch wrote refuses the
+/// statement (a duplicate key, which `apply` tells from a replay), and the
+/// statement raises the document's epoch. Epoch 0 (no lease) is not fenced.
+fn fence(epoch: u64, q: &mut Document, update: &mut Document) {
+    if epoch == 0 {
+        return;
+    }
+    let epoch = to_i64(epoch);
+    q.insert("epoch", doc! { "$not": { "$gt": epoch } });
+    if let Ok(max) = update.get_document_mut("$max") {
+        max.insert("epoch", epoch);
+    } else {
+        update.insert("$max", doc! { "epoch": epoch });
     }
 }
 

@@ -90,7 +90,7 @@ async fn readyz_follows_mongodb_and_metrics_move_with_traffic() {
     assert_eq!(body["mongodb"]["ok"], false);
     assert!(body["mongodb"]["last_answer_secs_ago"].is_null(), "{body}");
     assert_eq!(body["lease"]["held"], true);
-    assert_eq!(body["lease"]["mode"], "single instance (no lease yet)");
+    assert_eq!(body["lease"]["mode"], "single instance (LEASE_TTL_SECS=0)");
     assert_eq!(body["shards"]["ok"], true, "headless: not applicable");
     assert_eq!(body["shards"]["state"], "headless");
     assert_eq!(body["spool"]["ok"], true);

@@ -98,7 +98,7 @@ async fn history_cli_lists_sessions_that_add_up_to_the_totals() {
     let batch: Vec<Sequenced> = ops
         .into_iter()
         .zip(1_000..)
-        .map(|(op, seq)| Sequenced { seq, op })
+        .map(|(op, seq)| Sequenced { seq, op, epoch: 0 })
         .collect();
     store.apply(&batch).await.unwrap();
 

@@ -44,7 +44,7 @@ fn msg(day: &str) -> Op {
 fn sequenced(ops: Vec<Op>, first_seq: u64) -> Vec<Sequenced> {
     ops.into_iter()
         .zip(first_seq..)
-        .map(|(op, seq)| Sequenced { seq, op })
+        .map(|(op, seq)| Sequenced { seq, op, epoch: 0 })
         .collect()
 }
 

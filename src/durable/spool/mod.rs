@@ -106,6 +106,7 @@ pub struct Spool {
     /// Records with a sequence number from here on were appended by this
     /// process.
     own_from: AtomicU64,
+    epoch: AtomicU64, // stamped on records appended from now on (0: no lease)
     /// `SPOOL_DIR/spool.lock`, locked exclusively while the spool is open:
     /// two processes on one spool would interleave their records.
     _lock: File,
@@ -169,6 +170,7 @@ impl Spool {
             bytes: AtomicU64::new(scan.end),
             pending: AtomicU64::new(scan.count),
             own_from: AtomicU64::new(last_seq.saturating_add(1)),
+            epoch: AtomicU64::new(0),
             _lock: lock,
             inner: Mutex::new(Inner {
                 file,
@@ -198,6 +200,11 @@ impl Spool {
             self.own_from
                 .fetch_max(seq.saturating_add(1), Ordering::AcqRel);
         }
+    }
+
+    /// Stamps records appended from now on with the lease epoch `epoch`.
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
     }
 
     /// The highest sequence number issued so far.
@@ -239,6 +246,7 @@ impl Spool {
         }
         let mut inner = self.lock();
         let mut seq = inner.last_seq;
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut buf = Vec::with_capacity(ops.len() * 128);
         for op in ops {
             seq = now_micros.max(seq + 1);
@@ -246,6 +254,7 @@ impl Spool {
                 &Sequenced {
                     seq,
                     op: op.clone(),
+                    epoch,
                 },
                 &mut buf,
             )?;
@@ -273,15 +282,17 @@ impl Spool {
     /// applier stops there, loudly, instead of losing what follows).
     pub fn read_batch(&self, max: usize) -> Result<Batch, SpoolError> {
         let inner = self.lock();
-        let mut records = Vec::new();
+        let mut records: Vec<Sequenced> = Vec::new();
         let mut pos = inner.read_pos;
         while records.len() < max {
-            match format::read(&inner.file, pos, inner.len)? {
-                Read::Record(rec, next) => {
+            let same = |r: &Sequenced| records.first().is_none_or(|f| f.epoch == r.epoch);
+            match format::read::<Sequenced>(&inner.file, pos, inner.len)? {
+                // One batch, one epoch (the store fences per epoch).
+                Read::Record(rec, next) if same(&rec) => {
                     records.push(rec);
                     pos = next;
                 }
-                Read::End => break,
+                Read::End | Read::Record(..) => break,
                 // Everything up to `len` was acknowledged: nothing there may
                 // be torn or corrupt while running.
                 Read::Torn => {

@@ -156,6 +156,7 @@ fn a_record_that_does_not_decode_stops_start_up_and_nothing_is_cut() {
                 &Sequenced {
                     seq: 5_000_000_000,
                     op: msg(2),
+                    epoch: 0,
                 },
                 &mut buf,
             )
@@ -225,7 +226,15 @@ fn a_format_1_spool_is_read_and_moved_once() {
     // `spool.log` as the first releases wrote it: records, no header.
     let mut legacy = Vec::new();
     for (seq, user) in [(10, 1), (11, 2)] {
-        format::encode(&Sequenced { seq, op: msg(user) }, &mut legacy).unwrap();
+        format::encode(
+            &Sequenced {
+                seq,
+                op: msg(user),
+                epoch: 0,
+            },
+            &mut legacy,
+        )
+        .unwrap();
     }
     let legacy_path = dir.path().join(LEGACY_FILE_NAME);
     std::fs::write(&legacy_path, &legacy).unwrap();
@@ -314,6 +323,7 @@ fn a_move_of_a_format_1_spool_cut_by_a_crash_resumes() {
                 &Sequenced {
                     seq: *seq,
                     op: msg(i as u64),
+                    epoch: 0,
                 },
                 &mut b,
             )

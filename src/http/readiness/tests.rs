@@ -39,7 +39,7 @@ fn the_single_instance_holds_the_lease_at_epoch_zero() {
     let r = readiness(&ready(), &LIMITS);
     assert_eq!(r.lease.state, "holder");
     assert_eq!(r.lease.epoch, 0);
-    assert_eq!(r.lease.mode, "single instance (no lease yet)");
+    assert_eq!(r.lease.mode, "single instance (LEASE_TTL_SECS=0)");
 }
 
 #[test]

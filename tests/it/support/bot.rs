@@ -82,6 +82,8 @@ pub fn spawn_bot(config: &BotConfig) -> Bot {
             "info,study_tracker=debug,serenity::client::dispatch=debug",
         )
         .env("HTTP_ADDR", http_addr.to_string())
+        // No lease unless a test sets LEASE_TTL_SECS in `extra_env`.
+        .env("LEASE_TTL_SECS", "0")
         .env("LOG_FORMAT", "text")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -1,0 +1,176 @@
+//! The lease in `meta` (`_id: "lease"`, one per database, so one per
+//! deployment): which instance counts, its epoch (the fencing number, raised
+//! by every takeover), its expiry (renewed by heartbeat) and the handoff point
+//! the last graceful holder left (ARCHITECTURE.md, "The lease").
+
+use mongodb::bson::{doc, DateTime, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ReturnDocument;
+
+use super::schema::{int, seq_bson, to_i64, DUPLICATE_KEY, META};
+use super::{Store, StoreError};
+use crate::core::Millis;
+
+const LEASE: &str = "lease";
+
+/// Where a graceful holder stopped counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    /// Messages with an id below it were counted by the previous holder.
+    pub snowflake: u64,
+    /// The moment its open sessions were credited up to.
+    pub at: Millis,
+    /// The last sequence number it issued.
+    pub seq: u64,
+}
+
+/// What the lease looked like when this instance took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub epoch: u64,
+    /// The previous holder's handoff (it released the lease).
+    pub handoff: Option<Handoff>,
+    /// When the previous holder's lease expired, if it did not release it
+    /// (`None`: there was no previous holder).
+    pub expired_at: Option<Millis>,
+}
+
+impl Store {
+    /// Takes the lease for `holder` for `ttl_ms` if it is free (expired,
+    /// released or absent). `None`: another instance holds it.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<Option<Taken>, StoreError> {
+        let filter = doc! {
+            "_id": LEASE,
+            "$or": [
+                { "expires_at": { "$lt": DateTime::from_millis(now) } },
+                { "released": true },
+            ],
+        };
+        let update = doc! {
+            "$inc": { "epoch": 1_i64 },
+            "$set": {
+                "holder": holder,
+                "expires_at": DateTime::from_millis(now + ttl_ms),
+                "released": false,
+                "handoff": null,
+            },
+        };
+        let found = tokio::time::timeout(
+            self.command_timeout,
+            self.decisive(META)
+                .find_one_and_update(filter, update)
+                .upsert(true)
+                .return_document(ReturnDocument::Before),
+        )
+        .await
+        .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
+        let before = match found {
+            Ok(before) => before,
+            Err(e) if is_duplicate(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(match before {
+            None => Taken {
+                epoch: 1,
+                handoff: None,
+                expired_at: None,
+            },
+            Some(d) => taken_from(&d),
+        }))
+    }
+
+    /// Extends the lease `holder` holds at `epoch` to `now + ttl_ms`.
+    /// `false`: the lease is no longer this holder's.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn renew_lease(
+        &self,
+        holder: &str,
+        epoch: u64,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let reply = self
+            .command(doc! {
+                "update": META,
+                "updates": [{
+                    "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch), "released": false },
+                    "u": { "$set": { "expires_at": DateTime::from_millis(now + ttl_ms) } },
+                }],
+                "writeConcern": { "w": self.write_concern.clone() },
+            })
+            .await?;
+        Ok(int(&reply, "n") > 0)
+    }
+
+    /// Releases the lease `holder` holds at `epoch`, recording `handoff`
+    /// for the next holder. `false`: it was no longer this holder's.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn release_lease(
+        &self,
+        holder: &str,
+        epoch: u64,
+        handoff: Handoff,
+    ) -> Result<bool, StoreError> {
+        let reply = self
+            .command(doc! {
+                "update": META,
+                "updates": [{
+                    "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch) },
+                    "u": { "$set": {
+                        "released": true,
+                        "handoff": {
+                            "snowflake": to_i64(handoff.snowflake),
+                            "at": DateTime::from_millis(handoff.at),
+                            "seq": seq_bson(handoff.seq),
+                        },
+                    } },
+                }],
+                "writeConcern": { "w": self.write_concern.clone() },
+            })
+            .await?;
+        Ok(int(&reply, "n") > 0)
+    }
+}
+
+fn taken_from(d: &Document) -> Taken {
+    let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
+    let released = d.get_bool("released").unwrap_or(false);
+    let handoff = d
+        .get_document("handoff")
+        .ok()
+        .filter(|_| released)
+        .map(|h| Handoff {
+            snowflake: u64::try_from(int(h, "snowflake")).unwrap_or(0),
+            at: h.get_datetime("at").map_or(0, |t| t.timestamp_millis()),
+            seq: u64::try_from(int(h, "seq")).unwrap_or(0),
+        });
+    let expired_at = d
+        .get_datetime("expires_at")
+        .ok()
+        .map(|t| t.timestamp_millis());
+    Taken {
+        epoch,
+        handoff,
+        expired_at: if handoff.is_some() { None } else { expired_at },
+    }
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == DUPLICATE_KEY,
+        _ => e.to_string().contains("E11000"),
+    }
+}

@@ -1,0 +1,247 @@
+//! The lease: taking, renewing and releasing it against the real server, the
+//! fence, and two real bots on one database and one simulator (a graceful
+//! handover, and a holder killed).
+
+use std::time::{Duration, Instant};
+
+use mongodb::bson::doc;
+use study_tracker::core::MemberKey;
+use study_tracker::durable::op::{Op, Sequenced};
+use study_tracker::store::{Handoff, Store};
+
+use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
+use crate::support::bot::{spawn_bot, Bot, BotConfig};
+use crate::support::db::fresh_db;
+use crate::support::http::get;
+use crate::support::poll::eventually;
+
+const NOW: i64 = 1_795_687_200_000;
+
+#[tokio::test]
+async fn the_lease_is_taken_renewed_released_and_taken_over() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let a = store.acquire_lease("a", NOW, 3_000).await.unwrap().unwrap();
+    assert_eq!((a.epoch, a.handoff, a.expired_at), (1, None, None));
+    // Held: nobody else gets it, and only its holder renews it.
+    assert!(store
+        .acquire_lease("b", NOW + 1_000, 3_000)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.renew_lease("a", 1, NOW + 2_000, 3_000).await.unwrap());
+    assert!(!store.renew_lease("b", 1, NOW + 2_000, 3_000).await.unwrap());
+    assert!(store
+        .acquire_lease("b", NOW + 4_000, 3_000)
+        .await
+        .unwrap()
+        .is_none());
+    // Released with a handoff: taken at once, the epoch raised.
+    let h = Handoff {
+        snowflake: 42 << 22,
+        at: NOW + 4_500,
+        seq: 77,
+    };
+    assert!(store.release_lease("a", 1, h).await.unwrap());
+    let b = store
+        .acquire_lease("b", NOW + 4_600, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.epoch, b.handoff, b.expired_at), (2, Some(h), None));
+    // The old holder can neither renew nor release any more.
+    assert!(!store.renew_lease("a", 1, NOW + 4_700, 3_000).await.unwrap());
+    assert!(!store.release_lease("a", 1, h).await.unwrap());
+    // Expired without a release: taken, with the expiry and no handoff.
+    let c = store
+        .acquire_lease("c", NOW + 8_000, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.epoch, c.handoff, c.expired_at),
+        (3, None, Some(NOW + 7_600))
+    );
+}
+
+#[tokio::test]
+async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let member = MemberKey { guild: 1, user: 2 };
+    let msg = |seq, epoch| Sequenced {
+        seq,
+        op: Op::Message {
+            guild: 1,
+            user: 2,
+            day: "2026-11-26".into(),
+            count: 1,
+        },
+        epoch,
+    };
+    store.apply(&[msg(10, 1)]).await.unwrap();
+    store.apply(&[msg(20, 2)]).await.unwrap();
+    // Epoch 1 again, with a higher seq: refused (fenced), not a replay.
+    let r = store.apply(&[msg(30, 1)]).await.unwrap();
+    assert!(r.fenced > 0, "{r:?}");
+    assert_eq!(r.applied, 0, "{r:?}");
+    let m = store.member(member, 0, "0000-00-00").await.unwrap();
+    assert_eq!(m.messages, 2);
+    let stats = db
+        .db()
+        .collection::<mongodb::bson::Document>("member_stats");
+    let d = stats.find_one(doc! {}).await.unwrap().unwrap();
+    assert_eq!(d.get_i64("epoch").unwrap(), 2);
+    // The newer epoch goes on; epoch 0 (no lease) is not fenced.
+    store.apply(&[msg(40, 2)]).await.unwrap();
+    let m = store.member(member, 0, "0000-00-00").await.unwrap();
+    assert_eq!(m.messages, 3);
+}
+
+fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
+    let mut c = BotConfig::new(&env.sim, &env.db.uri, &env.db.name, spool);
+    c.extra_env.push(("LEASE_TTL_SECS".into(), "3".into()));
+    c.extra_env
+        .push(("SHUTDOWN_TIMEOUT_SECS".into(), "5".into()));
+    c
+}
+
+async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
+    let r = get(bot.http_addr(), "/readyz").await;
+    (r.status, r.json())
+}
+
+/// Two bots: A holds the lease, B stands by (connected to the simulator).
+async fn pair(env: &Env, spool_b: &std::path::Path) -> (Bot, Bot) {
+    let a = env.start_bot(&leased(env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&leased(env, spool_b));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_graceful_handover_counts_everything_exactly_once() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(&env, spool_b.path()).await;
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ready(&a).await.0 == 200
+        })
+        .await
+    );
+    let (status, body) = ready(&b).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["lease"]["held"], false);
+    // Messages at a steady rate from two members across the handover.
+    let sender = {
+        let sim = env.sim.clone();
+        tokio::spawn(async move {
+            let mut sent = 0;
+            for i in 0..150 {
+                let author = if i % 2 == 0 { ALICE } else { BOB };
+                sim.send_message(Some(GUILD), TEXT, author, false).await;
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sent
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    let sent: i64 = sender.await.unwrap();
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ready(&b).await.0 == 200
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    let left = Instant::now();
+    let store = env.store();
+    let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
+    assert!(
+        eventually(Duration::from_secs(20), || async { total().await >= sent }).await,
+        "messages: {} of {sent}",
+        total().await
+    );
+    let want = secs(joined, left);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, CAROL).await.1 >= want - 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(total().await, sent, "every message exactly once");
+    assert_eq!(stored(&store, ALICE).await.2, sent / 2);
+    assert_close(
+        stored(&store, CAROL).await.1,
+        want,
+        "voice across the handover",
+    );
+    // Only the new holder answers, once.
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "ud", &[])
+        .expect("a session to deliver to");
+    env.sim
+        .wait_reply(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let callbacks = env.sim.interaction_callbacks(id);
+    assert_eq!(
+        callbacks.iter().filter(|c| c.accepted).count(),
+        1,
+        "{callbacks:?}"
+    );
+    assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_holder_is_replaced_when_the_lease_expires() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (mut a, b) = pair(&env, spool_b.path()).await;
+    let mut sent = 0;
+    for _ in 0..20 {
+        env.sim.send_message(Some(GUILD), TEXT, ALICE, false).await;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = Instant::now();
+    a.kill().await;
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        killed.elapsed()
+    );
+    for _ in 0..20 {
+        env.sim.send_message(Some(GUILD), TEXT, ALICE, false).await;
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = env.store();
+    // Some of A's last messages may be lost with it; none is counted twice.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            stored(&store, ALICE).await.2 >= 20
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = stored(&store, ALICE).await.2;
+    assert!(got <= sent && got >= 20, "stored {got} of {sent}");
+    drop(b);
+}
