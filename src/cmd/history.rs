@@ -4,8 +4,8 @@
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat};
 
-use super::connect;
-use crate::config::{redact_uri, Settings};
+use super::{cannot_read, connect};
+use crate::config::Settings;
 use crate::core::history::{sessions, Session};
 use crate::core::{MemberKey, Millis};
 use crate::render::render_history_table;
@@ -26,12 +26,7 @@ pub async fn history(
     let stored = store
         .history(MemberKey { guild, user }, limit)
         .await
-        .with_context(|| {
-            format!(
-                "cannot read from MongoDB at {}",
-                redact_uri(&settings.mongo.uri)
-            )
-        })?;
+        .with_context(cannot_read(&settings.mongo))?;
     let mut list = sessions(&stored.segments, stored.open_segment_start);
     list.truncate(limit);
     if json {

@@ -23,3 +23,14 @@ async fn connect(mongo: &MongoSettings) -> anyhow::Result<Store> {
         .await?
         .with_write_concern(mongo.write_concern))
 }
+
+/// The context of a failed read for a CLI answer: which server (password
+/// redacted).
+fn cannot_read(mongo: &MongoSettings) -> impl FnOnce() -> String + '_ {
+    || {
+        format!(
+            "cannot read from MongoDB at {}",
+            crate::config::redact_uri(&mongo.uri)
+        )
+    }
+}

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::connect;
+use super::{cannot_read, connect};
 use crate::app::now_millis;
-use crate::config::{redact_uri, Settings};
+use crate::config::Settings;
 use crate::core::daily::{daily, window_start};
 use crate::core::MemberKey;
 use crate::render::chart::{render_chart, CHART_DAYS, HEIGHT, WIDTH};
@@ -30,12 +30,7 @@ pub async fn render_ud(
     let stored = store
         .member(MemberKey { guild, user }, since.at, &since.day)
         .await
-        .with_context(|| {
-            format!(
-                "cannot read from MongoDB at {}",
-                redact_uri(&settings.mongo.uri)
-            )
-        })?;
+        .with_context(cannot_read(&settings.mongo))?;
     let days = daily(&stored, None, now, tz, CHART_DAYS);
     let title = format!(
         "user {user} in guild {guild}: last {CHART_DAYS} days ({})",

@@ -2,9 +2,9 @@
 
 use anyhow::Context as _;
 
-use super::connect;
+use super::{cannot_read, connect};
 use crate::app::now_millis;
-use crate::config::{redact_uri, Settings};
+use crate::config::Settings;
 use crate::core::daily;
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Totals};
@@ -25,12 +25,7 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
     let stored = store
         .member(MemberKey { guild, user }, 0, &earliest.day)
         .await
-        .with_context(|| {
-            format!(
-                "cannot read from MongoDB at {}",
-                redact_uri(&settings.mongo.uri)
-            )
-        })?;
+        .with_context(cannot_read(&settings.mongo))?;
     let s = stats::compute(&stored, None, &periods);
     let tz = settings.tracking.timezone;
     let min_minutes = settings.tracking.streak_min_minutes;
