@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
+use super::leaderboard::split_by_day;
 use super::periods::{local_midnight, Start};
 use super::stats::StoredMember;
 use super::tracker::Pending;
@@ -131,22 +132,8 @@ pub fn voice_by_day(
         .map(|s| (s.start, s.end))
         .chain(pending.map(|p| (p.from, p.to)));
     for (start, end) in spans {
-        let mut from = start;
-        let mut day = today(start, tz);
-        while from < end {
-            let next = local_midnight(day + Duration::days(1), tz);
-            let to = end.min(next);
-            let secs = whole_secs(from, to);
-            if secs > 0 {
-                *by_day.entry(day).or_default() += secs;
-            }
-            // A midnight that does not move forward (an unrepresentable
-            // date) would loop forever: stop there.
-            if next <= from {
-                break;
-            }
-            from = to;
-            day += Duration::days(1);
+        for (day, secs) in split_by_day(start, end, tz) {
+            *by_day.entry(day).or_default() += secs;
         }
     }
     by_day.into_iter().collect()

@@ -14,9 +14,12 @@
 //!   and voice per local day over all history.
 //! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
 //! - [`streak`]: current and longest streaks of days with enough voice time.
+//! - [`leaderboard`]: day splitting and period keys of the rollups, ranks
+//!   with ties, paging.
 
 pub mod daily;
 pub mod history;
+pub mod leaderboard;
 pub mod link;
 pub mod periods;
 pub mod policy;

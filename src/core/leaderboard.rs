@@ -1,0 +1,245 @@
+//! Leaderboards: which rollup a credit lands in, and how a ranking reads.
+//!
+//! - **Day splitting.** A voice credit `[from, to)` is cut at the local
+//!   midnights it crosses in the timezone in force when it was credited
+//!   (DST-aware: a spring-forward day has 23 hours, a fall-back day 25); each
+//!   piece is worth [`whole_secs`] of its ends, so the pieces add up to the
+//!   credit's whole seconds (ARCHITECTURE.md, invariant 2).
+//! - **Period keys.** Each local day belongs to one day, one week (starting
+//!   Monday, as [`super::periods`] defines weeks) and one month; the keys
+//!   name the rollup documents (`2026-11-30`, `w2026-11-30`, `m2026-11`).
+//! - **Ranks.** Competition ranking: ties share a rank and the next rank
+//!   skips (`1, 1, 3`); a member's rank is 1 + the number of members with a
+//!   strictly greater value. Members with nothing are not ranked.
+//! - **Paging.** [`PAGE_SIZE`] entries a page, pages numbered from 1.
+
+use chrono::{Datelike, Duration, NaiveDate};
+use chrono_tz::Tz;
+
+use super::daily::today;
+use super::periods::local_midnight;
+use super::stats::Totals;
+use super::{whole_secs, Millis};
+
+/// Entries on one page of a leaderboard.
+pub const PAGE_SIZE: u64 = 10;
+
+/// The period a leaderboard ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Period {
+    Today,
+    Week,
+    Month,
+    All,
+}
+
+impl Period {
+    pub const ALL: [Period; 4] = [Period::Today, Period::Week, Period::Month, Period::All];
+
+    /// The option's name: `today`, `week`, `month`, `all`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Today => "today",
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::All => "all",
+        }
+    }
+
+    /// The period called `name` (as [`Period::name`] spells it).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Period> {
+        Period::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The key of this period's rollup containing the local day `date`;
+    /// `None` for all time (no key: the member's totals).
+    #[must_use]
+    pub fn key(self, date: NaiveDate) -> Option<String> {
+        match self {
+            Period::Today => Some(day_key(date)),
+            Period::Week => Some(week_key(date)),
+            Period::Month => Some(month_key(date)),
+            Period::All => None,
+        }
+    }
+
+    /// The key of the period containing `now` in `tz`.
+    #[must_use]
+    pub fn key_at(self, now: Millis, tz: Tz) -> Option<String> {
+        self.key(today(now, tz))
+    }
+}
+
+/// What a leaderboard ranks by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum By {
+    /// Total voice time (camera on and off).
+    Voice,
+    /// Voice time with the camera on.
+    Camera,
+    Messages,
+}
+
+impl By {
+    pub const ALL: [By; 3] = [By::Voice, By::Camera, By::Messages];
+
+    /// The option's name: `voice`, `camera`, `messages`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            By::Voice => "voice",
+            By::Camera => "camera",
+            By::Messages => "messages",
+        }
+    }
+
+    /// The criterion called `name` (as [`By::name`] spells it).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<By> {
+        By::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The value of `totals` this criterion ranks.
+    #[must_use]
+    pub fn value(self, totals: &Totals) -> i64 {
+        match self {
+            By::Voice => totals.voice_secs(),
+            By::Camera => totals.cam_on_secs,
+            By::Messages => totals.messages,
+        }
+    }
+}
+
+/// `YYYY-MM-DD`: a day's rollup (the `member_days` day).
+#[must_use]
+pub fn day_key(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// `wYYYY-MM-DD` of the week's Monday.
+#[must_use]
+pub fn week_key(date: NaiveDate) -> String {
+    let monday = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
+    format!("w{}", monday.format("%Y-%m-%d"))
+}
+
+/// `mYYYY-MM`.
+#[must_use]
+pub fn month_key(date: NaiveDate) -> String {
+    format!("m{}", date.format("%Y-%m"))
+}
+
+/// The week and month keys of a day given as `YYYY-MM-DD` (a message's day
+/// bucket); `None` if it is not a date.
+#[must_use]
+pub fn period_keys_of_day(day: &str) -> Option<(String, String)> {
+    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    Some((week_key(date), month_key(date)))
+}
+
+/// `[from, to)` cut at the local midnights of `tz`: whole seconds per local
+/// day, oldest first, days with 0 seconds left out. The pieces add up to
+/// `whole_secs(from, to)`.
+#[must_use]
+pub fn split_by_day(from: Millis, to: Millis, tz: Tz) -> Vec<(NaiveDate, i64)> {
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut day = today(from, tz);
+    while start < to {
+        let next = local_midnight(day + Duration::days(1), tz);
+        // A midnight that does not move forward (an unrepresentable date)
+        // would loop forever: the rest goes to this day.
+        let end = if next <= start { to } else { to.min(next) };
+        let secs = whole_secs(start, end);
+        if secs > 0 {
+            out.push((day, secs));
+        }
+        start = end;
+        day += Duration::days(1);
+    }
+    out
+}
+
+/// Competition ranks of a page of values sorted from largest to smallest:
+/// `first_rank` is the rank of the first value (1 + how many rank above it),
+/// `offset` its position in the whole ranking (0-based). A value equal to
+/// the one before shares its rank; any other value's rank is its position + 1.
+#[must_use]
+pub fn page_ranks(values: &[i64], first_rank: u64, offset: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        let rank = match (i.checked_sub(1).map(|p| values[p]), out.last()) {
+            (Some(prev), Some(&r)) if prev == *v => r,
+            (Some(_), _) => offset + i as u64 + 1,
+            (None, _) => first_rank,
+        };
+        out.push(rank);
+    }
+    out
+}
+
+/// Ranks of a whole ranking's values (any order): 1 + the number of values
+/// strictly greater; `None` for a value of 0 or less (not ranked).
+#[must_use]
+pub fn ranks(values: &[i64]) -> Vec<Option<u64>> {
+    values
+        .iter()
+        .map(|v| (*v > 0).then(|| 1 + values.iter().filter(|w| *w > v).count() as u64))
+        .collect()
+}
+
+/// The number of pages `ranked` members fill (at least 1).
+#[must_use]
+pub fn pages(ranked: u64) -> u64 {
+    ranked.div_ceil(PAGE_SIZE).max(1)
+}
+
+/// Members to skip for `page` (numbered from 1; 0 counts as 1).
+#[must_use]
+pub fn offset(page: u64) -> u64 {
+    page.max(1).saturating_sub(1).saturating_mul(PAGE_SIZE)
+}
+
+/// One ranked member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub rank: u64,
+    pub user: u64,
+    pub totals: Totals,
+}
+
+/// One page of a ranking, and the caller's own place in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub period: Period,
+    pub by: By,
+    /// Numbered from 1.
+    pub page: u64,
+    /// Members ranked (with something in the period).
+    pub ranked: u64,
+    pub entries: Vec<Entry>,
+    /// The caller's entry, if they have something in the period.
+    pub caller: Option<Entry>,
+}
+
+impl Page {
+    /// How many pages the whole ranking fills.
+    #[must_use]
+    pub fn pages(&self) -> u64 {
+        pages(self.ranked)
+    }
+}
+
+/// A member's rank by total voice in each period (`None`: nothing there).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeriodRanks {
+    pub today: Option<u64>,
+    pub this_week: Option<u64>,
+    pub this_month: Option<u64>,
+    pub all_time: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests;
