@@ -95,7 +95,8 @@ impl Application {
         };
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db)
             .await?
-            .with_write_concern(settings.mongo.write_concern);
+            .with_write_concern(settings.mongo.write_concern)
+            .with_timezone(settings.tracking.timezone);
         let spool = match Spool::open(&settings.spool.dir, settings.spool.max_bytes) {
             Ok(spool) => spool,
             Err(SpoolError::Io(e)) => {

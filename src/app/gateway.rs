@@ -36,7 +36,7 @@ impl App {
                 "gateway lost; open voice sessions credited up to its last healthy moment and suspended"
             );
         }
-        self.writer.submit(effects.into_iter().map(Op::from));
+        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// A new gateway session is ready (`READY`: first connect or re-identify).
@@ -78,6 +78,6 @@ impl App {
             );
         }
         log_effects(&effects);
-        self.writer.submit(effects.into_iter().map(Op::from));
+        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 }

@@ -35,7 +35,7 @@ impl App {
         record_open_sessions(tracker.len());
         log_effects(&effects);
         // Submitted under the lock: ops of one member reach the spool in order.
-        self.writer.submit(effects.into_iter().map(Op::from));
+        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// Members currently in voice in a guild, as seen on (re)connect.
@@ -70,7 +70,7 @@ impl App {
             "guild snapshot: tracking members already in voice"
         );
         log_effects(&effects);
-        self.writer.submit(effects.into_iter().map(Op::from));
+        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// A message by a member at `now` (its id taken from the time).

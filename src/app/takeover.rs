@@ -96,7 +96,7 @@ impl App {
                     .collect();
                 let effects = tracker.guild_snapshot(guild, &present, now);
                 super::intake::log_effects(&effects);
-                self.writer.submit(effects.into_iter().map(Op::from));
+                self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
             }
         }
         let mut messages = lock(&self.seat.messages);

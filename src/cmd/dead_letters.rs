@@ -34,7 +34,9 @@ pub async fn dead_letters(settings: &Settings, retry: bool) -> anyhow::Result<()
         );
         return Ok(());
     }
-    let store = connect(&settings.mongo).await?;
+    let store = connect(&settings.mongo)
+        .await?
+        .with_timezone(settings.tracking.timezone);
     let (mut applied, mut before, mut superseded) = (0, 0, 0);
     let (mut done, mut failing) = (Vec::new(), 0);
     for l in &letters {

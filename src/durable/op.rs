@@ -32,6 +32,11 @@ pub enum Op {
         segment_start: Millis,
         from: Millis,
         to: Millis,
+        /// The timezone in force when it was credited: its day and period
+        /// rollups are cut at this zone's midnights. Absent in records from
+        /// before the rollups (the store's configured zone applies).
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "tz_on_disk")]
+        tz: Option<Tz>,
     },
     /// Messages (one, or several of the same member and day coalesced while
     /// the spool was busy), counted in the member's totals and on its local
@@ -112,8 +117,10 @@ impl Op {
     }
 }
 
-impl From<Effect> for Op {
-    fn from(e: Effect) -> Op {
+impl Op {
+    /// The op of a tracker effect; a credit's rollups follow `tz`.
+    #[must_use]
+    pub fn effect(e: Effect, tz: Tz) -> Op {
         match e {
             Effect::Credit(c) => Op::Voice {
                 guild: c.member.guild,
@@ -123,6 +130,7 @@ impl From<Effect> for Op {
                 segment_start: c.segment_start,
                 from: c.from,
                 to: c.to,
+                tz: Some(tz),
             },
             Effect::Checkpoint { member, open } => Op::Checkpoint {
                 guild: member.guild,
@@ -141,6 +149,27 @@ fn one() -> u32 {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_one(n: &u32) -> bool {
     *n == 1
+}
+
+/// A timezone on disk: its IANA name. A name this build does not know (a
+/// record from a build with a newer zone database) reads as absent, so the
+/// configured zone applies rather than the spool becoming unreadable.
+mod tz_on_disk {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    // serde's `with` hands the field by reference.
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+        match tz {
+            Some(tz) => s.serialize_str(tz.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.and_then(|name| name.parse().ok()))
+    }
 }
 
 /// The spool's form of [`OpenSegment`]: `{"ch", "cam", "seg"}`. The core
@@ -197,11 +226,27 @@ mod tests {
             r#"{"seq":9,"op":{"t":"s","g":1,"u":2,"open":{"ch":3,"cam":false,"seg":10}}}"#,
             r#"{"seq":10,"op":{"t":"s","g":1,"u":2,"open":null}}"#,
             r#"{"seq":11,"op":{"t":"m","g":1,"u":2,"day":"2026-11-26","n":3}}"#,
+            r#"{"seq":12,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"tz":"Asia/Kolkata"}}"#,
         ];
         for json in cases {
             let rec: Sequenced = serde_json::from_str(json).unwrap();
             assert_eq!(serde_json::to_string(&rec).unwrap(), json);
         }
+        // A voice record from before the rollups has no zone; a new one has
+        // the zone it was credited in.
+        let old: Sequenced = serde_json::from_str(cases[0]).unwrap();
+        assert!(matches!(old.op, Op::Voice { tz: None, .. }), "{old:?}");
+        let new: Sequenced = serde_json::from_str(cases[5]).unwrap();
+        assert!(
+            matches!(new.op, Op::Voice { tz: Some(chrono_tz::Asia::Kolkata), .. }),
+            "{new:?}"
+        );
+        // An unknown zone name reads as absent, not as an unreadable spool.
+        let unknown: Sequenced = serde_json::from_str(
+            r#"{"seq":13,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"tz":"Mars/Olympus"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(unknown.op, Op::Voice { tz: None, .. }));
         let rec: Sequenced = serde_json::from_str(cases[2]).unwrap();
         assert_eq!(
             rec.op,

@@ -108,6 +108,7 @@ fn fold(waiting: &mut Op, new: &Op) -> bool {
                 channel,
                 camera,
                 to,
+                tz,
                 ..
             },
             Op::Voice {
@@ -115,9 +116,10 @@ fn fold(waiting: &mut Op, new: &Op) -> bool {
                 camera: cam,
                 from: f,
                 to: t,
+                tz: z,
                 ..
             },
-        ) if *channel == *c && *camera == *cam && *to == *f => {
+        ) if *channel == *c && *camera == *cam && *to == *f && *tz == *z => {
             *to = *t;
             true
         }
@@ -161,6 +163,7 @@ mod tests {
             segment_start: 0,
             from,
             to,
+            tz: None,
         }
     }
 

@@ -129,7 +129,7 @@ impl Store {
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));
-        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch, &progress.excluded)
+        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch, &progress.excluded, self.timezone)
             .into_iter()
             .flat_map(|(coll, docs)| {
                 docs.chunks(chunk)
@@ -225,7 +225,7 @@ impl Store {
         let mut report = ApplyReport::default();
         let mut failed = Vec::new();
         while !docs.is_empty() {
-            let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
+            let statements: Vec<Document> = docs.iter().map(|d| d.statement(self.timezone)).collect();
             let reply = self
                 .command(doc! {
                     "update": coll,

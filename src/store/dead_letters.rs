@@ -9,7 +9,8 @@ use mongodb::bson::doc;
 
 use super::apply::write_errors;
 use super::schema::{
-    seq_bson, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS, VOICE_SESSIONS,
+    seq_bson, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS, VOICE_SEGMENTS,
+    VOICE_SESSIONS,
 };
 use super::statements::DocOps;
 use super::{Store, StoreError};
@@ -42,7 +43,13 @@ impl Store {
         collection: &str,
         document: &str,
     ) -> Result<Retried, StoreError> {
-        let coll = [MEMBER_STATS, MEMBER_DAYS, VOICE_SEGMENTS, VOICE_SESSIONS]
+        let coll = [
+            MEMBER_STATS,
+            MEMBER_DAYS,
+            MEMBER_PERIODS,
+            VOICE_SEGMENTS,
+            VOICE_SESSIONS,
+        ]
             .into_iter()
             .find(|c| *c == collection)
             .ok_or_else(|| {
@@ -60,7 +67,7 @@ impl Store {
             id: document.to_owned(),
             ops: vec![&rec],
         };
-        let mut statement = ops.statement();
+        let mut statement = ops.statement(self.timezone);
         // A checkpoint replaces the document: only if it is newer than the
         // one there (the sequence guard as on the normal path).
         let checkpoint = coll == VOICE_SESSIONS;

@@ -57,6 +57,8 @@ impl Store {
                         "$inc": {
                             "voice_cam_on_secs": on_min * 60,
                             "voice_cam_off_secs": off_min * 60,
+                            // The all-time ranking sorts on the sum.
+                            "voice_secs": (on_min + off_min) * 60,
                             "messages": messages,
                         },
                         "$set": {

@@ -8,6 +8,8 @@
 //! - [`apply`]: the idempotent batch apply; [`statements`] builds its upserts.
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
+//! - [`rollups`]: which day and period rollups an op adds to, and how much.
+//! - [`leaderboard`]: a page of a ranking, a member's rank.
 //! - [`history`]: a member's latest segments and open checkpoint for `/history`.
 //! - [`legacy`]: the one-time import of the previous bot's totals.
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
@@ -15,7 +17,9 @@
 //! Collections (all `_id`s are strings built from Discord ids, never from
 //! anything a member can type):
 //! - `member_stats` `{_id: "g:u", guild_id, user_id, voice_cam_on_secs, voice_cam_off_secs, messages, seq}`
-//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, messages, seq}`
+//! - `member_stats` also holds `voice_secs` (on + off: the all-time ranking's key)
+//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}`
+//! - `member_periods` `{_id: "g:u:wYYYY-MM-DD" | "g:u:mYYYY-MM", guild_id, user_id, period, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}`
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`
@@ -27,8 +31,10 @@ mod error;
 mod history;
 mod lease;
 mod legacy;
+mod leaderboard;
 mod members;
 mod meta;
+mod rollups;
 mod schema;
 mod sessions;
 mod statements;
@@ -37,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{
     ClientOptions, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria,
@@ -71,6 +78,9 @@ pub struct Store {
     write_concern: Bson,
     /// When commands last succeeded and failed (shared by clones).
     contact: Arc<ContactLog>,
+    /// Cuts the day rollups of credits spooled before they recorded their
+    /// zone (`TIMEZONE`; UTC unless set).
+    timezone: Tz,
 }
 
 impl Store {
@@ -105,6 +115,14 @@ impl Store {
         self
     }
 
+    /// The zone that cuts the day rollups of credits that did not record
+    /// theirs (records spooled before the rollups): `TIMEZONE`.
+    #[must_use]
+    pub fn with_timezone(mut self, tz: Tz) -> Store {
+        self.timezone = tz;
+        self
+    }
+
     /// Wraps an existing database handle (tests, tools).
     #[must_use]
     pub fn from_database(db: Database) -> Store {
@@ -115,6 +133,7 @@ impl Store {
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
             contact: Arc::default(),
+            timezone: Tz::UTC,
         }
     }
 

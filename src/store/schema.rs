@@ -7,10 +7,24 @@ use crate::core::{MemberKey, Millis};
 
 pub(super) const MEMBER_STATS: &str = "member_stats";
 pub(super) const MEMBER_DAYS: &str = "member_days";
+pub(super) const MEMBER_PERIODS: &str = "member_periods";
 pub(super) const VOICE_SEGMENTS: &str = "voice_segments";
 pub(super) const VOICE_SESSIONS: &str = "voice_sessions";
 pub(super) const META: &str = "meta";
 pub(super) const LEGACY_USERS: &str = "users";
+/// The ranked collections and the field holding their period (all time:
+/// `member_stats`, no period).
+pub(super) const RANKED: [(&str, Option<&str>); 3] = [
+    (MEMBER_DAYS, Some("day")),
+    (MEMBER_PERIODS, Some("period")),
+    (MEMBER_STATS, None),
+];
+/// The fields a ranking sorts on, and the short name of its index.
+pub(super) const RANKED_BY: [(&str, &str); 3] = [
+    ("voice_secs", "voice"),
+    ("voice_cam_on_secs", "camera"),
+    ("messages", "messages"),
+];
 /// Write errors with this code mean "this op was already applied".
 pub(super) const DUPLICATE_KEY: i32 = 11000;
 
@@ -47,6 +61,20 @@ impl Store {
         for (coll, key, name) in indexes {
             self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": name }] })
                 .await?;
+        }
+        // Leaderboards: a page is a scan of one of these plus a limit, the
+        // rank a count over its prefix (store/leaderboard.rs).
+        for (coll, period_field) in RANKED {
+            for (metric, name) in RANKED_BY {
+                let mut key = doc! { "guild_id": 1 };
+                if let Some(f) = period_field {
+                    key.insert(f, 1);
+                }
+                key.insert(metric, -1);
+                key.insert("user_id", 1);
+                self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": format!("rank_{name}") }] })
+                    .await?;
+            }
         }
         Ok(())
     }

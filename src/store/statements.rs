@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use chrono_tz::Tz;
 use mongodb::bson::{doc, DateTime, Document};
 
+use super::rollups;
 use super::schema::{
-    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS,
-    VOICE_SESSIONS,
+    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS,
+    VOICE_SEGMENTS, VOICE_SESSIONS,
 };
+use crate::core::stats::Totals;
 use crate::core::whole_secs;
 use crate::durable::op::{Op, Sequenced};
 
@@ -33,8 +36,9 @@ impl DocOps<'_> {
         self.ops.last().map_or(0, |o| o.seq)
     }
 
-    /// The upsert statement for these ops.
-    pub(super) fn statement(&self) -> Document {
+    /// The upsert statement for these ops; `tz` cuts the days of credits
+    /// that did not record their zone.
+    pub(super) fn statement(&self, tz: Tz) -> Document {
         let Some(first) = self.ops.first() else {
             return Document::new();
         };
@@ -67,7 +71,7 @@ impl DocOps<'_> {
                 }
                 update.insert(
                     "$inc",
-                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "messages": messages },
+                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "voice_secs": on + off, "messages": messages },
                 );
                 // The resume point changes in the same statement as the
                 // totals it guards: a restart that lost its spool resumes
@@ -79,19 +83,24 @@ impl DocOps<'_> {
                     );
                 }
             }
-            MEMBER_DAYS => {
-                if let Op::Message { day, .. } = &first.op {
-                    set.insert("day", day.clone());
+            MEMBER_DAYS | MEMBER_PERIODS => {
+                // A day's or a period's rollup: each op's share of it.
+                let key = rollups::key_of(&self.id);
+                let field = if self.coll == MEMBER_DAYS { "day" } else { "period" };
+                set.insert(field, key);
+                let mut sum = Totals::default();
+                for o in &self.ops {
+                    let t = rollups::share(&o.op, key, tz);
+                    sum.cam_on_secs += t.cam_on_secs;
+                    sum.cam_off_secs += t.cam_off_secs;
+                    sum.messages += t.messages;
                 }
-                let messages: i64 = self
-                    .ops
-                    .iter()
-                    .map(|o| match &o.op {
-                        Op::Message { count, .. } => i64::from(*count),
-                        _ => 0,
-                    })
-                    .sum();
-                update.insert("$inc", doc! { "messages": messages });
+                update.insert("$inc", doc! {
+                    "voice_cam_on_secs": sum.cam_on_secs,
+                    "voice_cam_off_secs": sum.cam_off_secs,
+                    "voice_secs": sum.voice_secs(),
+                    "messages": sum.messages,
+                });
             }
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);
@@ -173,21 +182,20 @@ fn fence(epoch: u64, q: &mut Document, update: &mut Document) {
 pub(super) fn group<'a>(
     batch: &'a [Sequenced],
     excluded: &HashSet<(u64, String)>,
+    tz: Tz,
 ) -> Vec<(&'static str, Vec<DocOps<'a>>)> {
     let mut by_doc: BTreeMap<(&'static str, String), Vec<&Sequenced>> = BTreeMap::new();
     for rec in batch {
         let key = rec.op.member();
-        let targets: Vec<(&'static str, String)> = match &rec.op {
+        let mut targets: Vec<(&'static str, String)> = match &rec.op {
             Op::Voice { segment_start, .. } => vec![
                 (MEMBER_STATS, member_id(key)),
                 (VOICE_SEGMENTS, segment_id(key, *segment_start)),
             ],
-            Op::Message { day, .. } => vec![
-                (MEMBER_STATS, member_id(key)),
-                (MEMBER_DAYS, format!("{}:{day}", member_id(key))),
-            ],
+            Op::Message { .. } => vec![(MEMBER_STATS, member_id(key))],
             Op::Checkpoint { .. } => vec![(VOICE_SESSIONS, member_id(key))],
         };
+        targets.extend(rollups::targets(&rec.op, tz));
         for t in targets {
             if !excluded.is_empty() && excluded.contains(&(rec.seq, format!("{}/{}", t.0, t.1))) {
                 continue;
@@ -196,7 +204,7 @@ pub(super) fn group<'a>(
         }
     }
     let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> =
-        [MEMBER_STATS, MEMBER_DAYS, VOICE_SEGMENTS, VOICE_SESSIONS]
+        [MEMBER_STATS, MEMBER_DAYS, MEMBER_PERIODS, VOICE_SEGMENTS, VOICE_SESSIONS]
             .into_iter()
             .map(|c| (c, Vec::new()))
             .collect();

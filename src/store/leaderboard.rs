@@ -1,0 +1,200 @@
+//! Leaderboard reads over the rollups (`store/rollups.rs`): a page of a
+//! ranking and a member's rank. Every query is a prefix of one of the
+//! `rank_*` indexes (`schema::RANKED`): `{guild_id, <period field>: key,
+//! <metric>: {$gt: …}}` sorted by `{<metric>: -1, user_id: 1}`, so on MongoDB
+//! a page is an index scan plus a limit and a rank an index count.
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+
+use super::schema::{
+    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS,
+};
+use super::{Store, StoreError};
+use crate::core::leaderboard::{offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE};
+use crate::core::stats::Totals;
+use crate::core::MemberKey;
+
+/// Where a period's rollups are: the collection and the field holding the
+/// period key (all time: the totals, no key).
+fn source(period: Period) -> (&'static str, Option<&'static str>) {
+    match period {
+        Period::Today => (MEMBER_DAYS, Some("day")),
+        Period::Week | Period::Month => (MEMBER_PERIODS, Some("period")),
+        Period::All => (MEMBER_STATS, None),
+    }
+}
+
+fn metric(by: By) -> &'static str {
+    match by {
+        By::Voice => "voice_secs",
+        By::Camera => "voice_cam_on_secs",
+        By::Messages => "messages",
+    }
+}
+
+fn totals(d: &Document) -> Totals {
+    Totals {
+        cam_on_secs: int(d, "voice_cam_on_secs"),
+        cam_off_secs: int(d, "voice_cam_off_secs"),
+        messages: int(d, "messages"),
+    }
+}
+
+/// The document id of a member's rollup for `key` (none: the totals).
+fn rollup_id(member: MemberKey, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("{}:{k}", member_id(member)),
+        None => member_id(member),
+    }
+}
+
+impl Store {
+    /// Page `page` (from 1) of the ranking of `guild` in the period `key`
+    /// names (`None` for all time) by `by`, and the caller's entry when they
+    /// have something there. Members with 0 are not ranked.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn leaderboard(
+        &self,
+        guild: u64,
+        period: Period,
+        key: Option<&str>,
+        by: By,
+        page: u64,
+        caller: Option<u64>,
+    ) -> Result<Page, StoreError> {
+        let (coll, field) = source(period);
+        let m = metric(by);
+        let filter = |gt: i64| {
+            let mut f = doc! { "guild_id": to_i64(guild) };
+            if let (Some(field), Some(key)) = (field, key) {
+                f.insert(field, key);
+            }
+            f.insert(m, doc! { "$gt": gt });
+            f
+        };
+        let skip = offset(page);
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(coll)
+            .find(filter(0))
+            .sort(doc! { m: -1, "user_id": 1 })
+            .skip(skip)
+            .limit(i64::try_from(PAGE_SIZE).unwrap_or(10))
+            .await?
+            .try_collect()
+            .await?;
+        let ranked = self.count(coll, filter(0)).await?;
+        let values: Vec<i64> = docs.iter().map(|d| int(d, m)).collect();
+        let first_rank = match values.first() {
+            Some(v) => 1 + self.count(coll, filter(*v)).await?,
+            None => 1,
+        };
+        let entries = docs
+            .iter()
+            .zip(page_ranks(&values, first_rank, skip))
+            .map(|(d, rank)| Entry {
+                rank,
+                user: from_i64(int(d, "user_id")),
+                totals: totals(d),
+            })
+            .collect();
+        let caller = match caller {
+            Some(user) => {
+                let member = MemberKey { guild, user };
+                self.rank_of(coll, rollup_id(member, key), m, filter)
+                    .await?
+                    .map(|(rank, totals)| Entry { rank, user, totals })
+            }
+            None => None,
+        };
+        Ok(Page {
+            period,
+            by,
+            page: page.max(1),
+            ranked,
+            entries,
+            caller,
+        })
+    }
+
+    /// A member's rank by total voice in each period, from the rollups the
+    /// keys name (`keys`: today, this week, this month).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn voice_ranks(
+        &self,
+        member: MemberKey,
+        keys: [&str; 3],
+    ) -> Result<PeriodRanks, StoreError> {
+        let (today, week, month, all) = futures::try_join!(
+            self.voice_rank(member, Period::Today, Some(keys[0])),
+            self.voice_rank(member, Period::Week, Some(keys[1])),
+            self.voice_rank(member, Period::Month, Some(keys[2])),
+            self.voice_rank(member, Period::All, None),
+        )?;
+        Ok(PeriodRanks {
+            today,
+            this_week: week,
+            this_month: month,
+            all_time: all,
+        })
+    }
+
+    async fn voice_rank(
+        &self,
+        member: MemberKey,
+        period: Period,
+        key: Option<&str>,
+    ) -> Result<Option<u64>, StoreError> {
+        let (coll, field) = source(period);
+        let filter = |gt: i64| {
+            let mut f = doc! { "guild_id": to_i64(member.guild) };
+            if let (Some(field), Some(key)) = (field, key) {
+                f.insert(field, key);
+            }
+            f.insert("voice_secs", doc! { "$gt": gt });
+            f
+        };
+        Ok(self
+            .rank_of(coll, rollup_id(member, key), "voice_secs", filter)
+            .await?
+            .map(|(rank, _)| rank))
+    }
+
+    /// The rank (1 + members with a strictly greater `metric`) and totals
+    /// of the document `id`; `None` if it has nothing.
+    async fn rank_of(
+        &self,
+        coll: &str,
+        id: String,
+        metric: &str,
+        filter: impl Fn(i64) -> Document,
+    ) -> Result<Option<(u64, Totals)>, StoreError> {
+        let Some(d) = self
+            .db
+            .collection::<Document>(coll)
+            .find_one(doc! { "_id": id })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let value = int(&d, metric);
+        if value <= 0 {
+            return Ok(None);
+        }
+        let above = self.count(coll, filter(value)).await?;
+        Ok(Some((above + 1, totals(&d))))
+    }
+
+    /// Documents of `coll` matching `filter` (the `count` command).
+    async fn count(&self, coll: &str, filter: Document) -> Result<u64, StoreError> {
+        let reply = self
+            .command(doc! { "count": coll, "query": filter })
+            .await?;
+        Ok(u64::try_from(int(&reply, "n")).unwrap_or(0))
+    }
+}

@@ -1,0 +1,160 @@
+//! The rollups the writer keeps beside the totals, in the same idempotent
+//! apply: per member and local day (`member_days`, `_id: "g:u:YYYY-MM-DD"`)
+//! and per member and week or month (`member_periods`, `_id:
+//! "g:u:wYYYY-MM-DD"` for the week starting that Monday, `"g:u:mYYYY-MM"`),
+//! each with `voice_cam_on_secs`, `voice_cam_off_secs`, `voice_secs` (their
+//! sum, what the voice ranking sorts on) and `messages`. All time is
+//! `member_stats` itself (it gains `voice_secs`).
+//!
+//! A rollup document is one more target of an op, guarded by its own `seq`
+//! like every other document (ARCHITECTURE.md, "Exactly once"), so a replay
+//! never counts twice. Which documents an op touches, and what it adds to
+//! each, depend only on the op (its credited zone, or the configured one for
+//! records from before the zone was recorded), so a replay touches the same
+//! documents with the same amounts.
+
+use chrono_tz::Tz;
+
+use super::schema::{member_id, MEMBER_DAYS, MEMBER_PERIODS};
+use crate::core::leaderboard::{day_key, month_key, period_keys_of_day, split_by_day, week_key};
+use crate::core::stats::Totals;
+use crate::durable::op::Op;
+
+/// The rollup documents `(collection, _id)` an op adds to (none for a
+/// checkpoint), each once.
+pub(super) fn targets(op: &Op, fallback: Tz) -> Vec<(&'static str, String)> {
+    let member = member_id(op.member());
+    let mut keys: Vec<(&'static str, String)> = Vec::new();
+    match op {
+        Op::Voice { from, to, tz, .. } => {
+            for (date, _) in split_by_day(*from, *to, tz.unwrap_or(fallback)) {
+                keys.push((MEMBER_DAYS, day_key(date)));
+                keys.push((MEMBER_PERIODS, week_key(date)));
+                keys.push((MEMBER_PERIODS, month_key(date)));
+            }
+        }
+        Op::Message { day, .. } => {
+            keys.push((MEMBER_DAYS, day.clone()));
+            if let Some((week, month)) = period_keys_of_day(day) {
+                keys.push((MEMBER_PERIODS, week));
+                keys.push((MEMBER_PERIODS, month));
+            }
+        }
+        Op::Checkpoint { .. } => {}
+    }
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(|(coll, key)| (coll, format!("{member}:{key}")))
+        .collect()
+}
+
+/// The period key of a rollup document's `_id` (what follows `g:u:`).
+pub(super) fn key_of(id: &str) -> &str {
+    id.rsplit(':').next().unwrap_or_default()
+}
+
+/// What `op` adds to the rollup keyed `key` (a day, `w…` or `m…`).
+pub(super) fn share(op: &Op, key: &str, fallback: Tz) -> Totals {
+    let matches = |date| match key.as_bytes().first() {
+        Some(b'w') => week_key(date) == key,
+        Some(b'm') => month_key(date) == key,
+        _ => day_key(date) == key,
+    };
+    let mut t = Totals::default();
+    match op {
+        Op::Voice {
+            camera,
+            from,
+            to,
+            tz,
+            ..
+        } => {
+            let secs: i64 = split_by_day(*from, *to, tz.unwrap_or(fallback))
+                .into_iter()
+                .filter(|(date, _)| matches(*date))
+                .map(|(_, s)| s)
+                .sum();
+            if *camera {
+                t.cam_on_secs = secs;
+            } else {
+                t.cam_off_secs = secs;
+            }
+        }
+        Op::Message { day, count, .. } => {
+            let here = match chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+                Ok(date) => matches(date),
+                Err(_) => day == key,
+            };
+            if here {
+                t.messages = i64::from(*count);
+            }
+        }
+        Op::Checkpoint { .. } => {}
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voice(from: &str, to: &str, tz: Option<Tz>) -> Op {
+        let ms = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        Op::Voice {
+            guild: 1,
+            user: 2,
+            channel: 3,
+            camera: true,
+            segment_start: ms(from),
+            from: ms(from),
+            to: ms(to),
+            tz,
+        }
+    }
+
+    #[test]
+    fn a_credit_across_local_midnight_adds_to_both_days_and_their_periods() {
+        // Sunday 23:30 to Monday 00:30 in Kolkata (UTC+5:30), month end.
+        let op = voice(
+            "2026-11-29T18:00:00Z",
+            "2026-11-29T19:00:00Z",
+            Some(chrono_tz::Asia::Kolkata),
+        );
+        let t = targets(&op, chrono_tz::UTC);
+        let ids: Vec<&str> = t.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "1:2:2026-11-29",
+                "1:2:2026-11-30",
+                "1:2:m2026-11",
+                "1:2:w2026-11-23",
+                "1:2:w2026-11-30"
+            ]
+        );
+        for (_, id) in &t {
+            assert_eq!(share(&op, key_of(id), chrono_tz::UTC).cam_on_secs, if id.ends_with("m2026-11") { 3600 } else { 1800 }, "{id}");
+        }
+        // Without a recorded zone the configured one applies: one UTC day.
+        let old = voice("2026-11-29T18:00:00Z", "2026-11-29T19:00:00Z", None);
+        assert_eq!(targets(&old, chrono_tz::UTC).len(), 3);
+        assert_eq!(targets(&old, chrono_tz::Asia::Kolkata).len(), 5);
+    }
+
+    #[test]
+    fn a_message_adds_to_its_day_week_and_month() {
+        let op = Op::Message {
+            guild: 1,
+            user: 2,
+            day: "2026-12-01".into(),
+            count: 3,
+        };
+        let t = targets(&op, chrono_tz::UTC);
+        assert_eq!(t.len(), 3);
+        for (_, id) in &t {
+            assert_eq!(share(&op, key_of(id), chrono_tz::UTC).messages, 3, "{id}");
+        }
+        assert_eq!(share(&op, "m2026-11", chrono_tz::UTC).messages, 0);
+    }
+}
