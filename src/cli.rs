@@ -36,7 +36,25 @@ pub enum Command {
         /// User id.
         #[arg(long)]
         user: u64,
-        /// Print one JSON object instead of text.
+        /// Print one JSON object instead of text: the totals, the same for today, this week and this month, the streak, and `rank`: the member's place in the server by total voice in each period (null where they have nothing).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a page of a server's leaderboard (10 members a page), from the rollups as stored: members with nothing in the period are not listed; ties share a rank (1, 1, 3).
+    Leaderboard {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// The period containing now, in TIMEZONE (weeks start on Monday).
+        #[arg(long, value_enum, default_value_t = PeriodArg::Week)]
+        period: PeriodArg,
+        /// What to rank by.
+        #[arg(long, value_enum, default_value_t = ByArg::Voice)]
+        by: ByArg,
+        /// Page number, from 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Print one JSON object instead of a table: `{"period", "by", "entries": [{"rank", "user_id", "voice_cam_on_secs", "voice_cam_off_secs", "messages"}]}`.
         #[arg(long)]
         json: bool,
     },
@@ -79,4 +97,28 @@ pub enum Command {
         #[arg(long)]
         guild: u64,
     },
+}
+
+/// `leaderboard --period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeriodArg {
+    /// Today (since local midnight).
+    Today,
+    /// This week (since Monday).
+    Week,
+    /// This month.
+    Month,
+    /// All time.
+    All,
+}
+
+/// `leaderboard --by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ByArg {
+    /// Total voice time (camera on and off).
+    Voice,
+    /// Voice time with the camera on.
+    Camera,
+    /// Messages.
+    Messages,
 }

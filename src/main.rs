@@ -34,6 +34,13 @@ async fn main() -> ExitCode {
             limit,
             json,
         } => cmd::history(&settings, guild, user, limit, json).await,
+        Command::Leaderboard {
+            guild,
+            period,
+            by,
+            page,
+            json,
+        } => cmd::leaderboard(&settings, guild, period, by, page, json).await,
         Command::RenderUd { guild, user, out } => {
             cmd::render_ud(&settings, guild, user, &out).await
         }

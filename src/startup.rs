@@ -97,18 +97,7 @@ impl Application {
             .await?
             .with_write_concern(settings.mongo.write_concern)
             .with_timezone(settings.tracking.timezone);
-        let spool = match Spool::open(&settings.spool.dir, settings.spool.max_bytes) {
-            Ok(spool) => spool,
-            Err(SpoolError::Io(e)) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "SPOOL_DIR {} cannot be used (it must be a writable directory)",
-                        settings.spool.dir.display()
-                    )
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let spool = open_spool(&settings.spool.dir, settings.spool.max_bytes)?;
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
         let loops = Loops::default();
         for (name, task) in writer_tasks.loops() {
@@ -400,5 +389,19 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
         () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// The spool in `dir`; a directory that cannot be used is named in the error.
+fn open_spool(dir: &std::path::Path, max_bytes: u64) -> anyhow::Result<Spool> {
+    match Spool::open(dir, max_bytes) {
+        Ok(spool) => Ok(spool),
+        Err(SpoolError::Io(e)) => Err(e).with_context(|| {
+            format!(
+                "SPOOL_DIR {} cannot be used (it must be a writable directory)",
+                dir.display()
+            )
+        }),
+        Err(e) => Err(e.into()),
     }
 }

@@ -40,7 +40,8 @@ impl App {
         // never gets a lower number than this flush's credits, and a drain
         // cut between them cannot leave `credited_until` past a stretch the
         // total lacks.
-        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        self.writer
+            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
         drop(tracker);
         if report.sessions > 0 {
             tracing::info!(

@@ -36,7 +36,8 @@ impl App {
                 "gateway lost; open voice sessions credited up to its last healthy moment and suspended"
             );
         }
-        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        self.writer
+            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// A new gateway session is ready (`READY`: first connect or re-identify).
@@ -78,6 +79,7 @@ impl App {
             );
         }
         log_effects(&effects);
-        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        self.writer
+            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 }

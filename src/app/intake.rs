@@ -35,7 +35,8 @@ impl App {
         record_open_sessions(tracker.len());
         log_effects(&effects);
         // Submitted under the lock: ops of one member reach the spool in order.
-        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        self.writer
+            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// Members currently in voice in a guild, as seen on (re)connect.
@@ -70,7 +71,8 @@ impl App {
             "guild snapshot: tracking members already in voice"
         );
         log_effects(&effects);
-        self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        self.writer
+            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
     /// A message by a member at `now` (its id taken from the time).

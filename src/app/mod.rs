@@ -7,6 +7,7 @@
 //! - [`flush`]: periodic credits, the flush loop, the shutdown credit.
 //! - [`restore`]: session checkpoints from before a restart.
 //! - [`queries`]: a member's numbers for `/ud` and the CLI.
+//! - [`leaderboard`]: a page of a ranking, a member's ranks (`/leaderboard`, the card, the CLI).
 //! - [`health`]: what the health endpoints read (gateway, MongoDB ping).
 //! - [`lease`]: whether this instance counts (the lease's state).
 //! - [`takeover`]: taking, renewing, losing and handing over the lease.
@@ -15,6 +16,7 @@ mod flush;
 mod gateway;
 mod health;
 mod intake;
+mod leaderboard;
 mod lease;
 mod queries;
 mod restore;
@@ -28,6 +30,7 @@ use tokio::sync::Mutex;
 
 pub use flush::{flush_loop, FlushReport};
 pub use health::ping_loop;
+pub use leaderboard::{leaderboard_page, member_voice_ranks};
 pub use lease::{snowflake_at, Lease, LeaseState};
 pub use queries::{MemberCard, CARD_DAYS};
 pub use takeover::lease_loop;

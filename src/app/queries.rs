@@ -9,6 +9,7 @@ use tracing::instrument;
 use super::App;
 use crate::core::daily::{self, DayTotals};
 use crate::core::history::{self, Session};
+use crate::core::leaderboard::PeriodRanks;
 use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Stats, StoredMember};
 use crate::core::streak::{self, Streaks};
@@ -25,6 +26,8 @@ pub struct MemberCard {
     /// progress included.
     pub days: Vec<DayTotals>,
     pub streaks: Streaks,
+    /// The member's rank in the server by total voice per period.
+    pub ranks: PeriodRanks,
 }
 
 /// How many days the card's chart shows (the chart's own constant, kept
@@ -56,13 +59,17 @@ impl App {
         // Message days from whichever starts first: the month, the week or
         // the chart's window (`YYYY-MM-DD` sorts as dates do).
         let days_since = periods.earliest().day.clone().min(window.day);
-        let (stored, pending, freshness) = self.read_member(member, now, 0, &days_since).await;
+        let ((stored, pending, freshness), ranks) = tokio::join!(
+            self.read_member(member, now, 0, &days_since),
+            self.voice_ranks(member, now)
+        );
         let by_day = daily::voice_by_day(&stored, pending, self.tz);
         MemberCard {
             stats: stats::compute(&stored, pending, &periods),
             freshness,
             days: daily::daily(&stored, pending, now, self.tz, CARD_DAYS),
             streaks: streak::streaks(&by_day, daily::today(now, self.tz), self.streak_min_secs),
+            ranks,
         }
     }
 
@@ -126,7 +133,7 @@ impl App {
     /// A read for an answer, bounded in time, with how current it is:
     /// without MongoDB, an empty value (what this process knows is added by
     /// the caller) and [`Freshness::Unavailable`].
-    async fn read_fresh<T: Default>(
+    pub(super) async fn read_fresh<T: Default>(
         &self,
         what: &str,
         read: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
@@ -164,4 +171,4 @@ const TRACKER_WAIT: Duration = Duration::from_millis(500);
 
 /// How long `/ud` waits for MongoDB before answering from memory (Discord
 /// wants an answer within 3 s).
-const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);

@@ -96,7 +96,8 @@ impl App {
                     .collect();
                 let effects = tracker.guild_snapshot(guild, &present, now);
                 super::intake::log_effects(&effects);
-                self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                self.writer
+                    .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
             }
         }
         let mut messages = lock(&self.seat.messages);

@@ -5,6 +5,7 @@ mod check;
 mod dead_letters;
 mod history;
 mod import_legacy;
+mod leaderboard;
 mod render_ud;
 mod stats;
 
@@ -12,6 +13,7 @@ pub use check::check;
 pub use dead_letters::dead_letters;
 pub use history::history;
 pub use import_legacy::import_legacy;
+pub use leaderboard::leaderboard;
 pub use render_ud::render_ud;
 pub use stats::stats;
 

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 
 use super::{cannot_read, connect};
-use crate::app::now_millis;
+use crate::app::{member_voice_ranks, now_millis};
 use crate::config::Settings;
 use crate::core::daily;
 use crate::core::periods::Periods;
@@ -27,6 +27,14 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
         .await
         .with_context(cannot_read(&settings.mongo))?;
     let s = stats::compute(&stored, None, &periods);
+    let ranks = member_voice_ranks(
+        &store,
+        MemberKey { guild, user },
+        now,
+        settings.tracking.timezone,
+    )
+    .await
+    .with_context(cannot_read(&settings.mongo))?;
     let tz = settings.tracking.timezone;
     let min_minutes = settings.tracking.streak_min_minutes;
     let streaks = streak::streaks(
@@ -53,6 +61,12 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
             "current_days": streaks.current_days,
             "longest_days": streaks.longest_days,
         });
+        out["rank"] = serde_json::json!({
+            "today": ranks.today,
+            "this_week": ranks.this_week,
+            "this_month": ranks.this_month,
+            "all_time": ranks.all_time,
+        });
         println!("{out}");
     } else {
         println!(
@@ -66,6 +80,14 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
         println!(
             "🔥 Streak: {} days now, {} at most (days with at least {min_minutes} min of voice)",
             streaks.current_days, streaks.longest_days
+        );
+        let rank = |r: Option<u64>| r.map_or_else(|| "-".to_owned(), |r| format!("#{r}"));
+        println!(
+            "🏆 Rank by voice: today {}, this week {}, this month {}, all time {}",
+            rank(ranks.today),
+            rank(ranks.this_week),
+            rank(ranks.this_month),
+            rank(ranks.all_time)
         );
     }
     Ok(())

@@ -112,6 +112,14 @@ impl By {
     }
 }
 
+/// The keys of today, this week and this month at `now` in `tz` (where a
+/// member's ranks per period are read).
+#[must_use]
+pub fn voice_rank_keys(now: Millis, tz: Tz) -> [String; 3] {
+    let date = today(now, tz);
+    [day_key(date), week_key(date), month_key(date)]
+}
+
 /// `YYYY-MM-DD`: a day's rollup (the `member_days` day).
 #[must_use]
 pub fn day_key(date: NaiveDate) -> String {

@@ -159,7 +159,7 @@ mod tz_on_disk {
     use serde::{Deserialize, Deserializer, Serializer};
 
     // serde's `with` hands the field by reference.
-    #[allow(clippy::ref_option)]
+    #[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)]
     pub(super) fn serialize<S: Serializer>(tz: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
         match tz {
             Some(tz) => s.serialize_str(tz.name()),
@@ -238,7 +238,13 @@ mod tests {
         assert!(matches!(old.op, Op::Voice { tz: None, .. }), "{old:?}");
         let new: Sequenced = serde_json::from_str(cases[5]).unwrap();
         assert!(
-            matches!(new.op, Op::Voice { tz: Some(chrono_tz::Asia::Kolkata), .. }),
+            matches!(
+                new.op,
+                Op::Voice {
+                    tz: Some(chrono_tz::Asia::Kolkata),
+                    ..
+                }
+            ),
             "{new:?}"
         );
         // An unknown zone name reads as absent, not as an unreadable spool.

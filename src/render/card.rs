@@ -4,6 +4,7 @@
 //! reply when the card cannot be sent).
 
 use super::text::{format_duration, freshness_note};
+use crate::core::leaderboard::PeriodRanks;
 use crate::core::stats::{Freshness, Stats, Totals};
 use crate::core::streak::Streaks;
 
@@ -42,12 +43,15 @@ impl Card {
     }
 }
 
-/// The `/ud` card of the member called `name`; `streak_min_minutes` is the
-/// voice a day needs to count towards a streak (said on the card).
+/// The `/ud` card of the member called `name`; `ranks` are the member's
+/// places in the server by total voice (shown on the period lines);
+/// `streak_min_minutes` is the voice a day needs to count towards a streak
+/// (said on the card).
 #[must_use]
 pub fn render_card(
     name: &str,
     stats: &Stats,
+    ranks: PeriodRanks,
     streaks: Streaks,
     streak_min_minutes: u32,
     freshness: Freshness,
@@ -72,9 +76,10 @@ pub fn render_card(
         value,
         inline,
     };
-    let period = |t: &Totals| {
+    let period = |t: &Totals, rank: Option<u64>| {
+        let rank = rank.map_or_else(String::new, |r| format!(" · **#{r}** in the server"));
         format!(
-            "{} voice ({} cam on, {} cam off) · {} messages",
+            "{} voice ({} cam on, {} cam off) · {} messages{rank}",
             format_duration(t.voice_secs()),
             format_duration(t.cam_on_secs),
             format_duration(t.cam_off_secs),
@@ -97,9 +102,9 @@ pub fn render_card(
             field("🎧 Camera off", format!("**{}**", format_duration(a.cam_off_secs)), true),
             field("⏱️ Total voice", format!("**{}**", format_duration(a.voice_secs())), true),
             field("💬 Messages", format!("**{}**", a.messages), true),
-            field("Today", period(&stats.today), false),
-            field("This week", period(&stats.this_week), false),
-            field("This month", period(&stats.this_month), false),
+            field("Today", period(&stats.today, ranks.today), false),
+            field("This week", period(&stats.this_week, ranks.this_week), false),
+            field("This month", period(&stats.this_month, ranks.this_month), false),
             field(
                 "🔥 Streak",
                 format!(
@@ -148,7 +153,14 @@ mod tests {
             current_days: 1,
             longest_days: 4,
         };
-        let card = render_card("Ada", &stats(), streaks, 15, Freshness::Current);
+        let card = render_card(
+            "Ada",
+            &stats(),
+            PeriodRanks::default(),
+            streaks,
+            15,
+            Freshness::Current,
+        );
         assert_eq!(card.author, "Ada");
         assert!(card.title.contains("Ada"), "{}", card.title);
         assert_eq!(card.description, None);
@@ -183,12 +195,41 @@ mod tests {
     }
 
     #[test]
+    fn period_lines_show_the_rank_in_the_server_where_there_is_one() {
+        let ranks = PeriodRanks {
+            today: Some(1),
+            this_week: Some(3),
+            this_month: None,
+            all_time: Some(2),
+        };
+        let card = render_card(
+            "Ada",
+            &stats(),
+            ranks,
+            Streaks::default(),
+            15,
+            Freshness::Current,
+        );
+        assert!(value(&card, "Today").ends_with(" · **#1** in the server"));
+        assert!(value(&card, "This week").ends_with("2 messages · **#3** in the server"));
+        assert!(value(&card, "This month").ends_with("3 messages"));
+    }
+
+    #[test]
     fn the_freshness_note_is_the_footer() {
-        let card = render_card("Ada", &stats(), Streaks::default(), 15, Freshness::MayLag);
+        let card = render_card(
+            "Ada",
+            &stats(),
+            PeriodRanks::default(),
+            Streaks::default(),
+            15,
+            Freshness::MayLag,
+        );
         assert!(card.footer.as_deref().unwrap().contains("may lag"));
         let down = render_card(
             "Ada",
             &stats(),
+            PeriodRanks::default(),
             Streaks::default(),
             15,
             Freshness::Unavailable,
@@ -202,6 +243,7 @@ mod tests {
         let card = render_card(
             "Ada",
             &Stats::default(),
+            PeriodRanks::default(),
             Streaks::default(),
             15,
             Freshness::Current,

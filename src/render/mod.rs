@@ -4,15 +4,18 @@
 //! - [`card`]: the `/ud` card (embed content) as plain data.
 //! - [`text`]: the `/ud` answer as text (the CLI, and the fallback).
 //! - [`history`]: the `/history` answer and the `history` table.
+//! - [`leaderboard`]: the `/leaderboard` page and the `leaderboard` table.
 //! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing surface).
 
 mod canvas;
 pub mod card;
 pub mod chart;
 pub mod history;
+pub mod leaderboard;
 pub mod text;
 
 pub use card::{render_card, Card, CardField, CHART_FILE};
 pub use chart::{render_chart, ChartError};
 pub use history::{render_history, render_history_table};
+pub use leaderboard::{render_leaderboard, render_leaderboard_table, Board};
 pub use text::{format_duration, freshness_note, render_ud};

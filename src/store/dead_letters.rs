@@ -50,13 +50,13 @@ impl Store {
             VOICE_SEGMENTS,
             VOICE_SESSIONS,
         ]
-            .into_iter()
-            .find(|c| *c == collection)
-            .ok_or_else(|| {
-                StoreError::Permanent(format!(
-                    "unknown collection {collection:?} in a dead letter"
-                ))
-            })?;
+        .into_iter()
+        .find(|c| *c == collection)
+        .ok_or_else(|| {
+            StoreError::Permanent(format!(
+                "unknown collection {collection:?} in a dead letter"
+            ))
+        })?;
         let rec = Sequenced {
             seq,
             op: op.clone(),

@@ -7,11 +7,11 @@
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 
-use super::schema::{
-    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS,
-};
+use super::schema::{from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS};
 use super::{Store, StoreError};
-use crate::core::leaderboard::{offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE};
+use crate::core::leaderboard::{
+    offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
+};
 use crate::core::stats::Totals;
 use crate::core::MemberKey;
 

@@ -100,7 +100,11 @@ mod tests {
     use super::*;
 
     fn voice(from: &str, to: &str, tz: Option<Tz>) -> Op {
-        let ms = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
         Op::Voice {
             guild: 1,
             user: 2,
@@ -134,7 +138,11 @@ mod tests {
             ]
         );
         for (_, id) in &t {
-            assert_eq!(share(&op, key_of(id), chrono_tz::UTC).cam_on_secs, if id.ends_with("m2026-11") { 3600 } else { 1800 }, "{id}");
+            assert_eq!(
+                share(&op, key_of(id), chrono_tz::UTC).cam_on_secs,
+                if id.ends_with("m2026-11") { 3600 } else { 1800 },
+                "{id}"
+            );
         }
         // Without a recorded zone the configured one applies: one UTC day.
         let old = voice("2026-11-29T18:00:00Z", "2026-11-29T19:00:00Z", None);

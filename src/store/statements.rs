@@ -83,25 +83,7 @@ impl DocOps<'_> {
                     );
                 }
             }
-            MEMBER_DAYS | MEMBER_PERIODS => {
-                // A day's or a period's rollup: each op's share of it.
-                let key = rollups::key_of(&self.id);
-                let field = if self.coll == MEMBER_DAYS { "day" } else { "period" };
-                set.insert(field, key);
-                let mut sum = Totals::default();
-                for o in &self.ops {
-                    let t = rollups::share(&o.op, key, tz);
-                    sum.cam_on_secs += t.cam_on_secs;
-                    sum.cam_off_secs += t.cam_off_secs;
-                    sum.messages += t.messages;
-                }
-                update.insert("$inc", doc! {
-                    "voice_cam_on_secs": sum.cam_on_secs,
-                    "voice_cam_off_secs": sum.cam_off_secs,
-                    "voice_secs": sum.voice_secs(),
-                    "messages": sum.messages,
-                });
-            }
+            MEMBER_DAYS | MEMBER_PERIODS => self.rollup(tz, &mut set, &mut update),
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);
                 for o in &self.ops {
@@ -147,6 +129,33 @@ impl DocOps<'_> {
 }
 
 impl DocOps<'_> {
+    /// A day's or a period's rollup: each op's share of it.
+    fn rollup(&self, tz: Tz, set: &mut Document, update: &mut Document) {
+        let key = rollups::key_of(&self.id);
+        let field = if self.coll == MEMBER_DAYS {
+            "day"
+        } else {
+            "period"
+        };
+        set.insert(field, key);
+        let mut sum = Totals::default();
+        for o in &self.ops {
+            let t = rollups::share(&o.op, key, tz);
+            sum.cam_on_secs += t.cam_on_secs;
+            sum.cam_off_secs += t.cam_off_secs;
+            sum.messages += t.messages;
+        }
+        update.insert(
+            "$inc",
+            doc! {
+                "voice_cam_on_secs": sum.cam_on_secs,
+                "voice_cam_off_secs": sum.cam_off_secs,
+                "voice_secs": sum.voice_secs(),
+                "messages": sum.messages,
+            },
+        );
+    }
+
     /// Whether a document at lease epoch `doc_epoch` refuses these ops
     /// (written by a newer holder): they are dropped, loudly.
     pub(super) fn fenced_by(&self, doc_epoch: u64) -> bool {
@@ -203,11 +212,16 @@ pub(super) fn group<'a>(
             by_doc.entry(t).or_default().push(rec);
         }
     }
-    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> =
-        [MEMBER_STATS, MEMBER_DAYS, MEMBER_PERIODS, VOICE_SEGMENTS, VOICE_SESSIONS]
-            .into_iter()
-            .map(|c| (c, Vec::new()))
-            .collect();
+    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> = [
+        MEMBER_STATS,
+        MEMBER_DAYS,
+        MEMBER_PERIODS,
+        VOICE_SEGMENTS,
+        VOICE_SESSIONS,
+    ]
+    .into_iter()
+    .map(|c| (c, Vec::new()))
+    .collect();
     for ((coll, id), mut ops) in by_doc {
         ops.sort_by_key(|o| o.seq);
         if let Some((_, docs)) = out.iter_mut().find(|(c, _)| *c == coll) {

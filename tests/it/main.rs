@@ -12,6 +12,7 @@ mod faults;
 mod gateway_outage;
 mod health;
 mod history;
+mod leaderboard;
 mod lease;
 mod proxy_smoke;
 mod render_ud;

@@ -27,7 +27,10 @@ fn period_keys_follow_calendar_periods() {
     assert_eq!(period_keys_of_day("not a day"), None);
     // The key "now" is the local day's: 23:30 UTC is already tomorrow in Kolkata.
     let now = ms("2026-11-29T23:30:00Z");
-    assert_eq!(Period::Week.key_at(now, chrono_tz::UTC).unwrap(), "w2026-11-23");
+    assert_eq!(
+        Period::Week.key_at(now, chrono_tz::UTC).unwrap(),
+        "w2026-11-23"
+    );
     assert_eq!(
         Period::Week.key_at(now, chrono_tz::Asia::Kolkata).unwrap(),
         "w2026-11-30"
@@ -89,11 +92,17 @@ fn dst_days_have_23_and_25_hours() {
 
 #[test]
 fn ties_share_a_rank_and_the_next_rank_skips() {
-    assert_eq!(page_ranks(&[30, 30, 20, 10, 10, 5], 1, 0), [1, 1, 3, 4, 4, 6]);
+    assert_eq!(
+        page_ranks(&[30, 30, 20, 10, 10, 5], 1, 0),
+        [1, 1, 3, 4, 4, 6]
+    );
     // A later page: its first value ties with members on the page before.
     assert_eq!(page_ranks(&[10, 10, 9], 8, 10), [8, 8, 13]);
     assert!(page_ranks(&[], 1, 0).is_empty());
-    assert_eq!(ranks(&[5, 9, 5, 0, 1]), [Some(2), Some(1), Some(2), None, Some(4)]);
+    assert_eq!(
+        ranks(&[5, 9, 5, 0, 1]),
+        [Some(2), Some(1), Some(2), None, Some(4)]
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Slash commands, one file each; [`all`] is the registry poise serves.
 
 mod history;
+mod leaderboard;
 mod ud;
 
 use poise::serenity_prelude as serenity;
@@ -11,7 +12,7 @@ use crate::core::{policy, MemberKey};
 
 /// Every slash command the bot offers.
 pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![ud::ud(), history::history()]
+    vec![ud::ud(), history::history(), leaderboard::leaderboard()]
 }
 
 /// The member a member-facing command is about (the option, or the caller),

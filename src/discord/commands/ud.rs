@@ -32,6 +32,7 @@ pub(super) async fn ud(
     let card = render_card(
         &name,
         &card_data.stats,
+        card_data.ranks,
         card_data.streaks,
         app.streak_min_minutes(),
         card_data.freshness,
@@ -92,6 +93,7 @@ const EMBED_COLOUR: u32 = 0x57_F2_87;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::leaderboard::PeriodRanks;
     use crate::core::stats::{Freshness, Stats, Totals};
     use crate::core::streak::Streaks;
 
@@ -104,7 +106,14 @@ mod tests {
             },
             ..Stats::default()
         };
-        render_card("Ada", &stats, Streaks::default(), 15, Freshness::MayLag)
+        render_card(
+            "Ada",
+            &stats,
+            PeriodRanks::default(),
+            Streaks::default(),
+            15,
+            Freshness::MayLag,
+        )
     }
 
     fn embed_json(r: &CreateReply) -> serde_json::Value {

@@ -1,0 +1,222 @@
+//! Leaderboard page latency: `cargo bench --bench leaderboard [-- --quick]`.
+//!
+//! Seeds one guild of N members in a fresh database on the test suite's
+//! server (FerretDB unless `MONGODB_TEST_URI` is set or `mongod` is on PATH):
+//! their all-time totals (`member_stats`), today's rollup (`member_days`)
+//! and this week's (`member_periods`), in the shape the writer gives them
+//! (`store/rollups.rs`), inserted directly (applying N members' ops through
+//! the writer on FerretDB would take far longer than the reads measured),
+//! with the store's own indexes. Then times, directly against the server:
+//! `Store::leaderboard` for page 1 and a middle page of this week's ranking
+//! by voice (with the caller's own rank), page 1 of today by messages, and
+//! `Store::voice_ranks` (the `/ud` card's four ranks). Prints a markdown
+//! table and writes it to `target/bench-leaderboard.md`.
+
+// A measurement program: counts and durations are converted for printing.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
+#[allow(dead_code)]
+#[path = "../tests/it/support/db.rs"]
+mod db;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Document};
+use study_tracker::core::leaderboard::{voice_rank_keys, By, Period};
+use study_tracker::core::MemberKey;
+use study_tracker::store::Store;
+
+const G: u64 = 1_100_000_000_000_000_001;
+const U: u64 = 1_200_000_000_000_000_000;
+/// 2026-11-26T10:00:00Z, a Thursday.
+const NOW: i64 = 1_795_687_200_000;
+const CALLS: usize = 20;
+
+struct Row {
+    members: u64,
+    query: String,
+    p50: Duration,
+    p99: Duration,
+    entries: usize,
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[u64] = if quick { &[1_000] } else { &[1_000, 10_000] };
+    let uri = tokio::task::spawn_blocking(db::server_uri)
+        .await
+        .expect("server")
+        .to_owned();
+    let [today, week, month] = voice_rank_keys(NOW, chrono_tz::UTC);
+    let mut rows = Vec::new();
+    for &n in sizes {
+        rows.extend(measure(&uri, n, [&today, &week, &month]).await);
+    }
+    let server = {
+        let probe = Store::connect(&uri, "admin").await.expect("store");
+        probe
+            .detect_server()
+            .await
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    let mut out = format!(
+        "Server: {server}. {CALLS} calls per row, one after the other, directly (no proxy).\n\n| members in the guild | query | p50 | p99 | entries |\n|---:|---|---:|---:|---:|\n"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} ms | {:.1} ms | {} |",
+            r.members,
+            r.query,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.entries
+        );
+    }
+    println!("{out}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-leaderboard.md");
+    if let Err(e) = std::fs::write(&path, &out) {
+        eprintln!("cannot write {}: {e}", path.display());
+    }
+}
+
+/// The rows for a guild of `n` members (`keys`: today, this week, this month).
+async fn measure(uri: &str, n: u64, [today, week, month]: [&str; 3]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let name = format!("bench_leaderboard_{n}_{:08x}", rand::random::<u32>());
+    let started = Instant::now();
+    let store = Store::connect(uri, &name).await.expect("store");
+    store.ensure_indexes().await.expect("indexes");
+    seed(&store, n, today, week).await;
+    eprintln!(
+        "[leaderboard] {n} members seeded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let caller = Some(U + n / 2);
+    let middle = (n / 10 / 2).max(1);
+    let cases: [(String, Period, &str, By, u64); 3] = [
+        (
+            "week by voice, page 1 + caller".into(),
+            Period::Week,
+            week,
+            By::Voice,
+            1,
+        ),
+        (
+            format!("week by voice, page {middle} + caller"),
+            Period::Week,
+            week,
+            By::Voice,
+            middle,
+        ),
+        (
+            "today by messages, page 1 + caller".into(),
+            Period::Today,
+            today,
+            By::Messages,
+            1,
+        ),
+    ];
+    for (label, period, key, by, page) in cases {
+        let mut times = Vec::with_capacity(CALLS);
+        let mut entries = 0;
+        for _ in 0..CALLS {
+            let t = Instant::now();
+            let p = store
+                .leaderboard(G, period, Some(key), by, page, caller)
+                .await
+                .expect("leaderboard");
+            times.push(t.elapsed());
+            entries = p.entries.len();
+            assert_eq!(p.ranked, n, "every seeded member is ranked");
+            assert!(p.caller.is_some(), "the caller is ranked");
+        }
+        rows.push(row(n, label, times, entries));
+    }
+    let mut times = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        let r = store
+            .voice_ranks(
+                MemberKey {
+                    guild: G,
+                    user: U + n / 2,
+                },
+                [today, week, month],
+            )
+            .await
+            .expect("voice_ranks");
+        times.push(t.elapsed());
+        assert!(r.this_week.is_some() && r.all_time.is_some());
+    }
+    rows.push(row(
+        n,
+        "a member's 4 ranks (the `/ud` card)".into(),
+        times,
+        4,
+    ));
+    let _ = store.database().drop().await;
+    rows
+}
+
+fn row(members: u64, query: String, mut times: Vec<Duration>, entries: usize) -> Row {
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+    Row {
+        members,
+        query,
+        p50: at(0.5),
+        p99: at(0.99),
+        entries,
+    }
+}
+
+/// N members with totals, today's and this week's rollups; values spread
+/// so that ties occur (every tenth value repeats).
+async fn seed(store: &Store, n: u64, today: &str, week: &str) {
+    let db = store.database();
+    let ids: Vec<u64> = (0..n).collect();
+    for chunk in ids.chunks(1_000) {
+        let docs = |key: Option<(&str, &str)>, scale: i64| -> Vec<Document> {
+            chunk
+                .iter()
+                .map(|i| {
+                    let user = (U + i) as i64;
+                    let v = ((*i as i64) / 10 + 1) * scale;
+                    let mut d = doc! {
+                        "guild_id": G as i64, "user_id": user,
+                        "voice_cam_on_secs": v / 2, "voice_cam_off_secs": v - v / 2,
+                        "voice_secs": v, "messages": v / 60 + 1, "seq": 1_i64,
+                    };
+                    match key {
+                        Some((field, k)) => {
+                            d.insert("_id", format!("{G}:{user}:{k}"));
+                            d.insert(field, k);
+                        }
+                        None => {
+                            d.insert("_id", format!("{G}:{user}"));
+                        }
+                    }
+                    d
+                })
+                .collect()
+        };
+        for (coll, key, scale) in [
+            ("member_stats", None, 3_600),
+            ("member_days", Some(("day", today)), 60),
+            ("member_periods", Some(("period", week)), 600),
+        ] {
+            db.collection::<Document>(coll)
+                .insert_many(docs(key, scale))
+                .await
+                .expect("seed");
+        }
+    }
+}

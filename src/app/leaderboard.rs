@@ -1,0 +1,93 @@
+//! Leaderboards for `/leaderboard` and the `/ud` card: a page of a ranking
+//! and a member's ranks, read from the rollups the writer keeps (never by
+//! summing segments). Ranks count what MongoDB holds: the sessions in
+//! progress join at the next flush, for everyone alike.
+
+use anyhow::Context as _;
+use tracing::instrument;
+
+use super::queries::STATS_READ_TIMEOUT;
+use super::App;
+use crate::core::leaderboard::{voice_rank_keys, By, Page, Period, PeriodRanks};
+use crate::core::stats::Freshness;
+use crate::core::{MemberKey, Millis};
+use crate::store::{Store, StoreError};
+
+impl App {
+    /// Page `page` (from 1) of `guild`'s ranking in the `period` containing
+    /// `now`, by `by`, with `caller`'s own entry.
+    ///
+    /// # Errors
+    /// MongoDB could not be read in time (Discord wants an answer within 3 s).
+    #[instrument(skip_all, fields(guild_id = guild, period = period.name(), by = by.name(), page))]
+    pub async fn leaderboard(
+        &self,
+        guild: u64,
+        period: Period,
+        by: By,
+        page: u64,
+        caller: Option<u64>,
+        now: Millis,
+    ) -> anyhow::Result<Page> {
+        let read = leaderboard_page(&self.store, guild, period, by, page, caller, now, self.tz);
+        tokio::time::timeout(STATS_READ_TIMEOUT, read)
+            .await
+            .context("reading the leaderboard: no reply in time")?
+            .context("reading the leaderboard")
+    }
+
+    /// `member`'s rank by total voice today, this week, this month and all
+    /// time. Never fails: without MongoDB, no ranks.
+    pub(super) async fn voice_ranks(&self, member: MemberKey, now: Millis) -> PeriodRanks {
+        let keys = voice_rank_keys(now, self.tz);
+        let [today, week, month] = keys.each_ref().map(String::as_str);
+        let (ranks, freshness) = self
+            .read_fresh(
+                "ranks",
+                self.store.voice_ranks(member, [today, week, month]),
+            )
+            .await;
+        if freshness == Freshness::Unavailable {
+            return PeriodRanks::default();
+        }
+        ranks
+    }
+}
+
+/// A page of `guild`'s ranking in the `period` containing `now` in `tz`: the
+/// one query behind `/leaderboard` and `study-tracker leaderboard`.
+///
+/// # Errors
+/// MongoDB cannot be read.
+#[allow(clippy::too_many_arguments)] // one query's parameters, named at every call
+pub async fn leaderboard_page(
+    store: &Store,
+    guild: u64,
+    period: Period,
+    by: By,
+    page: u64,
+    caller: Option<u64>,
+    now: Millis,
+    tz: chrono_tz::Tz,
+) -> Result<Page, StoreError> {
+    let key = period.key_at(now, tz);
+    store
+        .leaderboard(guild, period, key.as_deref(), by, page, caller)
+        .await
+}
+
+/// `member`'s ranks by total voice in the periods containing `now` in `tz`
+/// (the CLI's `stats`).
+///
+/// # Errors
+/// MongoDB cannot be read.
+pub async fn member_voice_ranks(
+    store: &Store,
+    member: MemberKey,
+    now: Millis,
+    tz: chrono_tz::Tz,
+) -> Result<PeriodRanks, StoreError> {
+    let keys = voice_rank_keys(now, tz);
+    let [today, week, month] = keys.each_ref().map(String::as_str);
+    store.voice_ranks(member, [today, week, month]).await
+}
