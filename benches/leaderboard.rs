@@ -3,7 +3,7 @@
 //! Seeds one guild of N members in a fresh database on the test suite's
 //! server (FerretDB unless `MONGODB_TEST_URI` is set or `mongod` is on PATH):
 //! their all-time totals (`member_stats`), today's rollup (`member_days`)
-//! and this week's (`member_periods`), in the shape the writer gives them
+//! and this week's (`member_weeks`), in the shape the writer gives them
 //! (`store/rollups.rs`), inserted directly (applying N members' ops through
 //! the writer on FerretDB would take far longer than the reads measured),
 //! with the store's own indexes. Then times, directly against the server:
@@ -211,7 +211,7 @@ async fn seed(store: &Store, n: u64, today: &str, week: &str) {
         for (coll, key, scale) in [
             ("member_stats", None, 3_600),
             ("member_days", Some(("day", today)), 60),
-            ("member_periods", Some(("period", week)), 600),
+            ("member_weeks", Some(("week", week)), 600),
         ] {
             db.collection::<Document>(coll)
                 .insert_many(docs(key, scale))

@@ -9,8 +9,8 @@ use mongodb::bson::doc;
 
 use super::apply::write_errors;
 use super::schema::{
-    seq_bson, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS, VOICE_SEGMENTS,
-    VOICE_SESSIONS,
+    seq_bson, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
+    VOICE_SEGMENTS, VOICE_SESSIONS,
 };
 use super::statements::DocOps;
 use super::{Store, StoreError};
@@ -46,7 +46,8 @@ impl Store {
         let coll = [
             MEMBER_STATS,
             MEMBER_DAYS,
-            MEMBER_PERIODS,
+            MEMBER_WEEKS,
+            MEMBER_MONTHS,
             VOICE_SEGMENTS,
             VOICE_SESSIONS,
         ]

@@ -7,7 +7,9 @@
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 
-use super::schema::{from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS};
+use super::schema::{
+    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
+};
 use super::{Store, StoreError};
 use crate::core::leaderboard::{
     offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
@@ -20,7 +22,8 @@ use crate::core::MemberKey;
 fn source(period: Period) -> (&'static str, Option<&'static str>) {
     match period {
         Period::Today => (MEMBER_DAYS, Some("day")),
-        Period::Week | Period::Month => (MEMBER_PERIODS, Some("period")),
+        Period::Week => (MEMBER_WEEKS, Some("week")),
+        Period::Month => (MEMBER_MONTHS, Some("month")),
         Period::All => (MEMBER_STATS, None),
     }
 }

@@ -19,7 +19,8 @@
 //! - `member_stats` `{_id: "g:u", guild_id, user_id, voice_cam_on_secs, voice_cam_off_secs, messages, seq}`
 //! - `member_stats` also holds `voice_secs` (on + off: the all-time ranking's key)
 //! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}`
-//! - `member_periods` `{_id: "g:u:wYYYY-MM-DD" | "g:u:mYYYY-MM", guild_id, user_id, period, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}`
+//! - `member_weeks` `{_id: "g:u:wYYYY-MM-DD", guild_id, user_id, week, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}` (the week starting that Monday)
+//! - `member_months` `{_id: "g:u:mYYYY-MM", guild_id, user_id, month, …}` (as `member_weeks`)
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`

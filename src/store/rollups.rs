@@ -1,8 +1,8 @@
 //! The rollups the writer keeps beside the totals, in the same idempotent
-//! apply: per member and local day (`member_days`, `_id: "g:u:YYYY-MM-DD"`)
-//! and per member and week or month (`member_periods`, `_id:
-//! "g:u:wYYYY-MM-DD"` for the week starting that Monday, `"g:u:mYYYY-MM"`),
-//! each with `voice_cam_on_secs`, `voice_cam_off_secs`, `voice_secs` (their
+//! apply: per member and local day (`member_days`, `_id: "g:u:YYYY-MM-DD"`),
+//! per member and week (`member_weeks`, `_id: "g:u:wYYYY-MM-DD"` for the
+//! week starting that Monday) and per member and month (`member_months`,
+//! `_id: "g:u:mYYYY-MM"`), each with `voice_cam_on_secs`, `voice_cam_off_secs`, `voice_secs` (their
 //! sum, what the voice ranking sorts on) and `messages`. All time is
 //! `member_stats` itself (it gains `voice_secs`).
 //!
@@ -12,10 +12,15 @@
 //! each, depend only on the op (its credited zone, or the configured one for
 //! records from before the zone was recorded), so a replay touches the same
 //! documents with the same amounts.
+//!
+//! Weeks and months have a collection each rather than one shared one:
+//! FerretDB v1.24 scans the whole collection for every seq-guarded statement,
+//! so a statement costs in proportion to its collection (BENCHMARKS.md,
+//! "Leaderboards").
 
 use chrono_tz::Tz;
 
-use super::schema::{member_id, MEMBER_DAYS, MEMBER_PERIODS};
+use super::schema::{member_id, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_WEEKS};
 use crate::core::leaderboard::{day_key, month_key, period_keys_of_day, split_by_day, week_key};
 use crate::core::stats::Totals;
 use crate::durable::op::Op;
@@ -29,15 +34,15 @@ pub(super) fn targets(op: &Op, fallback: Tz) -> Vec<(&'static str, String)> {
         Op::Voice { from, to, tz, .. } => {
             for (date, _) in split_by_day(*from, *to, tz.unwrap_or(fallback)) {
                 keys.push((MEMBER_DAYS, day_key(date)));
-                keys.push((MEMBER_PERIODS, week_key(date)));
-                keys.push((MEMBER_PERIODS, month_key(date)));
+                keys.push((MEMBER_WEEKS, week_key(date)));
+                keys.push((MEMBER_MONTHS, month_key(date)));
             }
         }
         Op::Message { day, .. } => {
             keys.push((MEMBER_DAYS, day.clone()));
             if let Some((week, month)) = period_keys_of_day(day) {
-                keys.push((MEMBER_PERIODS, week));
-                keys.push((MEMBER_PERIODS, month));
+                keys.push((MEMBER_WEEKS, week));
+                keys.push((MEMBER_MONTHS, month));
             }
         }
         Op::Checkpoint { .. } => {}

@@ -7,16 +7,18 @@ use crate::core::{MemberKey, Millis};
 
 pub(super) const MEMBER_STATS: &str = "member_stats";
 pub(super) const MEMBER_DAYS: &str = "member_days";
-pub(super) const MEMBER_PERIODS: &str = "member_periods";
+pub(super) const MEMBER_WEEKS: &str = "member_weeks";
+pub(super) const MEMBER_MONTHS: &str = "member_months";
 pub(super) const VOICE_SEGMENTS: &str = "voice_segments";
 pub(super) const VOICE_SESSIONS: &str = "voice_sessions";
 pub(super) const META: &str = "meta";
 pub(super) const LEGACY_USERS: &str = "users";
 /// The ranked collections and the field holding their period (all time:
 /// `member_stats`, no period).
-pub(super) const RANKED: [(&str, Option<&str>); 3] = [
+pub(super) const RANKED: [(&str, Option<&str>); 4] = [
     (MEMBER_DAYS, Some("day")),
-    (MEMBER_PERIODS, Some("period")),
+    (MEMBER_WEEKS, Some("week")),
+    (MEMBER_MONTHS, Some("month")),
     (MEMBER_STATS, None),
 ];
 /// The fields a ranking sorts on, and the short name of its index.

@@ -8,8 +8,8 @@ use mongodb::bson::{doc, DateTime, Document};
 
 use super::rollups;
 use super::schema::{
-    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_PERIODS, MEMBER_STATS,
-    VOICE_SEGMENTS, VOICE_SESSIONS,
+    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
+    MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS,
 };
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
@@ -83,7 +83,7 @@ impl DocOps<'_> {
                     );
                 }
             }
-            MEMBER_DAYS | MEMBER_PERIODS => self.rollup(tz, &mut set, &mut update),
+            MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(tz, &mut set, &mut update),
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);
                 for o in &self.ops {
@@ -132,10 +132,10 @@ impl DocOps<'_> {
     /// A day's or a period's rollup: each op's share of it.
     fn rollup(&self, tz: Tz, set: &mut Document, update: &mut Document) {
         let key = rollups::key_of(&self.id);
-        let field = if self.coll == MEMBER_DAYS {
-            "day"
-        } else {
-            "period"
+        let field = match self.coll {
+            MEMBER_DAYS => "day",
+            MEMBER_WEEKS => "week",
+            _ => "month",
         };
         set.insert(field, key);
         let mut sum = Totals::default();
@@ -215,7 +215,8 @@ pub(super) fn group<'a>(
     let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> = [
         MEMBER_STATS,
         MEMBER_DAYS,
-        MEMBER_PERIODS,
+        MEMBER_WEEKS,
+        MEMBER_MONTHS,
         VOICE_SEGMENTS,
         VOICE_SESSIONS,
     ]
