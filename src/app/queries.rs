@@ -171,4 +171,4 @@ const TRACKER_WAIT: Duration = Duration::from_millis(500);
 
 /// How long `/ud` waits for MongoDB before answering from memory (Discord
 /// wants an answer within 3 s).
-pub(super) const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);
+const STATS_READ_TIMEOUT: Duration = Duration::from_secs(2);

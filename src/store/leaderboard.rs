@@ -79,22 +79,39 @@ impl Store {
             f
         };
         let skip = offset(page);
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(coll)
-            .find(filter(0))
-            .sort(doc! { m: -1, "user_id": 1 })
-            .skip(skip)
-            .limit(i64::try_from(PAGE_SIZE).unwrap_or(10))
-            .await?
-            .try_collect()
-            .await?;
-        let ranked = self.count(coll, filter(0)).await?;
-        let values: Vec<i64> = docs.iter().map(|d| int(d, m)).collect();
-        let first_rank = match values.first() {
-            Some(v) => 1 + self.count(coll, filter(*v)).await?,
-            None => 1,
+        let filter = &filter;
+        // Three chains at once (a page read, a count, the caller's place),
+        // each at most two round trips deep.
+        let page_docs = async {
+            let docs: Vec<Document> = self
+                .db
+                .collection::<Document>(coll)
+                .find(filter(0))
+                .sort(doc! { m: -1, "user_id": 1 })
+                .skip(skip)
+                .limit(i64::try_from(PAGE_SIZE).unwrap_or(10))
+                .await?
+                .try_collect()
+                .await?;
+            let first_rank = match docs.first() {
+                Some(d) => 1 + self.count(coll, filter(int(d, m))).await?,
+                None => 1,
+            };
+            Ok::<_, StoreError>((docs, first_rank))
         };
+        let caller_entry = async {
+            let Some(user) = caller else {
+                return Ok(None);
+            };
+            let member = MemberKey { guild, user };
+            Ok(self
+                .rank_of(coll, rollup_id(member, key), m, filter)
+                .await?
+                .map(|(rank, totals)| Entry { rank, user, totals }))
+        };
+        let ((docs, first_rank), ranked, caller) =
+            futures::try_join!(page_docs, self.count(coll, filter(0)), caller_entry)?;
+        let values: Vec<i64> = docs.iter().map(|d| int(d, m)).collect();
         let entries = docs
             .iter()
             .zip(page_ranks(&values, first_rank, skip))
@@ -104,15 +121,6 @@ impl Store {
                 totals: totals(d),
             })
             .collect();
-        let caller = match caller {
-            Some(user) => {
-                let member = MemberKey { guild, user };
-                self.rank_of(coll, rollup_id(member, key), m, filter)
-                    .await?
-                    .map(|(rank, totals)| Entry { rank, user, totals })
-            }
-            None => None,
-        };
         Ok(Page {
             period,
             by,

@@ -70,6 +70,8 @@ pub(super) async fn leaderboard(
     let span = tracing::Span::current();
     span.record("guild_id", guild.get());
     span.record("user_id", caller);
+    // The reads may take longer than the 3 s Discord gives an answer.
+    ctx.defer().await?;
     let period = period.map_or(Period::Week, Period::from);
     let by = by.map_or(By::Voice, By::from);
     let page = ctx
