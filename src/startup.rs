@@ -108,6 +108,12 @@ impl Application {
             }
             Err(e) => return Err(e.into()),
         };
+        // Under a lease nothing is written (not even the previous run's
+        // spool) before this instance holds it.
+        let writer_options = WriterOptions {
+            writes_start_paused: settings.tracking.lease_ttl_secs > 0,
+            ..writer_options
+        };
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
         let loops = Loops::default();
         for (name, task) in writer_tasks.loops() {
@@ -148,23 +154,7 @@ impl Application {
             }
             None => None,
         };
-        if app.lease_enabled() {
-            // Holder: the takeover restores; standby: the later one does.
-            if !app.try_take_lease((RESTORE_WAIT, RESTORE_READ)).await {
-                tracing::info!(
-                    "another instance holds the lease; standing by (connected, counting nothing)"
-                );
-            }
-            let leasing = tasks.spawn(lease_loop(
-                app.clone(),
-                (RESTORE_WAIT, RESTORE_READ),
-                stop_tasks.clone(),
-            ));
-            loops.watch("lease", leasing.abort_handle());
-        } else {
-            raise_seq_floor(&app).await;
-            app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
-        }
+        start_counting(&app, &tasks, &loops, &stop_tasks).await;
         let flushing = tasks.spawn(flush_loop(
             app.clone(),
             Duration::from_secs(settings.tracking.flush_interval_secs),
@@ -295,6 +285,8 @@ impl Application {
             let drain = deadline
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_secs(1));
+            // A fresh validity for the drain (writes pause once it lapses).
+            self.app.renew_lease().await;
             if self.app.writer().wait_idle(drain).await {
                 self.app.release_lease(handoff, stopped_at).await;
             } else {
@@ -324,6 +316,33 @@ impl Application {
             http.shutdown(HTTP_STOP).await;
         }
         tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
+    }
+}
+
+/// Takes the lease (or stands by) and keeps it, or, without a lease,
+/// restores the sessions of the previous run.
+async fn start_counting(
+    app: &Arc<App>,
+    tasks: &TaskTracker,
+    loops: &Loops,
+    stop: &CancellationToken,
+) {
+    if app.lease_enabled() {
+        // Holder: the takeover restores; standby: the later one does.
+        if !app.start_lease((RESTORE_WAIT, RESTORE_READ)).await {
+            tracing::info!(
+                "another instance holds the lease; standing by (connected, counting nothing)"
+            );
+        }
+        let leasing = tasks.spawn(lease_loop(
+            app.clone(),
+            (RESTORE_WAIT, RESTORE_READ),
+            stop.clone(),
+        ));
+        loops.watch("lease", leasing.abort_handle());
+    } else {
+        raise_seq_floor(app).await;
+        app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
     }
 }
 

@@ -94,6 +94,9 @@ impl App {
         } else if !self.accepting() {
             return;
         }
+        if messages.keep {
+            messages.buffer(id, member, now);
+        }
         tracing::debug!("message counted");
         // Under the lock: a takeover's buffered messages go first.
         self.writer.submit([Op::message(member, now, self.tz)]);

@@ -56,8 +56,8 @@ pub async fn client(
                 Box::pin(events::on_event(ctx, event, data))
             },
             on_error: |error| Box::pin(errors::on_error(error)),
-            // Only the lease holder answers; a standby stays silent.
-            command_check: Some(|ctx| Box::pin(async move { Ok(ctx.data().lease().held()) })),
+            // Only the instance that counts answers; a standby stays silent.
+            command_check: Some(|ctx| Box::pin(async move { Ok(ctx.data().lease().counts()) })),
             ..Default::default()
         })
         .setup(move |ctx, ready, framework| {

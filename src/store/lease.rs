@@ -33,11 +33,16 @@ pub struct Taken {
     /// When the previous holder's lease expired, if it did not release it
     /// (`None`: there was no previous holder).
     pub expired_at: Option<Millis>,
+    /// The previous holder was this instance (same spool directory): a
+    /// process restarted after a crash takes its lease back at once, and
+    /// what its spool holds was counted by nobody else.
+    pub reclaimed: bool,
 }
 
 impl Store {
     /// Takes the lease for `holder` for `ttl_ms` if it is free (expired,
-    /// released or absent). `None`: another instance holds it.
+    /// released or absent) or already `holder`'s (a restart on the same
+    /// spool directory). `None`: another instance holds it.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
@@ -52,6 +57,7 @@ impl Store {
             "$or": [
                 { "expires_at": { "$lt": DateTime::from_millis(now) } },
                 { "released": true },
+                { "holder": holder },
             ],
         };
         let update = doc! {
@@ -82,8 +88,9 @@ impl Store {
                 epoch: 1,
                 handoff: None,
                 expired_at: None,
+                reclaimed: false,
             },
-            Some(d) => taken_from(&d),
+            Some(d) => taken_from(&d, holder),
         }))
     }
 
@@ -144,7 +151,7 @@ impl Store {
     }
 }
 
-fn taken_from(d: &Document) -> Taken {
+fn taken_from(d: &Document, holder: &str) -> Taken {
     let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
     let released = d.get_bool("released").unwrap_or(false);
     let handoff = d
@@ -164,6 +171,7 @@ fn taken_from(d: &Document) -> Taken {
         epoch,
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
+        reclaimed: d.get_str("holder") == Ok(holder),
     }
 }
 

@@ -62,6 +62,21 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         (c.epoch, c.handoff, c.expired_at),
         (3, None, Some(NOW + 7_600))
     );
+    assert!(!c.reclaimed);
+    // Its holder restarted on the same spool directory takes it back at
+    // once, unexpired, under a new epoch; nobody else can.
+    assert!(store
+        .acquire_lease("b", NOW + 8_100, 3_000)
+        .await
+        .unwrap()
+        .is_none());
+    let again = store
+        .acquire_lease("c", NOW + 8_200, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.epoch, again.reclaimed), (4, true));
+    assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
 }
 
 #[tokio::test]
@@ -98,7 +113,7 @@ async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     assert_eq!(m.messages, 3);
 }
 
-fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
+pub fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
     let mut c = BotConfig::new(&env.sim, &env.db.uri, &env.db.name, spool);
     c.extra_env.push(("LEASE_TTL_SECS".into(), "3".into()));
     c.extra_env
@@ -106,13 +121,13 @@ fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
     c
 }
 
-async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
+pub async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
     let r = get(bot.http_addr(), "/readyz").await;
     (r.status, r.json())
 }
 
 /// Two bots: A holds the lease, B stands by (connected to the simulator).
-async fn pair(env: &Env, spool_b: &std::path::Path) -> (Bot, Bot) {
+pub async fn pair(env: &Env, spool_b: &std::path::Path) -> (Bot, Bot) {
     let a = env.start_bot(&leased(env, env.spool.path())).await;
     a.wait_log("took the lease", CONNECT).await;
     let n = env.sim.connections() + 1;

@@ -13,6 +13,7 @@ mod gateway_outage;
 mod health;
 mod history;
 mod lease;
+mod lease_faults;
 mod proxy_smoke;
 mod render_ud;
 mod shutdown;
