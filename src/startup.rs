@@ -341,31 +341,8 @@ async fn start_counting(
         ));
         loops.watch("lease", leasing.abort_handle());
     } else {
-        raise_seq_floor(app).await;
+        app.raise_seq_floor().await;
         app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
-    }
-}
-
-/// Starts sequence numbers above the high-water mark saved in MongoDB, so a
-/// host with an empty spool and a clock behind the previous one's does not
-/// issue numbers MongoDB would take for replays. Without MongoDB the local
-/// floor (`spool.seq`) is all there is, and the log says so.
-async fn raise_seq_floor(app: &App) {
-    match tokio::time::timeout(Duration::from_secs(3), app.store().seq_high_water()).await {
-        Ok(Ok(seq)) => {
-            app.writer().raise_seq_floor(seq);
-            tracing::debug!(
-                seq,
-                "sequence numbers start above the saved high-water mark"
-            );
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %cause_chain(&e), consequence = "sequence numbers rely on the local spool and the clock", "cannot read the sequence high-water mark");
-        }
-        Err(_) => tracing::warn!(
-            consequence = "sequence numbers rely on the local spool and the clock",
-            "reading the sequence high-water mark timed out"
-        ),
     }
 }
 

@@ -109,8 +109,7 @@ impl App {
 
     /// The lease was free: what was counted provisionally stands.
     async fn confirm_provisional(&self, taken: Taken, asked: Instant) {
-        let saved = self.store.seq_high_water().await.unwrap_or(0);
-        self.writer.raise_seq_floor(saved);
+        self.raise_seq_floor().await;
         self.writer.set_epoch(taken.epoch);
         let valid_until = self.valid_until(asked);
         self.seat.set_role(Role::Holder {
@@ -152,9 +151,9 @@ impl App {
 
     async fn take_over(&self, taken: Taken, asked: Instant, restore: (Duration, Duration)) {
         // Numbers above the previous holder's, and above the saved mark.
-        let floor = taken.handoff.map_or(0, |h| h.seq);
-        let saved = self.store.seq_high_water().await.unwrap_or(0);
-        self.writer.raise_seq_floor(floor.max(saved));
+        self.writer
+            .raise_seq_floor(taken.handoff.map_or(0, |h| h.seq));
+        self.raise_seq_floor().await;
         self.writer.set_epoch(taken.epoch);
         // What this spool holds from an earlier epoch of ours was counted
         // under a lease another instance has held since: that holder resumed
