@@ -2,6 +2,8 @@
 //! apply path) and `/history` end to end with the Discord simulator: the
 //! sessions' seconds add up to the member's totals.
 
+mod pages;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

@@ -244,7 +244,7 @@ impl DiscordSim {
             let token = format!("sim-interaction-token-{press}");
             let data = json!({ "custom_id": custom_id, "component_type": 2 });
             let (mut payload, _, token) =
-                st.interaction_envelope(gi, channel, user, (press, &token), 3, data);
+                st.interaction_envelope(gi, channel, user, (press, &token), 3, &data);
             payload["message"] = message;
             let mut rec =
                 InteractionRecord::new(press, token, name, channel, guild, payload.clone());

@@ -133,7 +133,7 @@ impl SimState {
         if let Some(g) = command_guild {
             data["guild_id"] = json!(g.to_string());
         }
-        self.interaction_envelope(gi, channel, user, (id, &token), 2, data)
+        self.interaction_envelope(gi, channel, user, (id, &token), 2, &data)
     }
 
     /// An `INTERACTION_CREATE` payload of `kind` (2 command, 3 message component) in guild
@@ -147,7 +147,7 @@ impl SimState {
         user: u64,
         (id, token): (u64, &str),
         kind: u64,
-        data: Value,
+        data: &Value,
     ) -> (Value, u64, String) {
         let guild = self.guilds[gi].def.id;
         let invoker = self.find_user(Some(gi), user);

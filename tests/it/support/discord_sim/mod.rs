@@ -94,9 +94,13 @@ use axum::Router;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-// Globs, so `LogCapture`, `CapturedLog`, `SimButton` and `PressReply` stay nameable here although no test names them
+#[allow(
+    unused_imports,
+    reason = "`SimButton`, `PressReply` and `buttons` stay nameable for tests; today's reach them through methods"
+)]
+pub use components::{buttons, PressReply, SimButton};
+// A glob, so `LogCapture` and `CapturedLog` stay nameable here although no test names them
 // yet (an explicit re-export of an unused name would be an unused-import warning).
-pub use components::*;
 pub use log_capture::*;
 pub use model::{
     CallbackRecord, CommandReply, SentMessage, SessionInfo, SimGuild, SimOption, SimUser,
