@@ -14,6 +14,7 @@ mod health;
 mod history;
 mod lease;
 mod proxy_smoke;
+mod readme_card;
 mod render_ud;
 mod shutdown;
 mod sim_smoke;
