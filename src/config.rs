@@ -40,6 +40,10 @@ pub struct DiscordSettings {
     /// Register /ud on this guild only (instant updates while developing) instead of globally.
     #[arg(long = "dev-guild-id", env = "DEV_GUILD_ID", global = true)]
     pub dev_guild_id: Option<u64>,
+
+    /// Seconds the ◀ ▶ buttons of /history stay usable before they are removed (at most 840: the reply can be edited for 15 minutes).
+    #[arg(long = "buttons-timeout-secs", env = "BUTTONS_TIMEOUT_SECS", default_value_t = 300, global = true, value_parser = clap::value_parser!(u64).range(1..=840))]
+    pub buttons_timeout_secs: u64,
 }
 
 /// Where the numbers are kept.
@@ -204,6 +208,7 @@ impl std::fmt::Debug for DiscordSettings {
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("api_url", &self.api_url)
             .field("dev_guild_id", &self.dev_guild_id)
+            .field("buttons_timeout_secs", &self.buttons_timeout_secs)
             .finish()
     }
 }

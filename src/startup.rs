@@ -211,6 +211,7 @@ impl Application {
             &token,
             &self.settings.discord.api_url,
             self.settings.discord.dev_guild_id,
+            Duration::from_secs(self.settings.discord.buttons_timeout_secs),
             self.app.clone(),
         )
         .await

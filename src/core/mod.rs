@@ -13,11 +13,13 @@
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
 //!   and voice per local day over all history.
 //! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
+//! - [`paging`]: page math for ◀ ▶ buttons (which items a page shows, ends).
 //! - [`streak`]: current and longest streaks of days with enough voice time.
 
 pub mod daily;
 pub mod history;
 pub mod link;
+pub mod paging;
 pub mod periods;
 pub mod policy;
 pub mod stats;

@@ -15,6 +15,7 @@ mod history;
 mod lease;
 mod lease_faults;
 mod proxy_smoke;
+mod readme_card;
 mod render_ud;
 mod shutdown;
 mod sim_smoke;
