@@ -16,8 +16,9 @@ use crate::durable::op::Op;
 use crate::store::{Handoff, Taken};
 use crate::telemetry::cause_chain;
 
-/// How often a standby tries to take the lease.
-const STANDBY_TRY: Duration = Duration::from_secs(1);
+/// How often a standby tries to take the lease (one `findAndModify` each):
+/// after a release, commands go unanswered for at most this long.
+const STANDBY_TRY: Duration = Duration::from_millis(250);
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
