@@ -148,6 +148,11 @@ pub(super) struct Seat {
     /// Guilds seen and who is in voice there, as this instance sees it
     /// (kept in every role).
     pub(super) presence: Mutex<(HashSet<u64>, HashMap<MemberKey, Presence>)>,
+    /// Voice changes seen while standing by, in order (the oldest go first
+    /// past `BUFFER`): a takeover replays those from the handoff moment on,
+    /// so joins, camera toggles and leaves during a handover are credited
+    /// at their own times.
+    pub(super) voice_log: Mutex<VecDeque<(MemberKey, Option<Presence>, Millis)>>,
 }
 
 impl Seat {
@@ -169,6 +174,7 @@ impl Seat {
             }),
             voice_counts: AtomicBool::new(single),
             presence: Mutex::new((HashSet::new(), HashMap::new())),
+            voice_log: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -188,6 +194,19 @@ impl Seat {
 
     pub(super) fn voice_counts(&self) -> bool {
         self.voice_counts.load(Ordering::SeqCst)
+    }
+
+    /// Keeps a voice change seen while standing by (call under the tracker
+    /// lock, as the takeover replays under it).
+    pub(super) fn log_voice(&self, member: MemberKey, presence: Option<Presence>, at: Millis) {
+        let mut log = self
+            .voice_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= BUFFER {
+            log.pop_front();
+        }
+        log.push_back((member, presence, at));
     }
 }
 

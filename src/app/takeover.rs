@@ -136,6 +136,7 @@ impl App {
         let mut tracker = self.tracker.lock().await;
         self.seat.voice_counts.store(false, Ordering::SeqCst);
         *tracker = Tracker::new(self.resume_grace_ms);
+        lock(&self.seat.voice_log).clear();
         drop(tracker);
         {
             let mut messages = lock(&self.seat.messages);
@@ -190,6 +191,27 @@ impl App {
         {
             let mut tracker = self.tracker.lock().await;
             self.seat.voice_counts.store(true, Ordering::SeqCst);
+            // Voice changes since the previous holder stopped, at their times.
+            let replay_from = match (taken.handoff, taken.expired_at) {
+                (Some(h), _) => h.at,
+                (None, Some(expired)) => expired,
+                (None, None) => 0,
+            };
+            let log = std::mem::take(&mut *lock(&self.seat.voice_log));
+            let mut replayed = 0;
+            for (member, presence, at) in log {
+                if at >= replay_from && at <= now {
+                    replayed += 1;
+                    let effects = tracker.voice_update(member, presence, at);
+                    super::intake::log_effects(&effects);
+                    self.writer.submit(effects.into_iter().map(Op::from));
+                }
+            }
+            tracing::info!(
+                replayed,
+                from_ms = replay_from,
+                "voice changes seen while standing by replayed"
+            );
             let (guilds, members) = lock(&self.seat.presence).clone();
             for guild in guilds {
                 let present: Vec<(u64, Presence)> = members
@@ -261,6 +283,7 @@ impl App {
         let mut tracker = self.tracker.lock().await;
         self.seat.voice_counts.store(false, Ordering::SeqCst);
         *tracker = Tracker::new(self.resume_grace_ms);
+        lock(&self.seat.voice_log).clear();
         drop(tracker);
         lock(&self.seat.messages).standby = true;
         self.seat.set_role(Role::Standby);

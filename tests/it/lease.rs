@@ -9,7 +9,9 @@ use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
 use study_tracker::store::{Handoff, Store};
 
-use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
+use crate::e2e::{
+    assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1,
+};
 use crate::support::bot::{spawn_bot, Bot, BotConfig};
 use crate::support::db::fresh_db;
 use crate::support::http::get;
@@ -169,6 +171,14 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     a.sigterm();
+    // During the handover (the old holder settles and drains, the standby
+    // has not taken over): a camera toggle and a join, each to be credited
+    // from its own moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    let toggled = Instant::now();
+    env.sim.set_voice(GUILD, DAVE, Some(VC1), false).await;
+    let dave_joined = Instant::now();
     assert!(a.wait_exit(Duration::from_secs(20)).await.success());
     let sent: i64 = sender.await.unwrap();
     b.wait_log("took the lease", Duration::from_secs(10)).await;
@@ -179,7 +189,8 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         .await
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
+    env.sim.set_voice(GUILD, DAVE, None, false).await;
     let left = Instant::now();
     let store = env.store();
     let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
@@ -188,20 +199,28 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         "messages: {} of {sent}",
         total().await
     );
-    let want = secs(joined, left);
+    let (off, on) = (secs(joined, toggled), secs(toggled, left));
     assert!(
         eventually(Duration::from_secs(20), || async {
-            stored(&store, CAROL).await.1 >= want - 1
+            let (c_on, c_off, _) = stored(&store, CAROL).await;
+            c_on + c_off >= off + on - 1 && stored(&store, DAVE).await.1 >= 1
         })
         .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(total().await, sent, "every message exactly once");
     assert_eq!(stored(&store, ALICE).await.2, sent / 2);
+    let (c_on, c_off, _) = stored(&store, CAROL).await;
     assert_close(
-        stored(&store, CAROL).await.1,
-        want,
-        "voice across the handover",
+        c_off,
+        off,
+        "camera off until the toggle during the handover",
+    );
+    assert_close(c_on, on, "camera on from the toggle during the handover");
+    assert_close(
+        stored(&store, DAVE).await.1,
+        secs(dave_joined, left),
+        "a join during the handover, from its own moment",
     );
     // Only the new holder answers, once.
     let id = env

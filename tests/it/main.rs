@@ -14,6 +14,7 @@ mod health;
 mod history;
 mod lease;
 mod lease_faults;
+mod lease_replay;
 mod proxy_smoke;
 mod readme_card;
 mod render_ud;
