@@ -15,11 +15,11 @@ use crate::support::poll::eventually;
 const CAROL: MemberKey = MemberKey { guild: 7, user: 71 };
 const DAVE: MemberKey = MemberKey { guild: 7, user: 72 };
 
-fn presence(camera: bool) -> Option<Presence> {
-    Some(Presence {
+fn presence(camera: bool) -> Presence {
+    Presence {
         channel: 700,
         camera,
-    })
+    }
 }
 
 /// Both instances see the same events (as the gateway sends them to both).
@@ -44,7 +44,7 @@ async fn voice_changes_during_a_handover_are_credited_at_their_own_moments() {
     assert!(!b.app.lease().counts(), "B stands by");
     let (app_a, app_b) = (a.app.clone(), b.app.clone());
     let joined = now_millis() - 20_000;
-    both(&app_a, &app_b, CAROL, presence(false), joined).await;
+    both(&app_a, &app_b, CAROL, Some(presence(false)), joined).await;
     // A hands over (credits up to the signal, settles 1 s, drains, releases).
     let stopping = a.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -54,8 +54,8 @@ async fn voice_changes_during_a_handover_are_credited_at_their_own_moments() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let toggled = now_millis();
-    both(&app_a, &app_b, CAROL, presence(true), toggled).await;
-    both(&app_a, &app_b, DAVE, presence(false), toggled).await;
+    both(&app_a, &app_b, CAROL, Some(presence(true)), toggled).await;
+    both(&app_a, &app_b, DAVE, Some(presence(false)), toggled).await;
     stopping.await.unwrap().unwrap();
     assert!(
         eventually(Duration::from_secs(10), || async { app_b.lease().held() }).await,
