@@ -170,7 +170,16 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         })
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env
+        .sim
+        .send_command(GUILD, TEXT, BOB, "ud", &[])
+        .expect("a session to deliver to");
+    env.sim
+        .wait_reply(before, Duration::from_secs(10))
+        .await
+        .unwrap();
     a.sigterm();
+    let during = env.sim.send_command(GUILD, TEXT, BOB, "ud", &[]);
     // During the handover (the old holder settles and drains, the standby
     // has not taken over): a camera toggle and a join, each to be credited
     // from its own moment.
@@ -222,23 +231,32 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         secs(dave_joined, left),
         "a join during the handover, from its own moment",
     );
-    // Only the new holder answers, once.
-    let id = env
+    // Before the signal only the old holder answered, during the handover
+    // at most one of them, after it only the new holder: each once.
+    let during = during.expect("a session to deliver to");
+    assert!(
+        env.sim.interaction_callbacks(during).len() <= 1,
+        "{:?}",
+        env.sim.interaction_callbacks(during)
+    );
+    let after = env
         .sim
         .send_command(GUILD, TEXT, ALICE, "ud", &[])
         .expect("a session to deliver to");
     env.sim
-        .wait_reply(id, Duration::from_secs(10))
+        .wait_reply(after, Duration::from_secs(10))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let callbacks = env.sim.interaction_callbacks(id);
-    assert_eq!(
-        callbacks.iter().filter(|c| c.accepted).count(),
-        1,
-        "{callbacks:?}"
-    );
-    assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
+    for id in [before, after] {
+        let callbacks = env.sim.interaction_callbacks(id);
+        assert_eq!(
+            callbacks.iter().filter(|c| c.accepted).count(),
+            1,
+            "{callbacks:?}"
+        );
+        assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
+    }
     b.stop().await;
 }
 
