@@ -54,6 +54,14 @@ fn custom_id(prefix: &str, step: Step) -> String {
     format!("{prefix}:{step}")
 }
 
+/// Whether `custom_id` is one of the buttons under `prefix` (not merely
+/// starting with the same digits: `history:12` is not under `history:1`).
+fn is_under(prefix: &str, custom_id: &str) -> bool {
+    custom_id
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with(':'))
+}
+
 /// The step a custom id under `prefix` asks for.
 fn parse(prefix: &str, custom_id: &str) -> Option<Step> {
     match custom_id.strip_prefix(prefix)? {
@@ -118,7 +126,7 @@ where
     // Collect before sending: a press can arrive as soon as the answer does.
     let wanted = prefix.clone();
     let mut presses = serenity::ComponentInteractionCollector::new(ctx)
-        .filter(move |p| p.data.custom_id.starts_with(&wanted))
+        .filter(move |p| is_under(&wanted, &p.data.custom_id))
         .timeout(timeout)
         .stream();
     ctx.send(reply(&first).components(buttons(&prefix, &first.page)))
@@ -194,6 +202,9 @@ mod tests {
         assert_eq!(parse("history:42", "history:42:prev"), Some(Step::Prev));
         assert_eq!(parse("history:4", &id), None);
         assert_eq!(parse("history:42", "history:42:next:x"), None);
+        assert!(is_under("history:42", &id));
+        assert!(!is_under("history:4", &id), "another answer's buttons");
+        assert!(!is_under("history:42", "leaderboard:42:next"));
     }
 
     #[test]
