@@ -151,6 +151,33 @@ impl Store {
     }
 }
 
+/// The lease as stored, for `check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub epoch: u64,
+    pub expires_at: Millis,
+    pub released: bool,
+}
+
+impl Store {
+    /// The lease document, if any instance ever took it.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn read_lease(&self) -> Result<Option<LeaseRecord>, StoreError> {
+        let found = self.decisive(META).find_one(doc! { "_id": LEASE }).await?;
+        Ok(found.map(|d| LeaseRecord {
+            holder: d.get_str("holder").unwrap_or_default().to_owned(),
+            epoch: u64::try_from(int(&d, "epoch")).unwrap_or(0),
+            expires_at: d
+                .get_datetime("expires_at")
+                .map_or(0, |t| t.timestamp_millis()),
+            released: d.get_bool("released").unwrap_or(false),
+        }))
+    }
+}
+
 fn taken_from(d: &Document, holder: &str) -> Taken {
     let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
     let released = d.get_bool("released").unwrap_or(false);

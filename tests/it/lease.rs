@@ -79,6 +79,16 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         .unwrap();
     assert_eq!((again.epoch, again.reclaimed), (4, true));
     assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
+    // `check` says who holds it (here: expired long ago, by the wall clock).
+    let (status, stdout, stderr) = crate::support::bot::run_cli(
+        &["check"],
+        &[("MONGODB_URI", &db.uri), ("MONGODB_DB", &db.name)],
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("lease: expired") && stdout.contains("last held by c at epoch 4"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -156,19 +166,7 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["lease"]["held"], false);
     // Messages at a steady rate from two members across the handover.
-    let sender = {
-        let sim = env.sim.clone();
-        tokio::spawn(async move {
-            let mut sent = 0;
-            for i in 0..150 {
-                let author = if i % 2 == 0 { ALICE } else { BOB };
-                sim.send_message(Some(GUILD), TEXT, author, false).await;
-                sent += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            sent
-        })
-    };
+    let sender = steady_messages(&env, 150);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = env
         .sim
@@ -249,15 +247,36 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for id in [before, after] {
-        let callbacks = env.sim.interaction_callbacks(id);
-        assert_eq!(
-            callbacks.iter().filter(|c| c.accepted).count(),
-            1,
-            "{callbacks:?}"
-        );
-        assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
+        assert_answered_once(&env, id);
     }
     b.stop().await;
+}
+
+/// `n` messages, 20 ms apart, from Alice and Bob in turn; the task returns
+/// how many it sent.
+fn steady_messages(env: &Env, n: usize) -> tokio::task::JoinHandle<i64> {
+    let sim = env.sim.clone();
+    tokio::spawn(async move {
+        let mut sent = 0;
+        for i in 0..n {
+            let author = if i % 2 == 0 { ALICE } else { BOB };
+            sim.send_message(Some(GUILD), TEXT, author, false).await;
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sent
+    })
+}
+
+#[track_caller]
+fn assert_answered_once(env: &Env, id: u64) {
+    let callbacks = env.sim.interaction_callbacks(id);
+    assert_eq!(
+        callbacks.iter().filter(|c| c.accepted).count(),
+        1,
+        "{callbacks:?}"
+    );
+    assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
 }
 
 #[tokio::test]
