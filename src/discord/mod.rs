@@ -88,6 +88,7 @@ pub async fn client(
     Ok(
         serenity::ClientBuilder::new_with_http(http.build(), intents())
             .type_map_insert::<pager::ButtonsTimeout>(buttons_timeout)
+            .type_map_insert::<pager::LivePagers>(std::sync::Arc::default())
             .framework(framework)
             .await?,
     )

@@ -14,16 +14,21 @@
 //! - Only the lease holder answers (it alone runs commands); an instance
 //!   that loses the lease stops answering presses at once.
 //! - After `BUTTONS_TIMEOUT_SECS` the buttons are removed from the answer.
+//! - A press on buttons no pager of this process answers (left by a restart,
+//!   a crash or a lease handover) gets a private "these buttons have
+//!   expired" from the lease holder ([`answer_stale`]), not Discord's "This
+//!   interaction failed".
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use poise::serenity_prelude as serenity;
 use poise::CreateReply;
 
-use super::{Context, Error};
+use super::{Context, Data, Error};
 use crate::core::paging::{Page, Step};
 use crate::telemetry::cause_chain;
 
@@ -33,6 +38,51 @@ pub(super) struct ButtonsTimeout;
 
 impl serenity::prelude::TypeMapKey for ButtonsTimeout {
     type Value = Duration;
+}
+
+/// The serenity type-map key of the pagers running in this process: their
+/// custom-id prefixes.
+pub(super) struct LivePagers;
+
+impl serenity::prelude::TypeMapKey for LivePagers {
+    type Value = Arc<Mutex<HashSet<String>>>;
+}
+
+/// A pager's prefix in [`LivePagers`] while it runs (removed on drop).
+struct Live {
+    set: Option<Arc<Mutex<HashSet<String>>>>,
+    prefix: String,
+}
+
+impl Live {
+    async fn register(ctx: Context<'_>, prefix: &str) -> Live {
+        let set = ctx
+            .serenity_context()
+            .data
+            .read()
+            .await
+            .get::<LivePagers>()
+            .cloned();
+        if let Some(set) = &set {
+            set.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(prefix.to_owned());
+        }
+        Live {
+            set,
+            prefix: prefix.to_owned(),
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(set) = &self.set {
+            set.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.prefix);
+        }
+    }
 }
 
 /// If the client was built without [`ButtonsTimeout`].
@@ -60,6 +110,17 @@ fn is_under(prefix: &str, custom_id: &str) -> bool {
     custom_id
         .strip_prefix(prefix)
         .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// A pager's custom id split into its prefix (`{command}:{nonce}`) and
+/// command; `None` for any other custom id.
+fn split(custom_id: &str) -> Option<(&str, &str)> {
+    let (prefix, step) = custom_id.rsplit_once(':')?;
+    let (command, nonce) = prefix.split_once(':')?;
+    let ours = matches!(step, "prev" | "next")
+        && !nonce.is_empty()
+        && nonce.bytes().all(|b| b.is_ascii_digit());
+    ours.then_some((prefix, command))
 }
 
 /// The step a custom id under `prefix` asks for.
@@ -124,6 +185,7 @@ where
         .copied()
         .unwrap_or(DEFAULT_TIMEOUT);
     // Collect before sending: a press can arrive as soon as the answer does.
+    let _live = Live::register(ctx, &prefix).await;
     let wanted = prefix.clone();
     let mut presses = serenity::ComponentInteractionCollector::new(ctx)
         .filter(move |p| is_under(&wanted, &p.data.custom_id))
@@ -179,6 +241,40 @@ where
     Ok(())
 }
 
+/// Answers a press on pager buttons that no pager of this process answers
+/// (the one that sent them ended with a restart, a crash or a lease
+/// handover): privately, "these buttons have expired". Only the lease
+/// holder answers; other components are not ours.
+pub(super) async fn answer_stale(
+    ctx: &serenity::Context,
+    press: &serenity::ComponentInteraction,
+    app: &Data,
+) {
+    let Some((prefix, command)) = split(&press.data.custom_id) else {
+        return;
+    };
+    if !app.lease().held() {
+        return;
+    }
+    let live = ctx.data.read().await.get::<LivePagers>().cloned();
+    if live.is_some_and(|set| {
+        set.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(prefix)
+    }) {
+        return;
+    }
+    let text = format!("These buttons have expired; run `/{command}` again.");
+    let answer = serenity::CreateInteractionResponse::Message(
+        serenity::CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true),
+    );
+    if let Err(e) = press.create_response(ctx, answer).await {
+        tracing::warn!(command, error = %cause_chain(&e), "cannot answer a press on expired buttons");
+    }
+}
+
 /// Removes the buttons from the command's answer (its content stays).
 async fn remove_buttons(ctx: Context<'_>, command: &str) {
     let poise::Context::Application(actx) = ctx else {
@@ -205,6 +301,20 @@ mod tests {
         assert!(is_under("history:42", &id));
         assert!(!is_under("history:4", &id), "another answer's buttons");
         assert!(!is_under("history:42", "leaderboard:42:next"));
+        assert_eq!(split(&id), Some(("history:42", "history")));
+        assert_eq!(
+            split("leaderboard:7:prev"),
+            Some(("leaderboard:7", "leaderboard"))
+        );
+        for other in [
+            "history:42:up",
+            "history:x2:next",
+            "history::next",
+            "next",
+            "a:b",
+        ] {
+            assert_eq!(split(other), None, "{other}");
+        }
     }
 
     #[test]

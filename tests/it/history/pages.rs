@@ -177,3 +177,34 @@ async fn history_pages_forward_and_back_with_the_buttons() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_left_by_a_restart_say_they_expired() {
+    let env = Env::new().await;
+    seed(&env).await;
+    let mut bot = env.start_bot(&env.config()).await;
+    assert!(env.sim.wait_command_registered("history", CONNECT).await);
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "history", &[])
+        .unwrap();
+    env.sim.wait_reply(id, CONNECT).await.unwrap();
+    let next = env.sim.buttons_of(id)[1].custom_id.clone().unwrap();
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+
+    // The new process has no pager for that answer: it says so, privately.
+    let mut bot = env.start_bot(&env.config()).await;
+    let press = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert_eq!((press.callback_type, press.ephemeral), (4, true));
+    assert_eq!(
+        press.text,
+        "These buttons have expired; run `/history` again."
+    );
+    assert!(env.sim.original_message(id).unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .contains("page 1 of 3"));
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
