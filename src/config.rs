@@ -40,6 +40,10 @@ pub struct DiscordSettings {
     /// Register /ud on this guild only (instant updates while developing) instead of globally.
     #[arg(long = "dev-guild-id", env = "DEV_GUILD_ID", global = true)]
     pub dev_guild_id: Option<u64>,
+
+    /// Seconds the ◀ ▶ buttons of /history stay usable before they are removed (at most 840: the reply can be edited for 15 minutes).
+    #[arg(long = "buttons-timeout-secs", env = "BUTTONS_TIMEOUT_SECS", default_value_t = 300, global = true, value_parser = clap::value_parser!(u64).range(1..=840))]
+    pub buttons_timeout_secs: u64,
 }
 
 /// Where the numbers are kept.
@@ -106,8 +110,8 @@ pub struct TrackingSettings {
     )]
     pub resume_grace_secs: u64,
 
-    /// Seconds the lease in MongoDB lasts without renewal (renewed every third); only its holder counts and answers commands. 0 (the default for now): no lease, one instance at epoch 0; set 15 to run overlapping instances (see README, "Deploying").
-    #[arg(long = "lease-ttl-secs", env = "LEASE_TTL_SECS", default_value_t = 0, global = true, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    /// Seconds the lease in MongoDB lasts without renewal (renewed every third); only its holder counts, writes and answers commands, so overlapping instances (rolling redeploys) never count twice. A holder restarted on its own spool directory takes its lease back at once. 0: no lease (one instance only, epoch 0; nothing stops a second instance from counting twice).
+    #[arg(long = "lease-ttl-secs", env = "LEASE_TTL_SECS", default_value_t = 15, global = true, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub lease_ttl_secs: u64,
 
     /// Voice minutes a local day needs to count towards a /ud streak.
@@ -204,6 +208,7 @@ impl std::fmt::Debug for DiscordSettings {
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("api_url", &self.api_url)
             .field("dev_guild_id", &self.dev_guild_id)
+            .field("buttons_timeout_secs", &self.buttons_timeout_secs)
             .finish()
     }
 }

@@ -98,6 +98,12 @@ impl Application {
             .with_write_concern(settings.mongo.write_concern)
             .with_timezone(settings.tracking.timezone);
         let spool = open_spool(&settings.spool.dir, settings.spool.max_bytes)?;
+        // Under a lease nothing is written (not even the previous run's
+        // spool) before this instance holds it.
+        let writer_options = WriterOptions {
+            writes_start_paused: settings.tracking.lease_ttl_secs > 0,
+            ..writer_options
+        };
         let (writer, writer_tasks) = writer::start(store.clone(), spool, writer_options);
         let loops = Loops::default();
         for (name, task) in writer_tasks.loops() {
@@ -138,23 +144,7 @@ impl Application {
             }
             None => None,
         };
-        if app.lease_enabled() {
-            // Holder: the takeover restores; standby: the later one does.
-            if !app.try_take_lease((RESTORE_WAIT, RESTORE_READ)).await {
-                tracing::info!(
-                    "another instance holds the lease; standing by (connected, counting nothing)"
-                );
-            }
-            let leasing = tasks.spawn(lease_loop(
-                app.clone(),
-                (RESTORE_WAIT, RESTORE_READ),
-                stop_tasks.clone(),
-            ));
-            loops.watch("lease", leasing.abort_handle());
-        } else {
-            raise_seq_floor(&app).await;
-            app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
-        }
+        start_counting(&app, &tasks, &loops, &stop_tasks).await;
         let flushing = tasks.spawn(flush_loop(
             app.clone(),
             Duration::from_secs(settings.tracking.flush_interval_secs),
@@ -211,6 +201,7 @@ impl Application {
             &token,
             &self.settings.discord.api_url,
             self.settings.discord.dev_guild_id,
+            Duration::from_secs(self.settings.discord.buttons_timeout_secs),
             self.app.clone(),
         )
         .await
@@ -285,6 +276,8 @@ impl Application {
             let drain = deadline
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_secs(1));
+            // A fresh validity for the drain (writes pause once it lapses).
+            self.app.renew_lease().await;
             if self.app.writer().wait_idle(drain).await {
                 self.app.release_lease(handoff, stopped_at).await;
             } else {
@@ -317,26 +310,30 @@ impl Application {
     }
 }
 
-/// Starts sequence numbers above the high-water mark saved in MongoDB, so a
-/// host with an empty spool and a clock behind the previous one's does not
-/// issue numbers MongoDB would take for replays. Without MongoDB the local
-/// floor (`spool.seq`) is all there is, and the log says so.
-async fn raise_seq_floor(app: &App) {
-    match tokio::time::timeout(Duration::from_secs(3), app.store().seq_high_water()).await {
-        Ok(Ok(seq)) => {
-            app.writer().raise_seq_floor(seq);
-            tracing::debug!(
-                seq,
-                "sequence numbers start above the saved high-water mark"
+/// Takes the lease (or stands by) and keeps it, or, without a lease,
+/// restores the sessions of the previous run.
+async fn start_counting(
+    app: &Arc<App>,
+    tasks: &TaskTracker,
+    loops: &Loops,
+    stop: &CancellationToken,
+) {
+    if app.lease_enabled() {
+        // Holder: the takeover restores; standby: the later one does.
+        if !app.start_lease((RESTORE_WAIT, RESTORE_READ)).await {
+            tracing::info!(
+                "another instance holds the lease; standing by (connected, counting nothing)"
             );
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %cause_chain(&e), consequence = "sequence numbers rely on the local spool and the clock", "cannot read the sequence high-water mark");
-        }
-        Err(_) => tracing::warn!(
-            consequence = "sequence numbers rely on the local spool and the clock",
-            "reading the sequence high-water mark timed out"
-        ),
+        let leasing = tasks.spawn(lease_loop(
+            app.clone(),
+            (RESTORE_WAIT, RESTORE_READ),
+            stop.clone(),
+        ));
+        loops.watch("lease", leasing.abort_handle());
+    } else {
+        app.raise_seq_floor().await;
+        app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
     }
 }
 

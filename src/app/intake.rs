@@ -29,7 +29,10 @@ impl App {
             };
         }
         if !self.seat.voice_counts() {
-            return; // standing by: only the view of who is in voice changes
+            // Standing by: the view of who is in voice changes, and the
+            // change is kept for a takeover to replay at its own time.
+            self.seat.log_voice(member, presence, now);
+            return;
         }
         let effects = tracker.voice_update(member, presence, now);
         record_open_sessions(tracker.len());
@@ -95,6 +98,9 @@ impl App {
             return;
         } else if !self.accepting() {
             return;
+        }
+        if messages.keep {
+            messages.buffer(id, member, now);
         }
         tracing::debug!("message counted");
         // Under the lock: a takeover's buffered messages go first.

@@ -30,11 +30,19 @@ pub enum LeaseState {
     Holder,
     /// Another instance counts; this one waits to take over.
     Standby,
+    /// MongoDB could not be asked at start: this instance counts and
+    /// answers, writing nothing, until MongoDB says whether the lease was
+    /// free (what it counted then stands) or not (it is fenced off).
+    Provisional,
 }
 
 impl LeaseState {
     /// Every state, for metrics (one gauge per state).
-    pub const ALL: [LeaseState; 2] = [LeaseState::Holder, LeaseState::Standby];
+    pub const ALL: [LeaseState; 3] = [
+        LeaseState::Holder,
+        LeaseState::Standby,
+        LeaseState::Provisional,
+    ];
 
     /// The state's name in `/readyz` and `/metrics`.
     #[must_use]
@@ -42,6 +50,7 @@ impl LeaseState {
         match self {
             LeaseState::Holder => "holder",
             LeaseState::Standby => "standby",
+            LeaseState::Provisional => "provisional",
         }
     }
 }
@@ -64,10 +73,17 @@ impl Lease {
         mode: "single instance (LEASE_TTL_SECS=0)",
     };
 
-    /// Whether this instance counts.
+    /// Whether this instance holds the lease (and so is ready).
     #[must_use]
     pub fn held(&self) -> bool {
         self.state == LeaseState::Holder
+    }
+
+    /// Whether this instance counts and answers commands: the holder, and
+    /// an instance that could not ask MongoDB yet.
+    #[must_use]
+    pub fn counts(&self) -> bool {
+        matches!(self.state, LeaseState::Holder | LeaseState::Provisional)
     }
 }
 
@@ -81,6 +97,11 @@ pub(super) enum Role {
         valid_until: Instant,
     },
     Standby,
+    /// Counting since `since` without knowing the lease (MongoDB
+    /// unreachable at start).
+    Provisional {
+        since: Millis,
+    },
 }
 
 /// What intake does with a message.
@@ -92,6 +113,9 @@ pub(super) struct Messages {
     pub(super) below: Option<u64>,
     pub(super) buffer: VecDeque<(u64, MemberKey, Millis)>,
     pub(super) dropped: u64,
+    /// Provisional: messages are counted and also buffered, to be counted
+    /// again from the handoff point if the provisional counts are fenced.
+    pub(super) keep: bool,
 }
 
 impl Messages {
@@ -124,16 +148,21 @@ pub(super) struct Seat {
     /// Guilds seen and who is in voice there, as this instance sees it
     /// (kept in every role).
     pub(super) presence: Mutex<(HashSet<u64>, HashMap<MemberKey, Presence>)>,
+    /// Voice changes seen while standing by, in order (the oldest go first
+    /// past `BUFFER`): a takeover replays those from the handoff moment on,
+    /// so joins, camera toggles and leaves during a handover are credited
+    /// at their own times.
+    pub(super) voice_log: Mutex<VecDeque<(MemberKey, Option<Presence>, Millis)>>,
 }
 
 impl Seat {
-    pub(super) fn new(ttl: Duration) -> Seat {
+    /// `instance`: the spool directory's id. The holder's name is the same
+    /// after a restart on the same disk, which is how a restarted holder
+    /// knows a lease is its own (two processes never share a spool
+    /// directory: its lock).
+    pub(super) fn new(ttl: Duration, instance: &str) -> Seat {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let holder = format!(
-            "{host}:{}:{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
+        let holder = format!("{host}:{instance}");
         let single = ttl.is_zero();
         Seat {
             ttl,
@@ -145,6 +174,7 @@ impl Seat {
             }),
             voice_counts: AtomicBool::new(single),
             presence: Mutex::new((HashSet::new(), HashMap::new())),
+            voice_log: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -165,6 +195,19 @@ impl Seat {
     pub(super) fn voice_counts(&self) -> bool {
         self.voice_counts.load(Ordering::SeqCst)
     }
+
+    /// Keeps a voice change seen while standing by (call under the tracker
+    /// lock, as the takeover replays under it).
+    pub(super) fn log_voice(&self, member: MemberKey, presence: Option<Presence>, at: Millis) {
+        let mut log = self
+            .voice_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= BUFFER {
+            log.pop_front();
+        }
+        log.push_back((member, presence, at));
+    }
 }
 
 impl App {
@@ -182,6 +225,11 @@ impl App {
                 state: LeaseState::Standby,
                 epoch: 0,
                 mode: "lease in MongoDB",
+            },
+            Role::Provisional { .. } => Lease {
+                state: LeaseState::Provisional,
+                epoch: 0,
+                mode: "lease in MongoDB (not reachable yet)",
             },
         }
     }

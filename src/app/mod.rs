@@ -75,6 +75,7 @@ impl App {
         lease_ttl: Duration,
     ) -> App {
         let resume_grace_ms = i64::try_from(resume_grace.as_millis()).unwrap_or(i64::MAX);
+        let seat = lease::Seat::new(lease_ttl, writer.instance_id());
         App {
             tracker: Mutex::new(Tracker::new(resume_grace_ms)),
             writer,
@@ -83,7 +84,7 @@ impl App {
             streak_min_secs: i64::try_from(streak_min.as_secs()).unwrap_or(i64::MAX),
             accepting: AtomicBool::new(true),
             link: std::sync::Mutex::new(None),
-            seat: lease::Seat::new(lease_ttl),
+            seat,
             resume_grace_ms,
         }
     }

@@ -97,9 +97,11 @@ impl App {
 impl App {
     /// A member's latest sessions, newest first, with the session in
     /// progress counted up to `now` (as `/ud` counts it), at least `wanted`
-    /// of them when there are that many; and whether every older session was
-    /// read too (`complete`). Never fails: if MongoDB cannot be read in
-    /// time, the answer holds the session in progress only and says so.
+    /// of them when there are that many, every one whole; and whether every
+    /// older session was read too (`complete`; if not, the list stops at
+    /// `wanted`, since the oldest session read may be cut short). Never
+    /// fails: if MongoDB cannot be read in time, the answer holds the
+    /// session in progress only and says so.
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub async fn member_history(
         &self,
@@ -111,10 +113,13 @@ impl App {
         let (stored, freshness) = self
             .read_fresh("history", self.store.history(member, wanted))
             .await;
-        let sessions = history::with_pending(
+        let mut sessions = history::with_pending(
             history::sessions(&stored.segments, stored.open_segment_start),
             pending,
         );
+        if !stored.complete {
+            sessions.truncate(wanted);
+        }
         (sessions, stored.complete, freshness)
     }
 }

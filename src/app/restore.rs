@@ -66,4 +66,27 @@ impl App {
             }
         }
     }
+
+    /// Starts sequence numbers above the high-water mark saved in MongoDB, so
+    /// a host with an empty spool and a clock behind the previous one's does
+    /// not issue numbers MongoDB would take for replays. Without MongoDB the
+    /// local floor (`spool.seq`) is all there is, and the log says so.
+    pub async fn raise_seq_floor(&self) {
+        match tokio::time::timeout(Duration::from_secs(3), self.store.seq_high_water()).await {
+            Ok(Ok(seq)) => {
+                self.writer.raise_seq_floor(seq);
+                tracing::debug!(
+                    seq,
+                    "sequence numbers start above the saved high-water mark"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %cause_chain(&e), consequence = "sequence numbers rely on the local spool and the clock", "cannot read the sequence high-water mark");
+            }
+            Err(_) => tracing::warn!(
+                consequence = "sequence numbers rely on the local spool and the clock",
+                "reading the sequence high-water mark timed out"
+            ),
+        }
+    }
 }

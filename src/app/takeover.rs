@@ -16,8 +16,9 @@ use crate::durable::op::Op;
 use crate::store::{Handoff, Taken};
 use crate::telemetry::cause_chain;
 
-/// How often a standby tries to take the lease.
-const STANDBY_TRY: Duration = Duration::from_secs(1);
+/// How often a standby tries to take the lease (one `findAndModify` each):
+/// after a release, commands go unanswered for at most this long.
+const STANDBY_TRY: Duration = Duration::from_millis(250);
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -34,13 +35,43 @@ impl App {
         renewed_at + self.seat.ttl * 2 / 3
     }
 
+    /// At start: takes the lease if it is free, stands by if another
+    /// instance holds it, and counts provisionally if MongoDB cannot be
+    /// asked (a lone instance starting during a database outage must not
+    /// lose what happens meanwhile). Returns whether this instance counts.
+    pub async fn start_lease(&self, restore: (Duration, Duration)) -> bool {
+        let asked = Instant::now();
+        match self
+            .store
+            .acquire_lease(&self.seat.holder, now_millis(), self.ttl_ms())
+            .await
+        {
+            Ok(Some(taken)) => {
+                self.take_over(taken, asked, restore).await;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                let since = now_millis();
+                // Counts now; writes stay paused until MongoDB answers.
+                lock(&self.seat.messages).standby = false;
+                lock(&self.seat.messages).keep = true;
+                self.seat.voice_counts.store(true, Ordering::SeqCst);
+                self.seat.set_role(Role::Provisional { since });
+                tracing::warn!(error = %cause_chain(&e), consequence = "counting into the spool; once MongoDB answers, what was counted stands if the lease was free, and is set aside (fenced) if another instance held it", "cannot ask MongoDB for the lease; counting provisionally");
+                true
+            }
+        }
+    }
+
     /// Tries once to take the lease; on success takes over (restore,
     /// presence, buffered messages). Returns whether this instance holds it.
     pub async fn try_take_lease(&self, restore: (Duration, Duration)) -> bool {
-        match self.seat.role() {
+        let provisional = match self.seat.role() {
             Role::Single | Role::Holder { .. } => return true,
-            Role::Standby => {}
-        }
+            Role::Standby => None,
+            Role::Provisional { since } => Some(since),
+        };
         let asked = Instant::now();
         let taken = match self
             .store
@@ -48,28 +79,100 @@ impl App {
             .await
         {
             Ok(Some(t)) => t,
-            Ok(None) => return false,
+            Ok(None) => {
+                if provisional.is_some() {
+                    self.discard_provisional("another instance holds the lease")
+                        .await;
+                }
+                return false;
+            }
             Err(e) => {
                 tracing::debug!(error = %cause_chain(&e), "cannot ask for the lease");
                 return false;
             }
         };
+        if let Some(since) = provisional {
+            // Nobody else counted while this instance did: it was free
+            // (or this instance's own, from before a restart) and no
+            // holder's lease ran past the moment counting began.
+            let alone = taken.reclaimed
+                || (taken.handoff.is_none() && taken.expired_at.is_none_or(|e| e <= since));
+            if alone {
+                self.confirm_provisional(taken, asked).await;
+                return true;
+            }
+            self.discard_provisional("another instance held the lease meanwhile")
+                .await;
+        }
         self.take_over(taken, asked, restore).await;
         true
     }
 
-    async fn take_over(&self, taken: Taken, asked: Instant, restore: (Duration, Duration)) {
-        // Numbers above the previous holder's, and above the saved mark.
-        let floor = taken.handoff.map_or(0, |h| h.seq);
-        let saved = self.store.seq_high_water().await.unwrap_or(0);
-        self.writer.raise_seq_floor(floor.max(saved));
+    /// The lease was free: what was counted provisionally stands.
+    async fn confirm_provisional(&self, taken: Taken, asked: Instant) {
+        self.raise_seq_floor().await;
         self.writer.set_epoch(taken.epoch);
+        let valid_until = self.valid_until(asked);
         self.seat.set_role(Role::Holder {
             epoch: taken.epoch,
-            valid_until: self.valid_until(asked),
+            valid_until,
         });
+        self.writer.allow_writes_until(Some(valid_until));
+        let mut messages = lock(&self.seat.messages);
+        messages.keep = false;
+        messages.buffer.clear();
+        tracing::info!(
+            epoch = taken.epoch,
+            holder = %self.seat.holder,
+            reclaimed = taken.reclaimed,
+            "took the lease; this instance counts now (what it counted while MongoDB was unreachable stands)"
+        );
+    }
+
+    /// The lease was not free: what was counted provisionally is set aside
+    /// unwritten and the tracker starts over (a takeover restores it).
+    async fn discard_provisional(&self, why: &str) {
+        self.writer.fence_unleased();
+        let mut tracker = self.tracker.lock().await;
+        self.seat.voice_counts.store(false, Ordering::SeqCst);
+        *tracker = Tracker::new(self.resume_grace_ms);
+        lock(&self.seat.voice_log).clear();
+        drop(tracker);
+        {
+            let mut messages = lock(&self.seat.messages);
+            messages.standby = true;
+            messages.keep = false;
+        }
+        self.seat.set_role(Role::Standby);
+        tracing::warn!(
+            reason = why,
+            consequence = "what this instance counted while MongoDB was unreachable is set aside in SPOOL_DIR/fenced.log, not written",
+            "provisional counting discarded"
+        );
+    }
+
+    async fn take_over(&self, taken: Taken, asked: Instant, restore: (Duration, Duration)) {
+        // Numbers above the previous holder's, and above the saved mark.
+        self.writer
+            .raise_seq_floor(taken.handoff.map_or(0, |h| h.seq));
+        self.raise_seq_floor().await;
+        self.writer.set_epoch(taken.epoch);
+        // What this spool holds from an earlier epoch of ours was counted
+        // under a lease another instance has held since: that holder resumed
+        // from what MongoDB held, so it is fenced off, not written. (A lease
+        // taken back from ourselves was held by nobody else meanwhile.)
+        if !taken.reclaimed && (taken.handoff.is_some() || taken.expired_at.is_some()) {
+            self.writer.fence_below(taken.epoch);
+        }
+        let valid_until = self.valid_until(asked);
+        self.seat.set_role(Role::Holder {
+            epoch: taken.epoch,
+            valid_until,
+        });
+        self.writer.allow_writes_until(Some(valid_until));
         // The previous holder counted messages below `from`.
         let from = match (taken.handoff, taken.expired_at) {
+            _ if taken.reclaimed => 0,
             (Some(h), _) => h.snowflake,
             (None, Some(expired)) => snowflake_at(expired),
             (None, None) => 0,
@@ -78,6 +181,7 @@ impl App {
             epoch = taken.epoch,
             holder = %self.seat.holder,
             handoff = taken.handoff.is_some(),
+            reclaimed = taken.reclaimed,
             expired_at_ms = taken.expired_at,
             "took the lease; this instance counts now"
         );
@@ -87,6 +191,27 @@ impl App {
         {
             let mut tracker = self.tracker.lock().await;
             self.seat.voice_counts.store(true, Ordering::SeqCst);
+            // Voice changes since the previous holder stopped, at their times.
+            let replay_from = match (taken.handoff, taken.expired_at) {
+                (Some(h), _) => h.at,
+                (None, Some(expired)) => expired,
+                (None, None) => 0,
+            };
+            let log = std::mem::take(&mut *lock(&self.seat.voice_log));
+            let mut replayed = 0;
+            for (member, presence, at) in log {
+                if at >= replay_from && at <= now {
+                    replayed += 1;
+                    let effects = tracker.voice_update(member, presence, at);
+                    super::intake::log_effects(&effects);
+                    self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                }
+            }
+            tracing::info!(
+                replayed,
+                from_ms = replay_from,
+                "voice changes seen while standing by replayed"
+            );
             let (guilds, members) = lock(&self.seat.presence).clone();
             for guild in guilds {
                 let present: Vec<(u64, Presence)> = members
@@ -117,8 +242,9 @@ impl App {
         );
     }
 
-    /// Renews the lease; on loss, steps down to standby.
-    async fn renew_lease(&self) {
+    /// Renews the lease; on loss, steps down to standby. Writes are
+    /// allowed until two thirds of the TTL after the renewal was sent.
+    pub async fn renew_lease(&self) {
         let Role::Holder { epoch, valid_until } = self.seat.role() else {
             return;
         };
@@ -128,10 +254,11 @@ impl App {
             .renew_lease(&self.seat.holder, epoch, now_millis(), self.ttl_ms())
             .await
         {
-            Ok(true) => self.seat.set_role(Role::Holder {
-                epoch,
-                valid_until: self.valid_until(asked),
-            }),
+            Ok(true) => {
+                let valid_until = self.valid_until(asked);
+                self.seat.set_role(Role::Holder { epoch, valid_until });
+                self.writer.allow_writes_until(Some(valid_until));
+            }
             Ok(false) => {
                 self.step_down(epoch, "the lease was taken by another instance")
                     .await;
@@ -141,24 +268,30 @@ impl App {
             // someone does, the next renewal is refused and this instance
             // steps down (stepping down on errors would stop a lone
             // instance counting through every database outage).
+            // Once its validity lapses, writes pause (they would fail
+            // anyway while MongoDB is unreachable) until a renewal.
             Err(e) => {
                 let lapsed = Instant::now() >= valid_until;
-                tracing::warn!(error = %cause_chain(&e), lapsed, "cannot renew the lease; still counting, retrying");
+                tracing::warn!(error = %cause_chain(&e), lapsed, "cannot renew the lease; still counting into the spool, retrying");
             }
         }
     }
 
     async fn step_down(&self, epoch: u64, why: &str) {
+        // Nothing counted under this epoch is written any more.
+        self.writer.allow_writes_until(Some(Instant::now()));
+        self.writer.fence_below(epoch + 1);
         let mut tracker = self.tracker.lock().await;
         self.seat.voice_counts.store(false, Ordering::SeqCst);
         *tracker = Tracker::new(self.resume_grace_ms);
+        lock(&self.seat.voice_log).clear();
         drop(tracker);
         lock(&self.seat.messages).standby = true;
         self.seat.set_role(Role::Standby);
         tracing::error!(
             epoch,
             reason = why,
-            consequence = "this instance stands by; what it spooled under this epoch is refused where the new holder wrote (fencing)",
+            consequence = "this instance stands by; what it counted under this epoch and had not written is set aside in SPOOL_DIR/fenced.log, not written",
             "lease lost; stepping down"
         );
     }
@@ -199,6 +332,7 @@ impl App {
                 tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
             }
         }
+        self.writer.allow_writes_until(Some(Instant::now()));
         self.seat.set_role(Role::Standby);
     }
 }
@@ -210,7 +344,7 @@ pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: Canc
         let every = match app.seat.role() {
             Role::Single => return,
             Role::Holder { .. } => app.seat.ttl / 3,
-            Role::Standby => STANDBY_TRY,
+            Role::Standby | Role::Provisional { .. } => STANDBY_TRY,
         };
         tokio::select! {
             biased;
@@ -219,7 +353,7 @@ pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: Canc
         }
         match app.seat.role() {
             Role::Holder { .. } => app.renew_lease().await,
-            Role::Standby => {
+            Role::Standby | Role::Provisional { .. } => {
                 app.try_take_lease(restore).await;
             }
             Role::Single => return,

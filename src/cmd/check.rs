@@ -25,6 +25,10 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
         "OK: test write to {uri} (database {}, collection meta) succeeded",
         mongo.db
     );
+    println!(
+        "{}",
+        lease_line(&store, settings.tracking.lease_ttl_secs).await
+    );
     let dead = DeadLetters::in_dir(&settings.spool.dir);
     match dead.read() {
         Ok(letters) if !letters.is_empty() => println!(
@@ -35,5 +39,43 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => println!("WARNING: cannot read {}: {e}", dead.path().display()),
     }
+    let fenced = DeadLetters::fenced_in_dir(&settings.spool.dir);
+    if let Ok(letters) = fenced.read() {
+        if !letters.is_empty() {
+            println!(
+                "NOTE: {} increments in {} were counted under a lease this instance lost and were never written (kept for inspection)",
+                letters.len(),
+                fenced.path().display()
+            );
+        }
+    }
     Ok(())
+}
+
+/// Who holds the lease, as stored (`LEASE_TTL_SECS=0`: none is used).
+async fn lease_line(store: &crate::store::Store, ttl_secs: u64) -> String {
+    if ttl_secs == 0 {
+        return "lease: off (LEASE_TTL_SECS=0: run exactly one instance)".into();
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    match store.read_lease().await {
+        Ok(None) => "lease: not taken yet (the first instance to start takes it)".into(),
+        Ok(Some(l)) if l.released => format!(
+            "lease: released by {} at epoch {} (the next instance takes it at once)",
+            l.holder, l.epoch
+        ),
+        Ok(Some(l)) if l.expires_at > now => format!(
+            "lease: held by {} at epoch {}, valid for {} s more unless renewed",
+            l.holder,
+            l.epoch,
+            crate::core::whole_secs(now, l.expires_at)
+        ),
+        Ok(Some(l)) => format!(
+            "lease: expired {} s ago (last held by {} at epoch {}); the next instance takes it",
+            crate::core::whole_secs(l.expires_at, now),
+            l.holder,
+            l.epoch
+        ),
+        Err(e) => format!("WARNING: cannot read the lease: {e}"),
+    }
 }

@@ -32,10 +32,7 @@ pub async fn render_ud(
         .await
         .with_context(cannot_read(&settings.mongo))?;
     let days = daily(&stored, None, now, tz, CHART_DAYS);
-    let title = format!(
-        "user {user} in guild {guild}: last {CHART_DAYS} days ({})",
-        tz.name()
-    );
+    let title = format!("user {user}: last {CHART_DAYS} days ({})", tz.name());
     // CPU work, but this process does nothing else meanwhile.
     let png = render_chart(&days, &title)?;
     tokio::fs::write(out, &png)

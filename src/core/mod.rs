@@ -13,6 +13,7 @@
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
 //!   and voice per local day over all history.
 //! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
+//! - [`paging`]: page math for ◀ ▶ buttons (which items a page shows, ends).
 //! - [`streak`]: current and longest streaks of days with enough voice time.
 //! - [`leaderboard`]: day splitting and period keys of the rollups, ranks
 //!   with ties, paging.
@@ -21,6 +22,7 @@ pub mod daily;
 pub mod history;
 pub mod leaderboard;
 pub mod link;
+pub mod paging;
 pub mod periods;
 pub mod policy;
 pub mod stats;

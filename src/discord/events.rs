@@ -61,6 +61,10 @@ pub(super) async fn on_event(
             app.voice_update(member, presence(new, afk), now_millis())
                 .await;
         }
+        // Buttons whose pager is gone (the live ones answer themselves).
+        FullEvent::InteractionCreate {
+            interaction: serenity::Interaction::Component(press),
+        } => super::pager::answer_stale(ctx, press, app).await,
         FullEvent::Message { new_message: m } => {
             let facts = MessageFacts {
                 in_guild: m.guild_id.is_some(),

@@ -7,6 +7,7 @@
 mod commands;
 mod errors;
 mod events;
+mod pager;
 mod watch;
 
 pub use watch::watch_gateway;
@@ -33,7 +34,7 @@ pub fn intents() -> GatewayIntents {
 
 /// Builds the serenity client: HTTP pointed at `api_url` (a Discord-compatible
 /// test server when it is not Discord's), poise with the slash commands, the
-/// event handler.
+/// event handler; paged answers keep their buttons for `buttons_timeout`.
 ///
 /// # Errors
 /// The client cannot be built.
@@ -41,6 +42,7 @@ pub async fn client(
     token: &str,
     api_url: &str,
     dev_guild: Option<u64>,
+    buttons_timeout: std::time::Duration,
     app: Data,
 ) -> anyhow::Result<serenity::Client> {
     let mut http = serenity::HttpBuilder::new(token);
@@ -56,8 +58,8 @@ pub async fn client(
                 Box::pin(events::on_event(ctx, event, data))
             },
             on_error: |error| Box::pin(errors::on_error(error)),
-            // Only the lease holder answers; a standby stays silent.
-            command_check: Some(|ctx| Box::pin(async move { Ok(ctx.data().lease().held()) })),
+            // Only the instance that counts answers; a standby stays silent.
+            command_check: Some(|ctx| Box::pin(async move { Ok(ctx.data().lease().counts()) })),
             ..Default::default()
         })
         .setup(move |ctx, ready, framework| {
@@ -85,6 +87,8 @@ pub async fn client(
         .build();
     Ok(
         serenity::ClientBuilder::new_with_http(http.build(), intents())
+            .type_map_insert::<pager::ButtonsTimeout>(buttons_timeout)
+            .type_map_insert::<pager::LivePagers>(std::sync::Arc::default())
             .framework(framework)
             .await?,
     )

@@ -2,14 +2,16 @@
 //! retries), sets aside what a document refuses for good, and commits.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::dead_letters::{set_aside, DeadLetters};
+use super::dead_letters::{set_aside, DeadLetter, DeadLetters};
 use super::high_water::HighWater;
+use super::op::Sequenced;
 use super::retry::apply_with_retry;
 use super::spool::Spool;
 use super::writer::{Shared, WriterOptions};
@@ -25,6 +27,7 @@ pub(super) async fn run_applier(
     stop: CancellationToken,
 ) {
     let mut high_water = HighWater::default();
+    let fenced = DeadLetters::fenced_in_dir(dead.path().parent().unwrap_or(Path::new(".")));
     // Ops set aside as dead letters (this run or earlier ones): a replay of
     // the spool must not apply them through the normal path.
     let mut excluded: HashSet<(u64, String)> = dead
@@ -68,8 +71,16 @@ pub(super) async fn run_applier(
         high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
         high_water.maybe_flush(&store).await;
         let fresh_from = spool.own_from();
+        let Some(live) = set_aside_fenced(&fenced, &batch.records, &shared).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        // A batch has one epoch. If the lease is lost while it waits for the
+        // gate (or retries), it is read again and set aside.
+        let epoch = live.first().map_or(0, |r| r.epoch);
         let (report, failed) = tokio::select! {
-            r = apply_with_retry(&store, &batch, &shared, opts.retry, fresh_from, &excluded) => r,
+            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
+            () = shared.gate.until_fenced(epoch), if !live.is_empty() => continue,
             () = stop.cancelled() => return,
         };
         if !failed.is_empty() {
@@ -103,6 +114,64 @@ pub(super) async fn run_applier(
         let committed = tokio::task::spawn_blocking(move || s.commit(&batch)).await;
         if let Ok(Err(e)) | Err(e) = committed.map_err(std::io::Error::other) {
             tracing::error!(error = %cause_chain(&e), consequence = "applied records will be replayed, harmlessly", "cannot truncate the spool");
+        }
+    }
+}
+
+/// Sets aside, unwritten, the records of `batch` stamped with an epoch below
+/// the fence (a lease this instance lost) and returns the others. `None`:
+/// the fenced file cannot be written, so the batch must stay in the spool.
+async fn set_aside_fenced(
+    file: &DeadLetters,
+    batch: &[Sequenced],
+    shared: &Shared,
+) -> Option<Vec<Sequenced>> {
+    let (fenced, live): (Vec<&Sequenced>, Vec<&Sequenced>) =
+        batch.iter().partition(|r| shared.gate.fenced(r.epoch));
+    if fenced.is_empty() {
+        return Some(batch.to_vec());
+    }
+    let at = chrono::Utc::now().timestamp_millis();
+    let letters: Vec<DeadLetter> = fenced
+        .iter()
+        .map(|r| DeadLetter {
+            seq: r.seq,
+            op: r.op.clone(),
+            collection: "fenced".into(),
+            document: format!("epoch {}", r.epoch),
+            error: if r.epoch == 0 {
+                "counted before MongoDB could say who holds the lease; another instance held it"
+                    .into()
+            } else {
+                format!(
+                    "counted under lease epoch {}, lost before it was written",
+                    r.epoch
+                )
+            },
+            at,
+        })
+        .collect();
+    let f = file.clone();
+    let n = letters.len() as u64;
+    match tokio::task::spawn_blocking(move || f.append(&letters)).await {
+        Ok(Ok(())) => {
+            shared.fenced.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!(metric::OPS_FENCED).increment(n);
+            tracing::error!(
+                ops = n,
+                path = %file.path().display(),
+                consequence = "not written: the new holder resumed from what MongoDB held; kept in the file for inspection",
+                "increments counted under a lost lease fenced off"
+            );
+            Some(live.into_iter().cloned().collect())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %cause_chain(&e), path = %file.path().display(), consequence = "the batch stays in the spool", "cannot write the fenced-ops file");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %cause_chain(&e), "fenced-ops writer task failed");
+            None
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::core::Millis;
 use crate::store::FailedWrite;
 
 const FILE_NAME: &str = "dead-letters.log";
+const FENCED_FILE_NAME: &str = "fenced.log";
 
 /// One op one document refused, with why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,16 @@ impl DeadLetters {
     pub fn in_dir(spool_dir: &Path) -> DeadLetters {
         DeadLetters {
             path: spool_dir.join(FILE_NAME),
+        }
+    }
+
+    /// The file of ops fenced off by a lost lease (`fenced.log`, same
+    /// format; never retried by `dead-letters --retry`: another holder
+    /// resumed from what MongoDB held, so applying them could count twice).
+    #[must_use]
+    pub fn fenced_in_dir(spool_dir: &Path) -> DeadLetters {
+        DeadLetters {
+            path: spool_dir.join(FENCED_FILE_NAME),
         }
     }
 

@@ -6,10 +6,12 @@
 //! - [`writer`]: the spooler and applier tasks, group commit, shutdown drain.
 //! - [`retry`]: backoff and the retry loop around one batch.
 //! - [`dead_letters`]: ops a poison document refused, kept for an operator.
+//! - `gate`: when the applier may write under a lease, and the fence.
 //! - `high_water`: the highest applied sequence number, saved in MongoDB.
 
 mod applier;
 pub mod dead_letters;
+mod gate;
 mod high_water;
 pub mod op;
 mod outbox;

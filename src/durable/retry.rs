@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::spool::Batch;
+use super::op::Sequenced;
 use super::writer::Shared;
 use crate::store::{ApplyProgress, ApplyReport, FailedWrite, Store, StoreError};
 use crate::telemetry::{cause_chain, prometheus as metric};
@@ -49,16 +49,16 @@ impl RetryPolicy {
 /// Applies one batch until it succeeds. Each failed attempt is logged; after
 /// `policy.attempts` the final failure is logged and, since the batch is safe
 /// in the spool, the cycle starts again after a pause.
-#[tracing::instrument(skip_all, fields(ops = batch.records.len(), first_seq = batch.records.first().map(|r| r.seq)))]
+#[tracing::instrument(skip_all, fields(ops = records.len(), first_seq = records.first().map(|r| r.seq)))]
 pub(super) async fn apply_with_retry(
     store: &Store,
-    batch: &Batch,
+    records: &[Sequenced],
     shared: &Shared,
     policy: RetryPolicy,
     fresh_from: u64,
     excluded: &HashSet<(u64, String)>,
 ) -> (ApplyReport, Vec<FailedWrite>) {
-    let ops = batch.records.len();
+    let ops = records.len();
     // Steps of this batch already applied: a retry resumes after them.
     let mut progress = ApplyProgress::fresh_from(fresh_from);
     progress.excluded.clone_from(excluded);
@@ -66,8 +66,11 @@ pub(super) async fn apply_with_retry(
         let mut attempt = 0;
         let error = loop {
             attempt += 1;
+            // A lease holder whose validity lapsed (frozen, cut off) writes
+            // nothing until a renewal; checked before every attempt.
+            shared.gate.wait_open().await;
             let started = Instant::now();
-            match store.apply_resumable(&batch.records, &mut progress).await {
+            match store.apply_resumable(records, &mut progress).await {
                 Ok(report) => {
                     metrics::histogram!(metric::WRITE_DURATION).record(started.elapsed());
                     if !shared.db_ok.swap(true, Ordering::Relaxed) {

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::applier::run_applier;
 use super::dead_letters::DeadLetters;
+use super::gate::Gate;
 use super::op::Op;
 use super::outbox::Outbox;
 use super::retry::RetryPolicy;
@@ -49,6 +50,10 @@ pub struct WriterOptions {
     pub apply_batch: usize,
     /// Retry policy for one apply.
     pub retry: RetryPolicy,
+    /// Writes wait for [`Writer::allow_writes_until`] (a lease is in use:
+    /// nothing is written, not even the previous run's spool, before this
+    /// instance holds it).
+    pub writes_start_paused: bool,
 }
 
 impl Default for WriterOptions {
@@ -57,6 +62,7 @@ impl Default for WriterOptions {
             spool_batch: 8_192,
             apply_batch: 4_000,
             retry: RetryPolicy::default(),
+            writes_start_paused: false,
         }
     }
 }
@@ -77,6 +83,10 @@ pub(super) struct Shared {
     pub(super) seq_anomalies: AtomicU64,
     /// Letters in the dead-letter file (at start, plus those set aside since).
     pub(super) dead_letters: AtomicU64,
+    /// Ops of a lost lease epoch set aside in `fenced.log` since start.
+    pub(super) fenced: AtomicU64,
+    /// When writes are allowed, and the fence (see `gate`).
+    pub(super) gate: Gate,
     /// False from the first failed attempt until the next success.
     pub(super) db_ok: AtomicBool,
     pub(super) wake_applier: Notify,
@@ -113,6 +123,11 @@ pub struct WriterStatus {
     pub seq_anomalies: u64,
     /// Ops in the dead-letter file, waiting for an operator.
     pub dead_letters: u64,
+    /// Ops of a lease epoch this instance lost, set aside unwritten.
+    pub fenced: u64,
+    /// Whether writes are allowed now (false while a lease holder's
+    /// validity has lapsed, and on a standby).
+    pub writes_allowed: bool,
     /// Size of the spool file.
     pub spool_bytes: u64,
     /// Sequence number of the oldest record not yet applied, if any: its
@@ -159,6 +174,8 @@ impl Writer {
             commands: self.shared.commands.load(Ordering::Relaxed),
             seq_anomalies: self.shared.seq_anomalies.load(Ordering::Relaxed),
             dead_letters: self.shared.dead_letters.load(Ordering::Relaxed),
+            fenced: self.shared.fenced.load(Ordering::Relaxed),
+            writes_allowed: self.shared.gate.is_open(),
             spool_bytes: usage.bytes,
             oldest_unapplied_seq: Some(self.shared.oldest_unapplied_seq.load(Ordering::Relaxed))
                 .filter(|seq| *seq > 0),
@@ -183,6 +200,33 @@ impl Writer {
     /// Stamps ops spooled from now on with the lease epoch (fencing).
     pub fn set_epoch(&self, epoch: u64) {
         self.spool.set_epoch(epoch);
+    }
+
+    /// Allows writes until `until` (the lease's local validity; `None`: for
+    /// good). Writes pause once it passes, until the next call.
+    pub fn allow_writes_until(&self, until: Option<Instant>) {
+        self.shared.gate.allow_until(until);
+        self.shared.wake_applier.notify_one();
+    }
+
+    /// Never writes ops stamped without a lease (epoch 0): counted while
+    /// MongoDB could not say who holds the lease, which was not free.
+    pub fn fence_unleased(&self) {
+        self.shared.gate.fence_unleased();
+        self.shared.wake_applier.notify_one();
+    }
+
+    /// Never writes ops stamped with an epoch below `epoch`: they were
+    /// counted under a lease this instance lost (they go to `fenced.log`).
+    pub fn fence_below(&self, epoch: u64) {
+        self.shared.gate.fence_below(epoch);
+        self.shared.wake_applier.notify_one();
+    }
+
+    /// The spool directory's id (see [`Spool::instance_id`]).
+    #[must_use]
+    pub fn instance_id(&self) -> &str {
+        self.spool.instance_id()
     }
 
     /// The highest sequence number issued so far (the handoff point).
@@ -234,6 +278,7 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
     let outbox = Arc::new(Outbox::default());
     let shared = Arc::new(Shared {
         db_ok: AtomicBool::new(true),
+        gate: Gate::new(opts.writes_start_paused),
         ..Shared::default()
     });
     let spool = Arc::new(spool);

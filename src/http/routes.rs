@@ -78,7 +78,7 @@ fn sample_gauges(app: &App) {
     metrics::gauge!(metric::SPOOL_BACKLOG).set(status.backlog as f64);
     metrics::gauge!(metric::SPOOL_OLDEST_UNAPPLIED).set(status.oldest_unapplied_age(now_micros));
     metrics::gauge!(metric::DEAD_LETTERS_WAITING).set(status.dead_letters as f64);
-    // Today the single instance's lease (see `app::lease`, the seam).
+    metrics::gauge!(metric::WRITES_ALLOWED).set(if status.writes_allowed { 1.0 } else { 0.0 });
     let lease = app.lease();
     for state in LeaseState::ALL {
         let on = if lease.state == state { 1.0 } else { 0.0 };

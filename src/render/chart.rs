@@ -34,6 +34,8 @@ pub const PLOT_BOTTOM: i32 = 290;
 const TEXT: Rgb = [0xF2, 0xF3, 0xF5];
 const MUTED: Rgb = [0xB5, 0xBA, 0xC1];
 const GRID: Rgb = [0x3A, 0x3C, 0x42];
+const TITLE_X: f32 = 20.0;
+const TITLE_SIZE: f32 = 18.0;
 const PLOT_LEFT: i32 = 56;
 const PLOT_RIGHT: i32 = 784;
 const DAY_LABEL_Y: f32 = 308.0;
@@ -61,8 +63,9 @@ pub fn render_chart(days: &[DayTotals], title: &str) -> Result<Vec<u8>, ChartErr
         return Err(ChartError::NoDays);
     }
     let mut c = Canvas::new(WIDTH, HEIGHT, BACKGROUND)?;
-    c.text(title, 20.0, 32.0, 18.0, Align::Left, TEXT);
-    legend(&mut c);
+    let legend_left = legend(&mut c);
+    let title = fit(&c, title, TITLE_SIZE, legend_left - TITLE_X - 16.0);
+    c.text(&title, TITLE_X, 32.0, TITLE_SIZE, Align::Left, TEXT);
 
     let scale = HourScale::for_max(days.iter().map(DayTotals::voice_secs).max().unwrap_or(0));
     let plot_h = f64::from(PLOT_BOTTOM - PLOT_TOP);
@@ -165,7 +168,24 @@ fn day_label(date: NaiveDate) -> String {
     format!("{weekday} {}", date.format("%d"))
 }
 
-fn legend(c: &mut Canvas) {
+/// `text`, cut short with "…" to be at most `max_width` wide at `size`.
+fn fit(c: &Canvas, text: &str, size: f32, max_width: f32) -> String {
+    if c.text_width(text, size) <= max_width {
+        return text.to_owned();
+    }
+    let mut chars: Vec<char> = text.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let cut = format!("{}…", chars.iter().collect::<String>().trim_end());
+        if c.text_width(&cut, size) <= max_width {
+            return cut;
+        }
+    }
+    String::new()
+}
+
+/// Draws the legend at the top right; returns its left edge.
+fn legend(c: &mut Canvas) -> f32 {
     let items = [
         (CAM_ON, "camera on"),
         (CAM_OFF, "camera off"),
@@ -176,12 +196,14 @@ fn legend(c: &mut Canvas) {
         .map(|(_, l)| 12.0 + 6.0 + c.text_width(l, 12.0) + 16.0)
         .sum();
     let mut x = WIDTH as f32 - 20.0 - width + 16.0;
+    let left = x;
     for (colour, label) in items {
         let x0 = to_px(f64::from(x));
         c.fill_rect(x0, 21, x0 + 12, 33, colour);
         c.text(label, x + 18.0, 32.0, 12.0, Align::Left, MUTED);
         x += 12.0 + 6.0 + c.text_width(label, 12.0) + 16.0;
     }
+    left
 }
 
 /// A pixel coordinate or length: rounded, and small by construction.

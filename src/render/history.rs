@@ -8,11 +8,9 @@ use chrono_tz::Tz;
 
 use super::text::format_duration;
 use crate::core::history::Session;
+use crate::core::paging::Page;
 use crate::core::stats::Freshness;
 use crate::core::Millis;
-
-/// Sessions per `/history` page.
-pub const PAGE: usize = 10;
 
 fn local(at: Millis, tz: Tz, format: &str) -> String {
     tz.timestamp_millis_opt(at)
@@ -34,14 +32,15 @@ fn span(s: &Session, tz: Tz) -> String {
     format!("{start} – {end}")
 }
 
-/// The `/history` answer for the member called `name`: the first [`PAGE`]
-/// of `sessions` (newest first), their sums, and how many older ones exist
-/// (`complete`: every session was read, so the count is exact).
+/// One `/history` page for the member called `name`: the sessions of
+/// `page` among `sessions` (newest first, every one read whole), their sums,
+/// which page it is, and how many older ones exist (exactly, unless
+/// `page.more`: more exist than were read).
 #[must_use]
 pub fn render_history(
     name: &str,
     sessions: &[Session],
-    complete: bool,
+    page: &Page,
     tz: Tz,
     freshness: Freshness,
 ) -> String {
@@ -53,9 +52,14 @@ pub fn render_history(
     if sessions.is_empty() {
         return format!("**{name}** has no voice sessions yet.{lag}");
     }
-    let shown = &sessions[..sessions.len().min(PAGE)];
+    let shown = &sessions[page.items()];
+    let which = if page.is_paged() {
+        format!(" · {}", page.label())
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "🕘 **Latest sessions of {name}** (times in {})\n",
+        "🕘 **Latest sessions of {name}** (times in {}){which}\n",
         tz.name()
     );
     for s in shown {
@@ -81,13 +85,13 @@ pub fn render_history(
         format_duration(off),
         format_duration(on + off),
     );
-    let older = sessions.len() - shown.len();
-    if older > 0 || !complete {
-        let more = if complete { "" } else { "more than " };
+    let older = page.after();
+    if older > 0 || page.more {
+        let more = if page.more { "more than " } else { "" };
         let _ = write!(
             out,
             "\n-# …and {more}{older} older session{} not shown.",
-            if older == 1 && complete { "" } else { "s" }
+            if older == 1 && !page.more { "" } else { "s" }
         );
     }
     out.push_str(lag);
@@ -133,6 +137,7 @@ pub fn render_history_table(sessions: &[Session], tz: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::paging::PER_PAGE;
 
     fn session(start: Millis, end: Millis, on: i64, off: i64, open: bool) -> Session {
         Session {
@@ -157,7 +162,7 @@ mod tests {
         let text = render_history(
             "Ada",
             &s,
-            true,
+            &Page::of(0, s.len(), PER_PAGE, false),
             chrono_tz::Europe::Paris,
             Freshness::Current,
         );
@@ -194,12 +199,64 @@ mod tests {
                 )
             })
             .collect();
-        let text = render_history("Ada", &s, true, chrono_tz::UTC, Freshness::Current);
-        assert_eq!(text.matches("<#42>").count(), PAGE);
+        let page = |index, more| Page::of(index, s.len(), PER_PAGE, more);
+        let text = render_history(
+            "Ada",
+            &s,
+            &page(0, false),
+            chrono_tz::UTC,
+            Freshness::Current,
+        );
+        assert_eq!(text.matches("<#42>").count(), PER_PAGE);
         assert!(text.contains("…and 3 older sessions not shown"), "{text}");
-        let partial = render_history("Ada", &s, false, chrono_tz::UTC, Freshness::Current);
+        let partial = render_history(
+            "Ada",
+            &s,
+            &page(0, true),
+            chrono_tz::UTC,
+            Freshness::Current,
+        );
         assert!(partial.contains("more than 3 older sessions"), "{partial}");
-        let none = render_history("Ada", &[], true, chrono_tz::UTC, Freshness::Current);
+        let none = render_history(
+            "Ada",
+            &[],
+            &Page::of(0, 0, PER_PAGE, false),
+            chrono_tz::UTC,
+            Freshness::Current,
+        );
         assert!(none.contains("no voice sessions yet"), "{none}");
+    }
+
+    #[test]
+    fn a_later_page_shows_its_sessions_and_says_which_page() {
+        // 13 sessions an hour apart, newest first: page 2 holds the 11th to 13th.
+        let s: Vec<Session> = (0..13)
+            .map(|i| {
+                session(
+                    T0 - i * 3_600_000,
+                    T0 - i * 3_600_000 + 60_000,
+                    60,
+                    0,
+                    false,
+                )
+            })
+            .collect();
+        let page = Page::of(1, s.len(), PER_PAGE, false);
+        let text = render_history("Ada", &s, &page, chrono_tz::UTC, Freshness::Current);
+        assert!(text.contains("· page 2 of 2\n"), "{text}");
+        assert_eq!(text.matches("<#42>").count(), 3);
+        assert!(text.contains("`2026-11-26 00:00 – 00:01`"), "{text}");
+        assert!(text.contains("`2026-11-25 22:00 – 22:01`"), "{text}");
+        assert!(!text.contains("`2026-11-26 01:00"), "{text}");
+        assert!(text.contains("3 sessions shown:** 📷 3m 0s"), "{text}");
+        assert!(!text.contains("older"), "{text}");
+        let first = render_history(
+            "Ada",
+            &s[..10],
+            &Page::of(0, 10, PER_PAGE, false),
+            chrono_tz::UTC,
+            Freshness::Current,
+        );
+        assert!(!first.contains("page"), "one page says no page: {first}");
     }
 }

@@ -33,11 +33,16 @@ pub struct Taken {
     /// When the previous holder's lease expired, if it did not release it
     /// (`None`: there was no previous holder).
     pub expired_at: Option<Millis>,
+    /// The previous holder was this instance (same spool directory): a
+    /// process restarted after a crash takes its lease back at once, and
+    /// what its spool holds was counted by nobody else.
+    pub reclaimed: bool,
 }
 
 impl Store {
     /// Takes the lease for `holder` for `ttl_ms` if it is free (expired,
-    /// released or absent). `None`: another instance holds it.
+    /// released or absent) or already `holder`'s (a restart on the same
+    /// spool directory). `None`: another instance holds it.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
@@ -52,6 +57,7 @@ impl Store {
             "$or": [
                 { "expires_at": { "$lt": DateTime::from_millis(now) } },
                 { "released": true },
+                { "holder": holder },
             ],
         };
         let update = doc! {
@@ -82,8 +88,9 @@ impl Store {
                 epoch: 1,
                 handoff: None,
                 expired_at: None,
+                reclaimed: false,
             },
-            Some(d) => taken_from(&d),
+            Some(d) => taken_from(&d, holder),
         }))
     }
 
@@ -144,7 +151,34 @@ impl Store {
     }
 }
 
-fn taken_from(d: &Document) -> Taken {
+/// The lease as stored, for `check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub epoch: u64,
+    pub expires_at: Millis,
+    pub released: bool,
+}
+
+impl Store {
+    /// The lease document, if any instance ever took it.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn read_lease(&self) -> Result<Option<LeaseRecord>, StoreError> {
+        let found = self.decisive(META).find_one(doc! { "_id": LEASE }).await?;
+        Ok(found.map(|d| LeaseRecord {
+            holder: d.get_str("holder").unwrap_or_default().to_owned(),
+            epoch: u64::try_from(int(&d, "epoch")).unwrap_or(0),
+            expires_at: d
+                .get_datetime("expires_at")
+                .map_or(0, |t| t.timestamp_millis()),
+            released: d.get_bool("released").unwrap_or(false),
+        }))
+    }
+}
+
+fn taken_from(d: &Document, holder: &str) -> Taken {
     let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
     let released = d.get_bool("released").unwrap_or(false);
     let handoff = d
@@ -164,6 +198,7 @@ fn taken_from(d: &Document) -> Taken {
         epoch,
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
+        reclaimed: d.get_str("holder") == Ok(holder),
     }
 }
 

@@ -35,6 +35,10 @@ pub const WRITE_RETRIES: &str = "study_tracker_write_retries_total";
 pub const DEAD_LETTERS: &str = "study_tracker_dead_letters_total";
 /// Ops in the dead-letter file, waiting for an operator.
 pub const DEAD_LETTERS_WAITING: &str = "study_tracker_dead_letters_waiting";
+/// Ops counted under a lease this instance lost, set aside unwritten.
+pub const OPS_FENCED: &str = "study_tracker_ops_fenced_total";
+/// 1 while writes are allowed (0: a lease holder's validity lapsed, or standby).
+pub const WRITES_ALLOWED: &str = "study_tracker_writes_allowed";
 /// Voice sessions the tracker holds open.
 pub const OPEN_SESSIONS: &str = "study_tracker_open_sessions";
 /// 1 for this instance's lease `state` (`holder` or `standby`), 0 for the other.
@@ -103,6 +107,14 @@ fn describe() {
         "Increments set aside as dead letters since start."
     );
     describe_gauge!(DEAD_LETTERS_WAITING, "Increments in the dead-letter file.");
+    describe_counter!(
+        OPS_FENCED,
+        "Increments counted under a lost lease, set aside unwritten (fenced.log)."
+    );
+    describe_gauge!(
+        WRITES_ALLOWED,
+        "1 while this instance may write (0: lease validity lapsed, or standby)."
+    );
     describe_gauge!(OPEN_SESSIONS, "Voice sessions open in the tracker.");
     describe_gauge!(LEASE_STATE, "1 for this instance's lease state.");
     describe_gauge!(LEASE_EPOCH, "Epoch of the lease this instance holds.");

@@ -9,7 +9,9 @@ use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
 use study_tracker::store::{Handoff, Store};
 
-use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
+use crate::e2e::{
+    assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1,
+};
 use crate::support::bot::{spawn_bot, Bot, BotConfig};
 use crate::support::db::fresh_db;
 use crate::support::http::get;
@@ -62,6 +64,31 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         (c.epoch, c.handoff, c.expired_at),
         (3, None, Some(NOW + 7_600))
     );
+    assert!(!c.reclaimed);
+    // Its holder restarted on the same spool directory takes it back at
+    // once, unexpired, under a new epoch; nobody else can.
+    assert!(store
+        .acquire_lease("b", NOW + 8_100, 3_000)
+        .await
+        .unwrap()
+        .is_none());
+    let again = store
+        .acquire_lease("c", NOW + 8_200, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.epoch, again.reclaimed), (4, true));
+    assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
+    // `check` says who holds it (here: expired long ago, by the wall clock).
+    let (status, stdout, stderr) = crate::support::bot::run_cli(
+        &["check"],
+        &[("MONGODB_URI", &db.uri), ("MONGODB_DB", &db.name)],
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("lease: expired") && stdout.contains("last held by c at epoch 4"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +125,7 @@ async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     assert_eq!(m.messages, 3);
 }
 
-fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
+pub fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
     let mut c = BotConfig::new(&env.sim, &env.db.uri, &env.db.name, spool);
     c.extra_env.push(("LEASE_TTL_SECS".into(), "3".into()));
     c.extra_env
@@ -106,13 +133,13 @@ fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
     c
 }
 
-async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
+pub async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
     let r = get(bot.http_addr(), "/readyz").await;
     (r.status, r.json())
 }
 
 /// Two bots: A holds the lease, B stands by (connected to the simulator).
-async fn pair(env: &Env, spool_b: &std::path::Path) -> (Bot, Bot) {
+pub async fn pair(env: &Env, spool_b: &std::path::Path) -> (Bot, Bot) {
     let a = env.start_bot(&leased(env, env.spool.path())).await;
     a.wait_log("took the lease", CONNECT).await;
     let n = env.sim.connections() + 1;
@@ -139,21 +166,26 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["lease"]["held"], false);
     // Messages at a steady rate from two members across the handover.
-    let sender = {
-        let sim = env.sim.clone();
-        tokio::spawn(async move {
-            let mut sent = 0;
-            for i in 0..150 {
-                let author = if i % 2 == 0 { ALICE } else { BOB };
-                sim.send_message(Some(GUILD), TEXT, author, false).await;
-                sent += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            sent
-        })
-    };
+    let sender = steady_messages(&env, 150);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env
+        .sim
+        .send_command(GUILD, TEXT, BOB, "ud", &[])
+        .expect("a session to deliver to");
+    env.sim
+        .wait_reply(before, Duration::from_secs(10))
+        .await
+        .unwrap();
     a.sigterm();
+    let during = env.sim.send_command(GUILD, TEXT, BOB, "ud", &[]);
+    // During the handover (the old holder settles and drains, the standby
+    // has not taken over): a camera toggle and a join, each to be credited
+    // from its own moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    let toggled = Instant::now();
+    env.sim.set_voice(GUILD, DAVE, Some(VC1), false).await;
+    let dave_joined = Instant::now();
     assert!(a.wait_exit(Duration::from_secs(20)).await.success());
     let sent: i64 = sender.await.unwrap();
     b.wait_log("took the lease", Duration::from_secs(10)).await;
@@ -164,7 +196,8 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         .await
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
+    env.sim.set_voice(GUILD, DAVE, None, false).await;
     let left = Instant::now();
     let store = env.store();
     let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
@@ -173,31 +206,70 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         "messages: {} of {sent}",
         total().await
     );
-    let want = secs(joined, left);
+    let (off, on) = (secs(joined, toggled), secs(toggled, left));
     assert!(
         eventually(Duration::from_secs(20), || async {
-            stored(&store, CAROL).await.1 >= want - 1
+            let (c_on, c_off, _) = stored(&store, CAROL).await;
+            c_on + c_off >= off + on - 1 && stored(&store, DAVE).await.1 >= 1
         })
         .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(total().await, sent, "every message exactly once");
     assert_eq!(stored(&store, ALICE).await.2, sent / 2);
+    let (c_on, c_off, _) = stored(&store, CAROL).await;
     assert_close(
-        stored(&store, CAROL).await.1,
-        want,
-        "voice across the handover",
+        c_off,
+        off,
+        "camera off until the toggle during the handover",
     );
-    // Only the new holder answers, once.
-    let id = env
+    assert_close(c_on, on, "camera on from the toggle during the handover");
+    assert_close(
+        stored(&store, DAVE).await.1,
+        secs(dave_joined, left),
+        "a join during the handover, from its own moment",
+    );
+    // Before the signal only the old holder answered, during the handover
+    // at most one of them, after it only the new holder: each once.
+    let during = during.expect("a session to deliver to");
+    assert!(
+        env.sim.interaction_callbacks(during).len() <= 1,
+        "{:?}",
+        env.sim.interaction_callbacks(during)
+    );
+    let after = env
         .sim
         .send_command(GUILD, TEXT, ALICE, "ud", &[])
         .expect("a session to deliver to");
     env.sim
-        .wait_reply(id, Duration::from_secs(10))
+        .wait_reply(after, Duration::from_secs(10))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in [before, after] {
+        assert_answered_once(&env, id);
+    }
+    b.stop().await;
+}
+
+/// `n` messages, 20 ms apart, from Alice and Bob in turn; the task returns
+/// how many it sent.
+fn steady_messages(env: &Env, n: usize) -> tokio::task::JoinHandle<i64> {
+    let sim = env.sim.clone();
+    tokio::spawn(async move {
+        let mut sent = 0;
+        for i in 0..n {
+            let author = if i % 2 == 0 { ALICE } else { BOB };
+            sim.send_message(Some(GUILD), TEXT, author, false).await;
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sent
+    })
+}
+
+#[track_caller]
+fn assert_answered_once(env: &Env, id: u64) {
     let callbacks = env.sim.interaction_callbacks(id);
     assert_eq!(
         callbacks.iter().filter(|c| c.accepted).count(),
@@ -205,7 +277,6 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         "{callbacks:?}"
     );
     assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
-    b.stop().await;
 }
 
 #[tokio::test]

@@ -48,6 +48,7 @@ async fn a_flush_during_a_full_spool_at_shutdown_loses_no_second() {
             max: Duration::from_millis(200),
             after_final_failure: Duration::from_millis(200),
         },
+        ..WriterOptions::default()
     };
     let running = spawn_app_with(settings, writer).await;
     let app = running.app.clone();

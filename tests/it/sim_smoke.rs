@@ -3,6 +3,7 @@
 //! `Event::Unknown`. Two clients with one token (two gateway sessions for the same shard)
 //! are in `sim_smoke/sessions.rs`.
 
+mod components;
 mod sessions;
 
 use std::sync::{Arc, Mutex};

@@ -172,6 +172,29 @@ fn voice_by_day_covers_the_whole_history_cut_at_local_midnights() {
     );
 }
 
+#[test]
+fn a_stay_across_midnight_on_a_dst_night_splits_at_the_local_midnight() {
+    use chrono_tz::America::New_York;
+    // New York, 2026-11-01: 02:00 EDT becomes 01:00 EST. 23:00 EDT on the
+    // 31st (03:00Z) to 03:00 EST (08:00Z): 1 h before midnight, 4 h after
+    // (the night's repeated hour included).
+    let stored = member(vec![seg(
+        true,
+        "2026-11-01T03:00:00Z",
+        "2026-11-01T08:00:00Z",
+    )]);
+    assert_eq!(
+        voice_by_day(&stored, None, New_York),
+        vec![(date("2026-10-31"), 3600), (date("2026-11-01"), 4 * 3600)]
+    );
+    let d = daily(&stored, None, ms("2026-11-01T20:00:00Z"), New_York, 2);
+    assert_eq!((d[0].date, d[0].cam_on_secs), (date("2026-10-31"), 3600));
+    assert_eq!(
+        (d[1].date, d[1].cam_on_secs),
+        (date("2026-11-01"), 4 * 3600)
+    );
+}
+
 proptest! {
     #[test]
     fn voice_by_day_adds_up_to_the_stretches_and_agrees_with_daily(

@@ -1,15 +1,23 @@
-//! `/history [member]`: a member's latest sessions, rendered by
+//! `/history [member]`: a member's sessions, newest first, a page of
+//! [`PER_PAGE`] at a time with ◀ ▶ ([`crate::discord::pager`]), rendered by
 //! [`crate::render::render_history`]. Ephemeral: it is the member's own
 //! check of "my hours are wrong", not something to post in the channel.
+//! Each page is read afresh, so the session in progress is counted up to
+//! the press.
 
 use poise::serenity_prelude as serenity;
 use tracing::instrument;
 
 use crate::app::now_millis;
+use crate::core::paging::{Page, PER_PAGE};
+use crate::core::stats::Freshness;
+use crate::core::MemberKey;
+use crate::discord::pager::{send_paged, PageView};
 use crate::discord::{Context, Error};
 use crate::render::render_history;
 
-/// Sessions read to count the older ones not shown ("…and N older").
+/// Sessions read at least, so the first page can say how many older ones
+/// there are ("…and N older").
 const SESSIONS_READ: usize = 100;
 
 /// Show the latest voice sessions: start and end, channel, camera on / off, total.
@@ -22,16 +30,22 @@ pub(super) async fn history(
     let Some((key, user)) = super::target(ctx, member.as_ref(), "history").await? else {
         return Ok(());
     };
+    let name = user.display_name().to_owned();
+    let first = page(ctx, key, &name, 0).await;
+    send_paged(ctx, "history", first, |index| page(ctx, key, &name, index)).await
+}
+
+/// Page `index` of the member's sessions, read now.
+async fn page(ctx: Context<'_>, key: MemberKey, name: &str, index: usize) -> PageView {
     let app = ctx.data();
-    let (sessions, complete, freshness) =
-        app.member_history(key, now_millis(), SESSIONS_READ).await;
-    ctx.say(render_history(
-        user.display_name(),
-        &sessions,
-        complete,
-        app.timezone(),
-        freshness,
-    ))
-    .await?;
-    Ok(())
+    let wanted = Page::wanted(index, PER_PAGE).max(SESSIONS_READ);
+    let (sessions, complete, freshness) = app.member_history(key, now_millis(), wanted).await;
+    // Without MongoDB only the session in progress is known: nothing to page to.
+    let more = !complete && freshness != Freshness::Unavailable;
+    let page = Page::of(index, sessions.len(), PER_PAGE, more);
+    PageView {
+        content: render_history(name, &sessions, &page, app.timezone(), freshness),
+        embeds: Vec::new(),
+        page,
+    }
 }

@@ -37,3 +37,23 @@ pub(super) fn read_seq_floor(path: &Path) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// The id in `path`, created (random, synced) if the file is missing or
+/// unreadable.
+pub(super) fn instance_id(path: &Path) -> io::Result<String> {
+    if let Ok(id) = std::fs::read_to_string(path) {
+        let id = id.trim();
+        if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id.to_owned());
+        }
+    }
+    let id = format!("{:016x}", rand::random::<u64>());
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &id)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(id)
+}

@@ -13,6 +13,7 @@
 //! Sequence numbers are `max(now in µs, last + 1)`, so they keep growing
 //! across restarts as long as the clock does not step back past the last one.
 
+mod error;
 mod files;
 pub(super) mod format;
 mod migrate;
@@ -25,8 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::op::{Op, Sequenced};
+pub use error::SpoolError;
 use files::{lock_dir, read_seq_floor, sync_dir};
-use format::{Header, Read, HEADER_LEN, VERSION};
+use format::{Header, Read, HEADER_LEN};
 
 /// Applied bytes at the head of the file before it is worth compacting.
 const COMPACT_AFTER: u64 = 16 * 1024 * 1024;
@@ -38,46 +40,9 @@ const LEGACY_FILE_NAME: &str = "spool.log";
 const LOCK_FILE_NAME: &str = "spool.lock";
 /// Holds the last sequence number while the spool file is empty.
 const SEQ_FILE_NAME: &str = "spool.seq";
-
-/// What went wrong with the spool.
-#[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
-    #[error("spool is full ({used} of {max} bytes); increments wait until MongoDB drains it")]
-    Full { used: u64, max: u64 },
-    #[error(
-        "spool file {} has an unreadable record at byte {offset} ({reason}); nothing was cut. \
-         It may hold increments MongoDB does not have yet: start the study-tracker version that \
-         wrote it (after a rollback, the newer one) until the spool drains, or move the file aside \
-         to start without those increments (they are then lost)",
-        path.display()
-    )]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
-    #[error(
-        "spool file {} is not one this version can read ({found}; this version reads spool \
-         format v1 and v{VERSION}); nothing was changed. Start the study-tracker version that \
-         wrote it until the spool drains, then roll back",
-        path.display()
-    )]
-    Unsupported { path: PathBuf, found: String },
-    #[error(
-        "{} and {} overlap in sequence numbers (a host clock behind the previous one?); \
-         nothing was changed. Apply one of them with the version that wrote it first",
-        legacy.display(),
-        current.display()
-    )]
-    Overlap { legacy: PathBuf, current: PathBuf },
-    #[error(
-        "SPOOL_DIR {} is in use by another study-tracker process (two processes must never share a spool); give each its own SPOOL_DIR",
-        dir.display()
-    )]
-    InUse { dir: PathBuf },
-    #[error("spool I/O error: {0}")]
-    Io(#[from] io::Error),
-}
+/// This spool directory's identity, kept across restarts (see
+/// [`Spool::instance_id`]).
+const INSTANCE_FILE_NAME: &str = "instance-id";
 
 /// A batch read from the spool, to be acknowledged with [`Spool::commit`].
 #[derive(Debug, Default)]
@@ -107,6 +72,7 @@ pub struct Spool {
     /// process.
     own_from: AtomicU64,
     epoch: AtomicU64, // stamped on records appended from now on (0: no lease)
+    instance_id: String,
     /// `SPOOL_DIR/spool.lock`, locked exclusively while the spool is open:
     /// two processes on one spool would interleave their records.
     _lock: File,
@@ -164,7 +130,9 @@ impl Spool {
         }
         migrate::legacy(dir, &file, &path, &mut scan)?;
         let last_seq = scan.last_seq.max(read_seq_floor(&dir.join(SEQ_FILE_NAME)));
+        let instance_id = files::instance_id(&dir.join(INSTANCE_FILE_NAME))?;
         Ok(Spool {
+            instance_id,
             path,
             max_bytes,
             bytes: AtomicU64::new(scan.end),
@@ -180,6 +148,16 @@ impl Spool {
                 last_seq,
             }),
         })
+    }
+
+    /// A random id created with the spool directory and kept in it: the
+    /// same for every process that opens this directory (one at a time, by
+    /// the lock), new with a new disk. The lease names its holder with it,
+    /// so a process restarted on the same disk after a crash takes its own
+    /// lease back at once instead of waiting for it to expire.
+    #[must_use]
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     /// The first sequence number this process can have issued: records

@@ -91,6 +91,24 @@ fn empty_days_draw_no_bars_and_no_days_is_an_error() {
 }
 
 #[test]
+fn a_long_title_is_cut_short_before_the_legend() {
+    let title = "user 1700000000000000002 in guild 1700000000000000001: last 14 days (UTC)";
+    let (_, _, img) = decode(&render_chart(&fortnight(), title).unwrap());
+    let at = |x: i32, y: i32| {
+        let i = usize::try_from((y * 800 + x) * 3).unwrap();
+        [img[i], img[i + 1], img[i + 2]]
+    };
+    // The legend's first square (camera on) starts at its left edge.
+    let legend = (0..800).find(|x| at(*x, 27) == CAM_ON).unwrap();
+    // Nothing is drawn in the title's rows just left of it.
+    for y in 10..40 {
+        for x in legend - 12..legend {
+            assert_eq!(at(x, y), BACKGROUND, "title pixel at ({x}, {y})");
+        }
+    }
+}
+
+#[test]
 fn the_scale_has_round_steps_above_the_longest_day() {
     let s = HourScale::for_max(3 * 3600);
     assert_eq!((s.top_hours, s.step), (3, 1));

@@ -82,8 +82,9 @@ pub fn spawn_bot(config: &BotConfig) -> Bot {
             "info,study_tracker=debug,serenity::client::dispatch=debug",
         )
         .env("HTTP_ADDR", http_addr.to_string())
-        // No lease unless a test sets LEASE_TTL_SECS in `extra_env`.
-        .env("LEASE_TTL_SECS", "0")
+        // The lease as deployed (LEASE_TTL_SECS defaults to 15) unless a
+        // test sets LEASE_TTL_SECS in `extra_env`.
+        .env_remove("LEASE_TTL_SECS")
         .env("LOG_FORMAT", "text")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -175,6 +176,16 @@ impl Bot {
 
     pub fn sigterm(&self) {
         self.signal(libc::SIGTERM);
+    }
+
+    /// SIGSTOP: the process is frozen (a stalled VM, a long GC pause).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a frozen process runs again.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
     }
 
     /// Waits for the process to exit.

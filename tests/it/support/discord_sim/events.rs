@@ -260,19 +260,14 @@ impl DiscordSim {
                 .guild_index(guild)
                 .ok_or_else(|| format!("unknown guild {guild}"))?;
             let (payload, id, token) = st.interaction_json(gi, channel, user, name, options);
-            st.interactions.push(InteractionRecord {
+            st.interactions.push(InteractionRecord::new(
                 id,
                 token,
-                name: name.to_owned(),
-                channel_id: channel,
-                guild_id: Some(guild),
-                callbacks: Vec::new(),
-                attempts: Vec::new(),
-                original: None,
-                original_edited: false,
-                original_files: Vec::new(),
-                followups: Vec::new(),
-            });
+                name.to_owned(),
+                channel,
+                Some(guild),
+                payload.clone(),
+            ));
             if st.dispatch("INTERACTION_CREATE", &payload, None) == 0 {
                 return Err(format!(
                     "no gateway session to deliver /{name} to\n{}",

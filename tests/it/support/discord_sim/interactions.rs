@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
+use super::components::{original_owner, sanitize_components, update_pressed_message};
 use super::payloads::{
     check, member_json, now_iso, partial_member_json, sanitize_embeds, user_json,
 };
@@ -132,6 +133,23 @@ impl SimState {
         if let Some(g) = command_guild {
             data["guild_id"] = json!(g.to_string());
         }
+        self.interaction_envelope(gi, channel, user, (id, &token), 2, &data)
+    }
+
+    /// An `INTERACTION_CREATE` payload of `kind` (2 command, 3 message component) in guild
+    /// `gi`'s `channel`, from member `user`, around `data`: everything serenity 0.12's
+    /// `CommandInteraction` and `ComponentInteraction` require (a component interaction
+    /// also needs `message`, added by the caller).
+    pub(super) fn interaction_envelope(
+        &self,
+        gi: usize,
+        channel: u64,
+        user: u64,
+        (id, token): (u64, &str),
+        kind: u64,
+        data: &Value,
+    ) -> (Value, u64, String) {
+        let guild = self.guilds[gi].def.id;
         let invoker = self.find_user(Some(gi), user);
         let mut member = member_json(&invoker, &self.started_at, &self.member_roles(gi, user));
         member["permissions"] = json!(EVERYONE_PERMISSIONS.to_string());
@@ -139,7 +157,7 @@ impl SimState {
         let payload = json!({
             "id": id.to_string(),
             "application_id": APP_ID.to_string(),
-            "type": 2,
+            "type": kind,
             "data": data,
             "guild": { "id": guild.to_string(), "locale": "en-US", "features": [] },
             "guild_id": guild.to_string(),
@@ -169,7 +187,7 @@ impl SimState {
             "context": 0,
             "attachment_size_limit": 26_214_400,
         });
-        (payload, id, token)
+        (payload, id, token.to_owned())
     }
 }
 
@@ -335,14 +353,22 @@ pub(super) fn interaction_callback(
             flags,
         );
         msg["attachments"] = attachments_json(st, files);
+        if let Some(rows) = sanitize_components(st, "interaction callback", data) {
+            msg["components"] = rows;
+        }
         st.interactions[ri].original = Some(msg.clone());
         st.interactions[ri].original_files = files.to_vec();
+        if st.interactions[ri].parent.is_some() {
+            st.interactions[ri].result = Some(msg.clone());
+        }
         if let Err(e) = check::<serenity::model::channel::Message>(&msg) {
             st.payload_error("interaction callback message", &e, &msg);
         }
         if kind == 4 && flags & EPHEMERAL == 0 && st.echo {
             st.echo_message(&msg);
         }
+    } else if kind == 6 || kind == 7 {
+        update_pressed_message(st, ri, kind, data);
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -355,9 +381,11 @@ pub(super) fn webhook_message_route(
     body: &Value,
     files: &[Upload],
 ) -> Response {
-    let Some(ri) = st.interactions.iter().position(|r| r.token == token) else {
+    let Some(press) = st.interactions.iter().position(|r| r.token == token) else {
         return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
+    // After a type 6 or 7 callback, a press's `@original` is the message it was pressed on.
+    let ri = original_owner(st, press);
     let target = if mid == "@original" {
         st.interactions[ri].original.clone()
     } else {
@@ -382,6 +410,9 @@ pub(super) fn webhook_message_route(
             if body["embeds"].is_array() {
                 msg["embeds"] = Value::Array(sanitize_embeds(body));
             }
+            if let Some(rows) = sanitize_components(st, "PATCH webhook message", body) {
+                msg["components"] = rows;
+            }
             check_attachment_refs(st, "PATCH webhook message", body, files);
             if !files.is_empty() {
                 msg["attachments"] = attachments_json(st, files);
@@ -396,6 +427,9 @@ pub(super) fn webhook_message_route(
             if mid == "@original" {
                 st.interactions[ri].original = Some(msg.clone());
                 st.interactions[ri].original_edited = true;
+                if press != ri {
+                    st.interactions[press].result = Some(msg.clone());
+                }
             } else if let Some(f) = st.interactions[ri]
                 .followups
                 .iter_mut()
@@ -420,7 +454,7 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
     let mid = st.next_id();
     let flags = body["flags"].as_u64().unwrap_or(0);
     let content = body["content"].as_str().unwrap_or("");
-    let msg = st.bot_message_json(
+    let mut msg = st.bot_message_json(
         mid,
         channel_id,
         guild_id,
@@ -429,6 +463,9 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
         FOLLOWUP,
         flags,
     );
+    if let Some(rows) = sanitize_components(st, "POST follow-up", body) {
+        msg["components"] = rows;
+    }
     st.interactions[ri].followups.push(msg.clone());
     if flags & EPHEMERAL == 0 && st.echo {
         st.echo_message(&msg);

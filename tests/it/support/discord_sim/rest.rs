@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::components::sanitize_components;
 use super::gateway::token_ok;
 use super::interactions::{followup, interaction_callback, message_text, webhook_message_route};
 use super::payloads::{
@@ -423,7 +424,10 @@ fn bot_channel_message(st: &mut SimState, channel: u64, body: &Value) -> Respons
     let guild_id = gi.map(|gi| st.guilds[gi].def.id);
     let mid = st.next_id();
     let content = body["content"].as_str().unwrap_or("");
-    let msg = st.bot_message_json(mid, channel, guild_id, content, sanitize_embeds(body), 0, 0);
+    let mut msg = st.bot_message_json(mid, channel, guild_id, content, sanitize_embeds(body), 0, 0);
+    if let Some(rows) = sanitize_components(st, "POST /channels/{id}/messages", body) {
+        msg["components"] = rows;
+    }
     st.bot_messages.push(SentMessage {
         channel_id: channel,
         guild_id,

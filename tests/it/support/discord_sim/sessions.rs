@@ -358,6 +358,12 @@ fn dispatch_summary(t: &str, d: &Value) -> String {
             d["author"]["bot"],
             d.get("webhook_id").is_some()
         ),
+        "INTERACTION_CREATE" if d["type"] == 3 => format!(
+            "id={} button {} user={}",
+            d["id"].as_str().unwrap_or(""),
+            d["data"]["custom_id"].as_str().unwrap_or(""),
+            d["member"]["user"]["id"].as_str().unwrap_or("")
+        ),
         "INTERACTION_CREATE" => format!(
             "/{} user={}",
             d["data"]["name"].as_str().unwrap_or(""),

@@ -65,6 +65,42 @@ pub(super) struct InteractionRecord {
     /// that carried files): names and bytes.
     pub(super) original_files: Vec<(String, Vec<u8>)>,
     pub(super) followups: Vec<Value>,
+    /// The `INTERACTION_CREATE` payload as dispatched (for a duplicate delivery).
+    pub(super) payload: Value,
+    /// For a button press: the interaction whose `@original` holds the pressed message.
+    pub(super) parent: Option<u64>,
+    /// For a button press: the message as the press left it (the updated message after a
+    /// type 7 callback or after a type 6 and an edit of `@original`; the new message after
+    /// a type 4).
+    pub(super) result: Option<Value>,
+}
+
+impl InteractionRecord {
+    pub(super) fn new(
+        id: u64,
+        token: String,
+        name: String,
+        channel_id: u64,
+        guild_id: Option<u64>,
+        payload: Value,
+    ) -> Self {
+        Self {
+            id,
+            token,
+            name,
+            channel_id,
+            guild_id,
+            callbacks: Vec::new(),
+            attempts: Vec::new(),
+            original: None,
+            original_edited: false,
+            original_files: Vec::new(),
+            followups: Vec::new(),
+            payload,
+            parent: None,
+            result: None,
+        }
+    }
 }
 
 pub(super) struct SimState {

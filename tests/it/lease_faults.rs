@@ -1,0 +1,204 @@
+//! The lease when things go wrong: a holder frozen past its lease (SIGSTOP)
+//! that wakes after a takeover writes nothing more; a holder restarted on
+//! its own spool directory after a crash takes its lease back at once and
+//! writes what its spool kept.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
+use crate::lease::{leased, pair, ready};
+use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+use crate::support::http::{get, parse_prometheus, value};
+use crate::support::poll::eventually;
+
+const OPS_APPLIED: &str = "study_tracker_ops_applied_total";
+
+/// Ops this process got MongoDB to acknowledge (a whole number).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+async fn applied(addr: SocketAddr) -> u64 {
+    let reply = get(addr, "/metrics").await;
+    value(&parse_prometheus(&reply.body), OPS_APPLIED, &[]).unwrap_or(0.0) as u64
+}
+
+async fn send(env: &Env, author: u64, n: i64) -> i64 {
+    for _ in 0..n {
+        env.sim.send_message(Some(GUILD), TEXT, author, false).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (a, b) = pair(&env, spool_b.path()).await;
+    let store = env.store();
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    let mut sent = send(&env, ALICE, 10).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    // A flush has written Carol's first seconds.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.1 >= 1
+        })
+        .await
+    );
+    let before = applied(a.http_addr()).await;
+    a.freeze();
+    b.wait_log("took the lease", Duration::from_secs(15)).await;
+    // While A is frozen (its socket may hold these for it).
+    sent += send(&env, ALICE, 10).await;
+    a.thaw();
+    // Right after it wakes, before its renewal is refused: it may count
+    // these, and must not write them.
+    sent += send(&env, BOB, 10).await;
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    sent += send(&env, ALICE, 10).await;
+    assert_eq!(ready(&a).await.0, 503, "the old holder is not ready");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ready(&b).await.0 == 200
+        })
+        .await
+    );
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    let left = Instant::now();
+    let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
+    assert!(
+        eventually(Duration::from_secs(20), || async { total().await >= sent }).await,
+        "messages: {} of {sent}",
+        total().await
+    );
+    let want = secs(joined, left);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, CAROL).await.1 >= want - 1
+        })
+        .await,
+        "voice: {} of {want}",
+        stored(&store, CAROL).await.1
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(total().await, sent, "every message exactly once");
+    assert_close(
+        stored(&store, CAROL).await.1,
+        want,
+        "voice across the freeze",
+    );
+    assert_eq!(
+        applied(a.http_addr()).await,
+        before,
+        "the frozen holder wrote nothing after it woke; log:\n{}",
+        a.log_text()
+    );
+    env.assert_clean(&b);
+}
+
+#[tokio::test]
+async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spool() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    // Far longer than the test: waiting for it to expire would fail it.
+    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+    config
+        .extra_env
+        .push(("LEASE_TTL_SECS".into(), "60".into()));
+    let mut a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    // MongoDB out of reach: these wait in the spool, then the process dies.
+    proxy.set_down(true);
+    sent += send(&env, ALICE, 5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill().await;
+    proxy.set_down(false);
+    let restarted = Instant::now();
+    let a = env.start_bot(&config).await;
+    a.wait_log("took the lease", Duration::from_secs(15)).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        restarted.elapsed()
+    );
+    assert!(a.log_text().contains("reclaimed=true"), "{}", a.log_text());
+    sent += send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent
+        })
+        .await,
+        "stored {} of {sent}",
+        stored(&store, ALICE).await.2
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored(&store, ALICE).await.2, sent, "exactly once");
+    env.assert_clean(&a);
+}
+
+/// An instance that cannot reach MongoDB at start counts provisionally (a
+/// lone bot starting during an outage loses nothing: see
+/// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When
+/// MongoDB answers and another instance turns out to hold the lease, what it
+/// counted is set aside, never written: both saw the same events.
+#[tokio::test]
+async fn a_provisional_instance_that_finds_a_holder_writes_nothing() {
+    let env = Env::new().await;
+    let a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    proxy.set_down(true);
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut config = leased(&env, spool_b.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let b = env.start_bot(&config).await;
+    b.wait_log("counting provisionally", CONNECT).await;
+    let store = env.store();
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), true).await;
+    let mut sent = send(&env, ALICE, 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set_down(false);
+    b.wait_log("provisional counting discarded", Duration::from_secs(15))
+        .await;
+    b.wait_log(
+        "increments counted under a lost lease fenced off",
+        Duration::from_secs(10),
+    )
+    .await;
+    sent += send(&env, ALICE, 5).await;
+    env.sim.set_voice(GUILD, CAROL, None, true).await;
+    let left = Instant::now();
+    let want = secs(joined, left);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent && stored(&store, CAROL).await.0 >= want - 1
+        })
+        .await,
+        "stored {:?} and {:?}",
+        stored(&store, ALICE).await,
+        stored(&store, CAROL).await
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stored(&store, ALICE).await.2, sent, "each message once");
+    assert_close(stored(&store, CAROL).await.0, want, "voice once");
+    assert_eq!(ready(&b).await.0, 503, "B stands by");
+    env.assert_clean(&b);
+}

@@ -1,0 +1,83 @@
+//! A handover credits voice changes at their own moments: a camera toggle
+//! and a join seen by the standby between the old holder's handoff and the
+//! takeover are replayed at their times, not at the takeover's. Two bots in
+//! process on one database, with the times handed to them.
+
+use std::time::Duration;
+
+use study_tracker::app::{now_millis, App};
+use study_tracker::core::{whole_secs, MemberKey, Presence};
+
+use crate::support::app::{spawn_app, test_settings, TestApp};
+use crate::support::db::fresh_db;
+use crate::support::poll::eventually;
+
+const CAROL: MemberKey = MemberKey { guild: 7, user: 71 };
+const DAVE: MemberKey = MemberKey { guild: 7, user: 72 };
+
+fn presence(camera: bool) -> Presence {
+    Presence {
+        channel: 700,
+        camera,
+    }
+}
+
+/// Both instances see the same events (as the gateway sends them to both).
+async fn both(a: &App, b: &App, member: MemberKey, p: Option<Presence>, at: i64) {
+    a.voice_update(member, p, at).await;
+    b.voice_update(member, p, at).await;
+}
+
+async fn leased(uri: &str, db: &str, spool: &std::path::Path) -> TestApp {
+    let mut settings = test_settings(uri, db, spool);
+    settings.tracking.lease_ttl_secs = 15;
+    spawn_app(settings).await
+}
+
+#[tokio::test]
+async fn voice_changes_during_a_handover_are_credited_at_their_own_moments() {
+    let db = fresh_db().await;
+    let (spool_a, spool_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = leased(&db.uri, &db.name, spool_a.path()).await;
+    assert!(a.app.lease().held());
+    let b = leased(&db.uri, &db.name, spool_b.path()).await;
+    assert!(!b.app.lease().counts(), "B stands by");
+    let (app_a, app_b) = (a.app.clone(), b.app.clone());
+    let joined = now_millis() - 20_000;
+    both(&app_a, &app_b, CAROL, Some(presence(false)), joined).await;
+    // A hands over (credits up to the signal, settles 1 s, drains, releases).
+    let stopping = a.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Late in a second, so that a takeover at least 0.8 s later is in
+    // another second: crediting the toggle at the takeover would show.
+    while now_millis() % 1000 < 900 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let toggled = now_millis();
+    both(&app_a, &app_b, CAROL, Some(presence(true)), toggled).await;
+    both(&app_a, &app_b, DAVE, Some(presence(false)), toggled).await;
+    stopping.await.unwrap().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async { app_b.lease().held() }).await,
+        "B takes over"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = now_millis();
+    app_b.voice_update(CAROL, None, left).await;
+    app_b.voice_update(DAVE, None, left).await;
+    assert!(app_b.writer().wait_idle(Duration::from_secs(20)).await);
+    let store = app_b.store();
+    let carol = store.member(CAROL, 0, "0000-00-00").await.unwrap();
+    let dave = store.member(DAVE, 0, "0000-00-00").await.unwrap();
+    assert_eq!(
+        (carol.cam_off_secs, carol.cam_on_secs),
+        (whole_secs(joined, toggled), whole_secs(toggled, left)),
+        "Carol: camera off until the toggle, on from it"
+    );
+    assert_eq!(
+        dave.cam_off_secs,
+        whole_secs(toggled, left),
+        "Dave: from his join"
+    );
+    b.stop().await;
+}
