@@ -204,7 +204,8 @@ impl App {
                     replayed += 1;
                     let effects = tracker.voice_update(member, presence, at);
                     super::intake::log_effects(&effects);
-                    self.writer.submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                    self.writer
+                        .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
                 }
             }
             tracing::info!(

@@ -350,3 +350,99 @@ async fn slash_leaderboard_ranks_three_members_and_shows_the_callers_rank() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+/// `/leaderboard` pages with ◀ ▶: 23 members this week, 10 a page; the
+/// caller's own place under every page; only the caller may press.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_leaderboard_pages_with_the_buttons() {
+    let env = Env::new().await;
+    // Member i has (23 - i) minutes today; ALICE has the least (rank 23).
+    let today = Utc::now().date_naive();
+    let users: Vec<u64> = (0..22)
+        .map(|i| 1_700_000_000_000_100_000 + i)
+        .chain([ALICE])
+        .collect();
+    let ops: Vec<Op> = users
+        .iter()
+        .zip(0_i64..)
+        .map(|(user, i)| {
+            let secs = if *user == ALICE { 30 } else { 60 * (23 - i) };
+            Op::Voice {
+                guild: GUILD,
+                user: *user,
+                channel: VC1,
+                camera: false,
+                segment_start: ms(today, 10),
+                from: ms(today, 10),
+                to: ms(today, 10 + secs),
+                tz: Some(chrono_tz::UTC),
+            }
+        })
+        .collect();
+    let store = env.store();
+    store.ensure_indexes().await.unwrap();
+    store.apply(&sequenced(ops)).await.unwrap();
+    let mut bot = env.start_bot(&env.config()).await;
+    assert!(
+        env.sim
+            .wait_command_registered("leaderboard", CONNECT)
+            .await
+    );
+
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "leaderboard", &[])
+        .unwrap();
+    let first = env.sim.wait_reply(id, CONNECT).await.unwrap();
+    assert!(!first.ephemeral, "the leaderboard is public");
+    let text = &first.text;
+    assert!(text.contains(&format!("**#1** <@{}>", users[0])), "{text}");
+    assert!(text.contains(&format!("**#10** <@{}>", users[9])), "{text}");
+    assert!(!text.contains(&format!("<@{}>", users[10])), "{text}");
+    assert!(text.contains("You: **#23** of 23"), "{text}");
+    assert!(text.contains("Page 1 of 3 · 23 ranked"), "{text}");
+    let buttons = env.sim.buttons_of(id);
+    assert_eq!(
+        (buttons.len(), buttons[0].disabled, buttons[1].disabled),
+        (2, true, false),
+        "{buttons:?}"
+    );
+    let next = buttons[1].custom_id.clone().unwrap();
+    let prev = buttons[0].custom_id.clone().unwrap();
+
+    let second = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert_eq!(second.callback_type, 7, "UPDATE_MESSAGE");
+    assert!(
+        second.text.contains(&format!("**#11** <@{}>", users[10])),
+        "{}",
+        second.text
+    );
+    assert!(
+        !second.text.contains(&format!("<@{}>", users[0])),
+        "{}",
+        second.text
+    );
+    assert!(
+        second.text.contains("You: **#23** of 23"),
+        "{}",
+        second.text
+    );
+    let third = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(
+        third.text.contains(&format!("**#23** <@{ALICE}>")),
+        "{}",
+        third.text
+    );
+    assert!(third.text.contains("Page 3 of 3"), "{}", third.text);
+    assert!(third.buttons()[1].disabled && !third.buttons()[0].disabled);
+    let back = env.sim.press(id, ALICE, &prev, CONNECT).await.unwrap();
+    assert!(back.text.contains("Page 2 of 3"), "{}", back.text);
+
+    // Someone else's press is answered privately and changes nothing.
+    let bob = env.sim.press(id, BOB, &next, CONNECT).await.unwrap();
+    assert_eq!((bob.callback_type, bob.ephemeral), (4, true));
+    assert!(bob.text.contains("These buttons belong to"), "{}", bob.text);
+
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}

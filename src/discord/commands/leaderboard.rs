@@ -1,12 +1,15 @@
 //! `/leaderboard [period] [by]`: a page of the server's ranking, rendered by
-//! [`crate::render::render_leaderboard`], with the caller's own place below.
+//! [`crate::render::render_leaderboard`], with the caller's own place below
+//! on every page; ◀ ▶ ([`crate::discord::pager`]) page through it, 10 a
+//! page. The answer is public; only the caller may press its buttons.
 
 use poise::serenity_prelude as serenity;
-use poise::CreateReply;
 use tracing::instrument;
 
 use crate::app::now_millis;
-use crate::core::leaderboard::{By, Page, Period};
+use crate::core::leaderboard::{By, Period, PAGE_SIZE};
+use crate::core::paging::{self, PER_PAGE};
+use crate::discord::pager::{send_paged, PageView};
 use crate::discord::{Context, Error};
 use crate::render::{render_leaderboard, Board};
 
@@ -55,7 +58,7 @@ impl From<ByChoice> for By {
     }
 }
 
-/// Show the server's leaderboard: top 10 and your own rank.
+/// Show the server's leaderboard: top 10 and your own rank, ◀ ▶ to page.
 #[poise::command(slash_command, guild_only)]
 #[instrument(skip_all, fields(command = "leaderboard", guild_id, user_id))]
 pub(super) async fn leaderboard(
@@ -70,36 +73,76 @@ pub(super) async fn leaderboard(
     let span = tracing::Span::current();
     span.record("guild_id", guild.get());
     span.record("user_id", caller);
-    // The reads may take longer than the 3 s Discord gives an answer.
-    ctx.defer().await?;
-    let period = period.map_or(Period::Week, Period::from);
-    let by = by.map_or(By::Voice, By::from);
-    let page = ctx
-        .data()
-        .leaderboard(guild.get(), period, by, 1, Some(caller), now_millis())
-        .await?;
-    ctx.send(reply(&page)).await?;
-    Ok(())
+    let ask = Ask {
+        guild: guild.get(),
+        caller,
+        period: period.map_or(Period::Week, Period::from),
+        by: by.map_or(By::Voice, By::from),
+    };
+    let first = view(ctx, ask, 0).await?;
+    // Each press reads its page afresh; a failed read shows the error on
+    // the same page.
+    send_paged(ctx, "leaderboard", first, |index| async move {
+        match view(ctx, ask, index).await {
+            Ok(v) => v,
+            Err(e) => unavailable(&e, index),
+        }
+    })
+    .await
 }
 
-/// The page as an embed; mentions do not ping anyone.
-fn reply(page: &Page) -> CreateReply {
-    let Board {
-        title,
-        description,
-        caller,
-        footer,
-    } = render_leaderboard(page);
-    let embed = serenity::CreateEmbed::new()
-        .title(title)
-        .description(description)
-        .field("Your place", caller, false)
-        .footer(serenity::CreateEmbedFooter::new(footer))
-        .colour(EMBED_COLOUR);
-    CreateReply::default()
-        .embed(embed)
-        .allowed_mentions(serenity::CreateAllowedMentions::new())
+/// What was asked.
+#[derive(Clone, Copy)]
+struct Ask {
+    guild: u64,
+    caller: u64,
+    period: Period,
+    by: By,
 }
+
+/// Page `index` (0-based) of the ranking, with the caller's place, read now.
+async fn view(ctx: Context<'_>, ask: Ask, index: usize) -> Result<PageView, Error> {
+    let page = ctx
+        .data()
+        .leaderboard(
+            ask.guild,
+            ask.period,
+            ask.by,
+            u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1),
+            Some(ask.caller),
+            now_millis(),
+        )
+        .await?;
+    let ranked = usize::try_from(page.ranked).unwrap_or(usize::MAX);
+    Ok(PageView {
+        content: String::new(),
+        embeds: vec![embed(&render_leaderboard(&page))],
+        page: paging::Page::of(index, ranked, PER_PAGE, false),
+    })
+}
+
+/// The page as an embed.
+fn embed(board: &Board) -> serenity::CreateEmbed {
+    serenity::CreateEmbed::new()
+        .title(&board.title)
+        .description(&board.description)
+        .field("Your place", &board.caller, false)
+        .footer(serenity::CreateEmbedFooter::new(&board.footer))
+        .colour(EMBED_COLOUR)
+}
+
+/// What a press shows when the page cannot be read: the error, buttons kept.
+fn unavailable(e: &Error, index: usize) -> PageView {
+    tracing::warn!(error = %e, "cannot read a leaderboard page");
+    PageView {
+        content: "⚠️ The leaderboard cannot be read right now; try again in a moment.".to_owned(),
+        embeds: Vec::new(),
+        page: paging::Page::of(index, index + 2, 1, false),
+    }
+}
+
+// The store's pages and the buttons' pages hold the same number of members.
+const _: () = assert!(PER_PAGE as u64 == PAGE_SIZE);
 
 /// Gold.
 const EMBED_COLOUR: u32 = 0xF1_C4_0F;
