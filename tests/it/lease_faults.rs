@@ -13,6 +13,7 @@ use crate::support::http::{get, parse_prometheus, value};
 use crate::support::poll::eventually;
 
 const OPS_APPLIED: &str = "study_tracker_ops_applied_total";
+const BACKLOG: &str = "study_tracker_spool_backlog_ops";
 
 /// Ops this process got MongoDB to acknowledge (a whole number).
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -48,6 +49,16 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
     assert!(
         eventually(Duration::from_secs(10), || async {
             stored(&store, CAROL).await.1 >= 1
+        })
+        .await
+    );
+    // Its batch is acknowledged too: a batch is several commands (totals,
+    // rollups, segments), and the totals show before the batch is counted
+    // as applied.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let reply = get(a.http_addr(), "/metrics").await;
+            value(&parse_prometheus(&reply.body), BACKLOG, &[]) == Some(0.0)
         })
         .await
     );
