@@ -41,7 +41,7 @@ pub struct DiscordSettings {
     #[arg(long = "dev-guild-id", env = "DEV_GUILD_ID", global = true)]
     pub dev_guild_id: Option<u64>,
 
-    /// Seconds the ◀ ▶ buttons of /history stay usable before they are removed (at most 840: the reply can be edited for 15 minutes).
+    /// Seconds the ◀ ▶ buttons of /history and /leaderboard stay usable before they are removed (at most 840: the reply can be edited for 15 minutes).
     #[arg(long = "buttons-timeout-secs", env = "BUTTONS_TIMEOUT_SECS", default_value_t = 300, global = true, value_parser = clap::value_parser!(u64).range(1..=840))]
     pub buttons_timeout_secs: u64,
 }
