@@ -201,6 +201,57 @@ impl Store {
         Ok(Some((above + 1, totals(&d))))
     }
 
+    /// Gives every `member_stats` document its `voice_secs` (on + off, the
+    /// all-time ranking's key) where it lacks it or disagrees: documents
+    /// written before the rollups, or by the previous bot's import. Each fix
+    /// is a compare-and-set on the totals it read (`$set` only if camera on,
+    /// off and `voice_secs` are still what was read), so a concurrent
+    /// increment is never overwritten: that document is fixed at the next
+    /// start. Returns how many it fixed.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn backfill_voice_secs(&self) -> Result<u64, StoreError> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(MEMBER_STATS)
+            .find(doc! {})
+            .projection(doc! { "voice_cam_on_secs": 1, "voice_cam_off_secs": 1, "voice_secs": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        let mut fixed = 0;
+        for d in &docs {
+            let (on, off) = (int(d, "voice_cam_on_secs"), int(d, "voice_cam_off_secs"));
+            let stored = d.get("voice_secs");
+            if stored.is_some() && int(d, "voice_secs") == on + off {
+                continue;
+            }
+            let Ok(id) = d.get_str("_id") else { continue };
+            let mut q = doc! { "_id": id };
+            for key in ["voice_cam_on_secs", "voice_cam_off_secs", "voice_secs"] {
+                match d.get(key) {
+                    Some(v) => q.insert(key, v.clone()),
+                    None => q.insert(key, doc! { "$exists": false }),
+                };
+            }
+            let reply = self
+                .command(doc! {
+                    "update": MEMBER_STATS,
+                    "updates": [{ "q": q, "u": { "$set": { "voice_secs": on + off } } }],
+                })
+                .await?;
+            fixed += u64::try_from(int(&reply, "nModified")).unwrap_or(0);
+        }
+        if fixed > 0 {
+            tracing::info!(
+                members = fixed,
+                "all-time voice totals prepared for the leaderboard"
+            );
+        }
+        Ok(fixed)
+    }
+
     /// Documents of `coll` matching `filter` (the `count` command).
     async fn count(&self, coll: &str, filter: Document) -> Result<u64, StoreError> {
         let reply = self

@@ -180,14 +180,15 @@ impl Store {
         result
     }
 
-    /// Start-up preparation: learn what the server is, create indexes, do
-    /// the test write.
+    /// Start-up preparation: learn what the server is, create indexes, give
+    /// older totals their all-time ranking key, do the test write.
     ///
     /// # Errors
     /// A step failed.
     pub async fn prepare(&self) -> Result<(), StoreError> {
         self.detect_server().await?;
         self.ensure_indexes().await?;
+        self.backfill_voice_secs().await?;
         self.test_write().await
     }
 

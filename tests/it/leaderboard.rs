@@ -446,3 +446,39 @@ async fn slash_leaderboard_pages_with_the_buttons() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+/// Totals written before the rollups (no `voice_secs`; the previous bot's
+/// import wrote int32) are ranked all time once the store is prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_from_before_the_rollups_are_ranked_all_time_after_start_up() {
+    use mongodb::bson::{doc, Document};
+    let db = fresh_db().await;
+    let stats = db.db().collection::<Document>("member_stats");
+    stats
+        .insert_many([
+            doc! { "_id": format!("{G}:{A}"), "guild_id": G.cast_signed(), "user_id": A.cast_signed(),
+                   "voice_cam_on_secs": 100_i64, "voice_cam_off_secs": 50_i64, "messages": 1_i64, "seq": 5_i64 },
+            doc! { "_id": format!("{G}:{B}"), "guild_id": G.cast_signed(), "user_id": B.cast_signed(),
+                   "voice_cam_on_secs": 300_i32, "voice_cam_off_secs": 0_i32, "messages": 0_i32, "seq": 0_i64 },
+        ])
+        .await
+        .unwrap();
+    let store = Store::from_database(db.db());
+    store.prepare().await.unwrap();
+    assert_eq!(
+        store.backfill_voice_secs().await.unwrap(),
+        0,
+        "once is enough"
+    );
+    // A later increment keeps the sum.
+    store
+        .apply(&sequenced(vec![voice(A, true, 1_795_687_200_000, 200)]))
+        .await
+        .unwrap();
+    let all = cli_json(&db.uri, &db.name, &["--period", "all"]).await;
+    assert_eq!(
+        all["entries"],
+        json!([entry(1, A, 300, 50, 1), entry(2, B, 300, 0, 0)]),
+        "{all}"
+    );
+}
