@@ -1,0 +1,186 @@
+//! `/leaderboard` end to end with the Discord simulator: three members
+//! ranked with the caller's place, and paging with ◀ ▶.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use study_tracker::durable::op::Op;
+
+use super::{ms, sequenced};
+use crate::e2e::{stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1};
+use crate::support::discord_sim::SimOption;
+use crate::support::poll::eventually;
+
+/// `/leaderboard` through the simulator: three members in voice for about
+/// 1.5, 3.5 and 5.5 s, ranked for today and this week, the caller's own
+/// rank below, and a member with nothing told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_leaderboard_ranks_three_members_and_shows_the_callers_rank() {
+    let env = Env::new().await;
+    let mut bot = env.start_bot(&env.config()).await;
+    assert!(
+        env.sim
+            .wait_command_registered("leaderboard", CONNECT)
+            .await,
+        "/leaderboard registered: {:?}",
+        env.sim.registered_commands()
+    );
+    for user in [ALICE, BOB, CAROL] {
+        env.sim
+            .set_voice(GUILD, user, Some(VC1), user == ALICE)
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.sim.set_voice(GUILD, BOB, None, false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.sim.set_voice(GUILD, ALICE, None, false).await;
+    let store = env.store();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.0 >= 5
+        })
+        .await,
+        "never stored\n{}",
+        bot.log_text()
+    );
+    // Let the last rollups land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Choices are sent as their index: period today = 0, week = 1.
+    for (index, label) in [(0, "today"), (1, "this week")] {
+        let reply = env
+            .sim
+            .invoke(
+                GUILD,
+                TEXT,
+                CAROL,
+                "leaderboard",
+                vec![SimOption::Integer("period".into(), index)],
+                CONNECT,
+            )
+            .await
+            .unwrap();
+        let text = &reply.text;
+        assert!(
+            text.contains(&format!("Leaderboard: {label} by voice time")),
+            "{text}"
+        );
+        let at = |user: u64| {
+            text.find(&format!("<@{user}>"))
+                .unwrap_or_else(|| panic!("<@{user}> not in {text}"))
+        };
+        assert!(at(ALICE) < at(BOB) && at(BOB) < at(CAROL), "{text}");
+        assert!(text.contains(&format!("**#1** <@{ALICE}>")), "{text}");
+        assert!(text.contains(&format!("**#2** <@{BOB}>")), "{text}");
+        assert!(text.contains(&format!("**#3** <@{CAROL}>")), "{text}");
+        assert!(text.contains("You: **#3** of 3"), "{text}");
+        assert!(!text.contains(&format!("<@{DAVE}>")), "{text}");
+    }
+    let dave = env
+        .sim
+        .invoke(GUILD, TEXT, DAVE, "leaderboard", Vec::new(), CONNECT)
+        .await
+        .unwrap();
+    assert!(dave.text.contains("You: not ranked"), "{}", dave.text);
+
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
+
+/// `/leaderboard` pages with ◀ ▶: 23 members this week, 10 a page; the
+/// caller's own place under every page; only the caller may press.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_leaderboard_pages_with_the_buttons() {
+    let env = Env::new().await;
+    // Member i has (23 - i) minutes today; ALICE has the least (rank 23).
+    let today = Utc::now().date_naive();
+    let users: Vec<u64> = (0..22)
+        .map(|i| 1_700_000_000_000_100_000 + i)
+        .chain([ALICE])
+        .collect();
+    let ops: Vec<Op> = users
+        .iter()
+        .zip(0_i64..)
+        .map(|(user, i)| {
+            let secs = if *user == ALICE { 30 } else { 60 * (23 - i) };
+            Op::Voice {
+                guild: GUILD,
+                user: *user,
+                channel: VC1,
+                camera: false,
+                segment_start: ms(today, 10),
+                from: ms(today, 10),
+                to: ms(today, 10 + secs),
+                tz: Some(chrono_tz::UTC),
+            }
+        })
+        .collect();
+    let store = env.store();
+    store.ensure_indexes().await.unwrap();
+    store.apply(&sequenced(ops)).await.unwrap();
+    let mut bot = env.start_bot(&env.config()).await;
+    assert!(
+        env.sim
+            .wait_command_registered("leaderboard", CONNECT)
+            .await
+    );
+
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "leaderboard", &[])
+        .unwrap();
+    let first = env.sim.wait_reply(id, CONNECT).await.unwrap();
+    assert!(!first.ephemeral, "the leaderboard is public");
+    let text = &first.text;
+    assert!(text.contains(&format!("**#1** <@{}>", users[0])), "{text}");
+    assert!(text.contains(&format!("**#10** <@{}>", users[9])), "{text}");
+    assert!(!text.contains(&format!("<@{}>", users[10])), "{text}");
+    assert!(text.contains("You: **#23** of 23"), "{text}");
+    assert!(text.contains("Page 1 of 3 · 23 ranked"), "{text}");
+    let buttons = env.sim.buttons_of(id);
+    assert_eq!(
+        (buttons.len(), buttons[0].disabled, buttons[1].disabled),
+        (2, true, false),
+        "{buttons:?}"
+    );
+    let next = buttons[1].custom_id.clone().unwrap();
+    let prev = buttons[0].custom_id.clone().unwrap();
+
+    let second = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert_eq!(second.callback_type, 7, "UPDATE_MESSAGE");
+    assert!(
+        second.text.contains(&format!("**#11** <@{}>", users[10])),
+        "{}",
+        second.text
+    );
+    assert!(
+        !second.text.contains(&format!("<@{}>", users[0])),
+        "{}",
+        second.text
+    );
+    assert!(
+        second.text.contains("You: **#23** of 23"),
+        "{}",
+        second.text
+    );
+    let third = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(
+        third.text.contains(&format!("**#23** <@{ALICE}>")),
+        "{}",
+        third.text
+    );
+    assert!(third.text.contains("Page 3 of 3"), "{}", third.text);
+    assert!(third.buttons()[1].disabled && !third.buttons()[0].disabled);
+    let back = env.sim.press(id, ALICE, &prev, CONNECT).await.unwrap();
+    assert!(back.text.contains("Page 2 of 3"), "{}", back.text);
+
+    // Someone else's press is answered privately and changes nothing.
+    let bob = env.sim.press(id, BOB, &next, CONNECT).await.unwrap();
+    assert_eq!((bob.callback_type, bob.ephemeral), (4, true));
+    assert!(bob.text.contains("These buttons belong to"), "{}", bob.text);
+
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
