@@ -12,13 +12,36 @@ use tokio_util::sync::CancellationToken;
 use super::dead_letters::{set_aside, DeadLetter, DeadLetters};
 use super::high_water::HighWater;
 use super::op::Sequenced;
+use super::outbox::Outbox;
 use super::retry::apply_with_retry;
 use super::spool::Spool;
 use super::writer::{Shared, WriterOptions};
 use crate::store::Store;
 use crate::telemetry::{cause_chain, prometheus as metric};
 
+/// Longest wait for the rest of a burst to reach the spool before a batch
+/// is read (group commit; see `gather`).
+const GATHER: Duration = Duration::from_millis(5);
+
+/// While the spooler is still bringing ops to disk (some wait in the outbox
+/// or are being appended), waits up to [`GATHER`] so that they join this
+/// batch instead of costing another round trip per collection: a burst
+/// arriving while the first of its ops is appended otherwise splits in two
+/// batches.
+async fn gather(shared: &Shared, outbox: &Outbox) {
+    let started = std::time::Instant::now();
+    while (shared.appending.load(Ordering::Acquire) > 0 || outbox.len() > 0)
+        && started.elapsed() < GATHER
+    {
+        tokio::select! {
+            () = shared.wake_applier.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
+    }
+}
+
 pub(super) async fn run_applier(
+    outbox: Arc<Outbox>,
     store: Store,
     spool: Arc<Spool>,
     dead: DeadLetters,
@@ -37,6 +60,7 @@ pub(super) async fn run_applier(
         .map(|l| (l.seq, l.target()))
         .collect();
     loop {
+        gather(&shared, &outbox).await;
         let s = spool.clone();
         let max = opts.apply_batch;
         let batch = match tokio::task::spawn_blocking(move || s.read_batch(max)).await {

@@ -305,6 +305,7 @@ pub fn start(store: Store, spool: Spool, opts: WriterOptions) -> (Writer, Writer
         stop_intake.clone(),
     ));
     let applier = tokio::spawn(run_applier(
+        outbox.clone(),
         store,
         spool.clone(),
         dead.clone(),
