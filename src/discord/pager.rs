@@ -201,7 +201,7 @@ where
             tracing::debug!(command, "a press delivered twice; answered already");
             continue;
         }
-        if !ctx.data().lease().held() {
+        if !ctx.data().lease().counts() {
             tracing::info!(command, "lost the lease; no longer answering its buttons");
             return Ok(());
         }
@@ -253,7 +253,7 @@ pub(super) async fn answer_stale(
     let Some((prefix, command)) = split(&press.data.custom_id) else {
         return;
     };
-    if !app.lease().held() {
+    if !app.lease().counts() {
         return;
     }
     let live = ctx.data.read().await.get::<LivePagers>().cloned();

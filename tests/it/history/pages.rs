@@ -209,3 +209,38 @@ async fn buttons_left_by_a_restart_say_they_expired() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+/// With a standby connected (it receives every press too), only the lease
+/// holder answers, once; after a handover the new holder says the old
+/// holder's buttons expired, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_answers_a_press() {
+    let env = Env::new().await;
+    seed(&env).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = crate::lease::pair(&env, spool_b.path()).await;
+    assert!(env.sim.wait_command_registered("history", CONNECT).await);
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "history", &[])
+        .unwrap();
+    env.sim.wait_reply(id, CONNECT).await.unwrap();
+    let next = env.sim.buttons_of(id)[1].custom_id.clone().unwrap();
+    let press = env.sim.press_button(id, ALICE, &next).unwrap();
+    let reply = env.sim.wait_press_reply(press, CONNECT).await.unwrap();
+    assert_eq!(shown(&reply.text), (3..13).rev().collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let callbacks = env.sim.interaction_callbacks(press);
+    assert_eq!(callbacks.len(), 1, "answered once: {callbacks:?}");
+
+    // A hands over; B holds the lease and has no pager for A's answer.
+    assert!(a.stop().await.success());
+    b.wait_log("took the lease", CONNECT).await;
+    let late = env.sim.press_button(id, ALICE, &next).unwrap();
+    let expired = env.sim.wait_press_reply(late, CONNECT).await.unwrap();
+    assert_eq!((expired.callback_type, expired.ephemeral), (4, true));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.sim.interaction_callbacks(late).len(), 1);
+    assert!(b.stop().await.success());
+    env.assert_clean(&b);
+}
