@@ -14,7 +14,7 @@ use crate::e2e::{
 };
 use crate::support::bot::{spawn_bot, Bot, BotConfig};
 use crate::support::db::fresh_db;
-use crate::support::http::get;
+use crate::support::http::{get, parse_prometheus, value};
 use crate::support::poll::eventually;
 
 const NOW: i64 = 1_795_687_200_000;
@@ -165,6 +165,14 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
     let (status, body) = ready(&b).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["lease"]["held"], false);
+    // Both are alive (a platform may start the new one before stopping the
+    // old), and `/metrics` says which holds the lease.
+    for (bot, state) in [(&a, "holder"), (&b, "standby")] {
+        assert_eq!(get(bot.http_addr(), "/healthz").await.status, 200);
+        let samples = parse_prometheus(&get(bot.http_addr(), "/metrics").await.body);
+        let on = value(&samples, "study_tracker_lease_state", &[("state", state)]);
+        assert_eq!(on, Some(1.0), "{state}");
+    }
     // Messages at a steady rate from two members across the handover.
     let sender = steady_messages(&env, 150);
     tokio::time::sleep(Duration::from_secs(1)).await;
