@@ -43,6 +43,10 @@ pub async fn start_bot(uri: &str, db_name: &str, apply_batch: Option<usize>) -> 
     // The benchmarks flush by hand; the bot's own flusher stays out of the way.
     settings.tracking.flush_interval_secs = 86_400;
     settings.tracking.resume_grace_secs = 86_400;
+    // One instance, no lease: the instant-ack stub answers no lease
+    // (`findAndModify`), and the figures are the write path's. The lease's
+    // write gate is one lock-free check per attempt.
+    settings.tracking.lease_ttl_secs = 0;
     let mut opts = WriterOptions::default();
     if let Some(n) = apply_batch {
         opts.apply_batch = n;

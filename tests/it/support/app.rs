@@ -56,8 +56,8 @@ pub fn test_settings(uri: &str, db: &str, spool_dir: &Path) -> Settings {
     ])
     .expect("test settings parse");
     let mut settings = cli.settings;
-    // No lease: one instance per database (the lease tests turn it on).
-    settings.tracking.lease_ttl_secs = 0;
+    // The lease as deployed (LEASE_TTL_SECS defaults to 15); a test that
+    // needs the single-instance mode sets 0.
     // Headless, whatever the environment holds.
     settings.discord.token = None;
     settings
