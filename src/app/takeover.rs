@@ -133,17 +133,7 @@ impl App {
     /// unwritten and the tracker starts over (a takeover restores it).
     async fn discard_provisional(&self, why: &str) {
         self.writer.fence_unleased();
-        let mut tracker = self.tracker.lock().await;
-        self.seat.voice_counts.store(false, Ordering::SeqCst);
-        *tracker = Tracker::new(self.resume_grace_ms);
-        lock(&self.seat.voice_log).clear();
-        drop(tracker);
-        {
-            let mut messages = lock(&self.seat.messages);
-            messages.standby = true;
-            messages.keep = false;
-        }
-        self.seat.set_role(Role::Standby);
+        self.stand_by().await;
         tracing::warn!(
             reason = why,
             consequence = "what this instance counted while MongoDB was unreachable is set aside in SPOOL_DIR/fenced.log, not written",
@@ -171,12 +161,10 @@ impl App {
         });
         self.writer.allow_writes_until(Some(valid_until));
         // The previous holder counted messages below `from`.
-        let from = match (taken.handoff, taken.expired_at) {
-            _ if taken.reclaimed => 0,
-            (Some(h), _) => h.snowflake,
-            (None, Some(expired)) => snowflake_at(expired),
-            (None, None) => 0,
-        };
+        // Where the previous holder stopped counting (its own lease taken
+        // back: nobody counted after it, so from the start).
+        let stopped = taken.previous_stop().filter(|_| !taken.reclaimed);
+        let from = stopped.map_or(0, snowflake_at);
         tracing::info!(
             epoch = taken.epoch,
             holder = %self.seat.holder,
@@ -192,11 +180,7 @@ impl App {
             let mut tracker = self.tracker.lock().await;
             self.seat.voice_counts.store(true, Ordering::SeqCst);
             // Voice changes since the previous holder stopped, at their times.
-            let replay_from = match (taken.handoff, taken.expired_at) {
-                (Some(h), _) => h.at,
-                (None, Some(expired)) => expired,
-                (None, None) => 0,
-            };
+            let replay_from = stopped.unwrap_or(0);
             let log = std::mem::take(&mut *lock(&self.seat.voice_log));
             let mut replayed = 0;
             for (member, presence, at) in log {
@@ -282,19 +266,29 @@ impl App {
         // Nothing counted under this epoch is written any more.
         self.writer.allow_writes_until(Some(Instant::now()));
         self.writer.fence_below(epoch + 1);
-        let mut tracker = self.tracker.lock().await;
-        self.seat.voice_counts.store(false, Ordering::SeqCst);
-        *tracker = Tracker::new(self.resume_grace_ms);
-        lock(&self.seat.voice_log).clear();
-        drop(tracker);
-        lock(&self.seat.messages).standby = true;
-        self.seat.set_role(Role::Standby);
+        self.stand_by().await;
         tracing::error!(
             epoch,
             reason = why,
             consequence = "this instance stands by; what it counted under this epoch and had not written is set aside in SPOOL_DIR/fenced.log, not written",
             "lease lost; stepping down"
         );
+    }
+
+    /// Stops counting and starts standing by: the tracker starts over (a
+    /// takeover restores it), voice changes and messages are kept for it.
+    async fn stand_by(&self) {
+        let mut tracker = self.tracker.lock().await;
+        self.seat.voice_counts.store(false, Ordering::SeqCst);
+        *tracker = Tracker::new(self.resume_grace_ms);
+        lock(&self.seat.voice_log).clear();
+        drop(tracker);
+        {
+            let mut messages = lock(&self.seat.messages);
+            messages.standby = true;
+            messages.keep = false;
+        }
+        self.seat.set_role(Role::Standby);
     }
 
     /// Starts handing over: messages from snowflake `h` on are left to the

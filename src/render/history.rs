@@ -186,19 +186,19 @@ mod tests {
         assert!(table.contains("now"), "{table}");
     }
 
+    /// `n` closed sessions of 60 s, an hour apart, newest first.
+    fn hourly_sessions(n: i64) -> Vec<Session> {
+        (0..n)
+            .map(|i| {
+                let start = T0 - i * 3_600_000;
+                session(start, start + 60_000, 60, 0, false)
+            })
+            .collect()
+    }
+
     #[test]
     fn says_how_many_older_sessions_are_not_shown() {
-        let s: Vec<Session> = (0..13)
-            .map(|i| {
-                session(
-                    T0 - i * 3_600_000,
-                    T0 - i * 3_600_000 + 60_000,
-                    60,
-                    0,
-                    false,
-                )
-            })
-            .collect();
+        let s = hourly_sessions(13);
         let page = |index, more| Page::of(index, s.len(), PER_PAGE, more);
         let text = render_history(
             "Ada",
@@ -230,17 +230,7 @@ mod tests {
     #[test]
     fn a_later_page_shows_its_sessions_and_says_which_page() {
         // 13 sessions an hour apart, newest first: page 2 holds the 11th to 13th.
-        let s: Vec<Session> = (0..13)
-            .map(|i| {
-                session(
-                    T0 - i * 3_600_000,
-                    T0 - i * 3_600_000 + 60_000,
-                    60,
-                    0,
-                    false,
-                )
-            })
-            .collect();
+        let s = hourly_sessions(13);
         let page = Page::of(1, s.len(), PER_PAGE, false);
         let text = render_history("Ada", &s, &page, chrono_tz::UTC, Freshness::Current);
         assert!(text.contains("· page 2 of 2\n"), "{text}");

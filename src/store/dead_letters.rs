@@ -8,10 +8,7 @@
 use mongodb::bson::doc;
 
 use super::apply::write_errors;
-use super::schema::{
-    seq_bson, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
-    VOICE_SEGMENTS, VOICE_SESSIONS,
-};
+use super::schema::{seq_bson, DUPLICATE_KEY, VOICE_SESSIONS, WRITTEN};
 use super::statements::DocOps;
 use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
@@ -43,21 +40,14 @@ impl Store {
         collection: &str,
         document: &str,
     ) -> Result<Retried, StoreError> {
-        let coll = [
-            MEMBER_STATS,
-            MEMBER_DAYS,
-            MEMBER_WEEKS,
-            MEMBER_MONTHS,
-            VOICE_SEGMENTS,
-            VOICE_SESSIONS,
-        ]
-        .into_iter()
-        .find(|c| *c == collection)
-        .ok_or_else(|| {
-            StoreError::Permanent(format!(
-                "unknown collection {collection:?} in a dead letter"
-            ))
-        })?;
+        let coll = WRITTEN
+            .into_iter()
+            .find(|c| *c == collection)
+            .ok_or_else(|| {
+                StoreError::Permanent(format!(
+                    "unknown collection {collection:?} in a dead letter"
+                ))
+            })?;
         let rec = Sequenced {
             seq,
             op: op.clone(),

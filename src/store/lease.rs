@@ -151,6 +151,15 @@ impl Store {
     }
 }
 
+impl Taken {
+    /// When the previous holder stopped counting: its handoff moment (the
+    /// handoff snowflake is that moment's), or its lease's expiry.
+    #[must_use]
+    pub fn previous_stop(&self) -> Option<Millis> {
+        self.handoff.map(|h| h.at).or(self.expired_at)
+    }
+}
+
 /// The lease as stored, for `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRecord {

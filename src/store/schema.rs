@@ -13,6 +13,16 @@ pub(super) const VOICE_SEGMENTS: &str = "voice_segments";
 pub(super) const VOICE_SESSIONS: &str = "voice_sessions";
 pub(super) const META: &str = "meta";
 pub(super) const LEGACY_USERS: &str = "users";
+/// Every collection the writer applies ops to, in the order a batch's
+/// commands go out.
+pub(super) const WRITTEN: [&str; 6] = [
+    MEMBER_STATS,
+    MEMBER_DAYS,
+    MEMBER_WEEKS,
+    MEMBER_MONTHS,
+    VOICE_SEGMENTS,
+    VOICE_SESSIONS,
+];
 /// The ranked collections and the field holding their period (all time:
 /// `member_stats`, no period).
 pub(super) const RANKED: [(&str, Option<&str>); 4] = [

@@ -9,7 +9,7 @@ use mongodb::bson::{doc, DateTime, Document};
 use super::rollups;
 use super::schema::{
     member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
-    MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS,
+    MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS, WRITTEN,
 };
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
@@ -212,17 +212,8 @@ pub(super) fn group<'a>(
             by_doc.entry(t).or_default().push(rec);
         }
     }
-    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> = [
-        MEMBER_STATS,
-        MEMBER_DAYS,
-        MEMBER_WEEKS,
-        MEMBER_MONTHS,
-        VOICE_SEGMENTS,
-        VOICE_SESSIONS,
-    ]
-    .into_iter()
-    .map(|c| (c, Vec::new()))
-    .collect();
+    let mut out: Vec<(&'static str, Vec<DocOps<'_>>)> =
+        WRITTEN.into_iter().map(|c| (c, Vec::new())).collect();
     for ((coll, id), mut ops) in by_doc {
         ops.sort_by_key(|o| o.seq);
         if let Some((_, docs)) = out.iter_mut().find(|(c, _)| *c == coll) {
