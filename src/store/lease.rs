@@ -69,29 +69,48 @@ impl Store {
                 "handoff": null,
             },
         };
-        let found = tokio::time::timeout(
-            self.command_timeout,
-            self.decisive(META)
-                .find_one_and_update(filter, update)
-                .upsert(true)
-                .return_document(ReturnDocument::Before),
-        )
-        .await
-        .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
-        let before = match found {
-            Ok(before) => before,
-            Err(e) if is_duplicate(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(Some(match before {
-            None => Taken {
-                epoch: 1,
-                handoff: None,
-                expired_at: None,
-                reclaimed: false,
-            },
-            Some(d) => taken_from(&d, holder),
-        }))
+        // No upsert here: an upsert whose filter misses an existing lease
+        // would have to fail with a duplicate key, and not every server
+        // reports that as 11000 (FerretDB v2 reports `InternalError`). A
+        // miss is "someone else holds it" once the document is known to
+        // exist, so a missing document is created free first.
+        for _ in 0..2 {
+            let found = tokio::time::timeout(
+                self.command_timeout,
+                self.decisive(META)
+                    .find_one_and_update(filter.clone(), update.clone())
+                    .return_document(ReturnDocument::Before),
+            )
+            .await
+            .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
+            match found {
+                Ok(Some(before)) => return Ok(Some(taken_from(&before, holder))),
+                Ok(None) => {}
+                Err(e) if is_duplicate(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            if !self.create_free_lease().await? {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates the lease document, free, unless it exists. `true`: it did
+    /// not exist before (an upsert on `_id` alone never meets a duplicate).
+    async fn create_free_lease(&self) -> Result<bool, StoreError> {
+        let reply = self
+            .command(doc! {
+                "update": META,
+                "updates": [{
+                    "q": { "_id": LEASE },
+                    "u": { "$setOnInsert": { "epoch": 0_i64, "released": true, "holder": "" } },
+                    "upsert": true,
+                }],
+                "writeConcern": { "w": self.write_concern.clone() },
+            })
+            .await?;
+        Ok(reply.get_array("upserted").is_ok_and(|u| !u.is_empty()))
     }
 
     /// Extends the lease `holder` holds at `epoch` to `now + ttl_ms`.
@@ -176,7 +195,9 @@ impl Store {
     /// The server is unreachable or refuses.
     pub async fn read_lease(&self) -> Result<Option<LeaseRecord>, StoreError> {
         let found = self.decisive(META).find_one(doc! { "_id": LEASE }).await?;
-        Ok(found.map(|d| LeaseRecord {
+        // Epoch 0 is the free document `acquire_lease` creates before the
+        // first take.
+        Ok(found.filter(|d| int(d, "epoch") > 0).map(|d| LeaseRecord {
             holder: d.get_str("holder").unwrap_or_default().to_owned(),
             epoch: u64::try_from(int(&d, "epoch")).unwrap_or(0),
             expires_at: d
