@@ -2,20 +2,20 @@
 # Runs the whole test suite: `bash scripts/test.sh [cargo test args...]`.
 #
 # The integration tests need a MongoDB-wire server. tests/it/support/db.rs uses,
-# in order: $MONGODB_TEST_URI, a `mongod` on PATH, or FerretDB (SQLite backend)
-# built from tools/ferretdb with Go. This script builds that FerretDB binary up
-# front (same path and staleness rule as db.rs) so a missing Go toolchain fails
-# here with one clear line instead of inside a test.
+# in order: $MONGODB_TEST_URI, a `mongod` on PATH, or FerretDB v2 on DocumentDB
+# (PostgreSQL 15) built by tools/docdb/docdb.sh and started once per test run.
+# This script builds that server up front (Debian packages, the extensions, the
+# FerretDB binary; about 3 minutes cold, nothing when built) so a missing
+# prerequisite fails here with one clear line instead of inside a test. Without
+# root it cannot install PostgreSQL: then it falls back to FerretDB v1 (SQLite,
+# tools/ferretdb), which scans collections and differs from MongoDB
+# (docs/test-database.md).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if [[ -n "${MONGODB_TEST_URI:-}" ]]; then
-  echo "test.sh: using MONGODB_TEST_URI=$MONGODB_TEST_URI"
-elif command -v mongod >/dev/null 2>&1; then
-  echo "test.sh: using $(command -v mongod) (started by the tests on a free port)"
-else
+build_ferretdb_v1() {
   target="${CARGO_TARGET_DIR:-target}"
   [[ "$target" = /* ]] || target="$root/$target"
   bin="$target/ferretdb/ferretdb"
@@ -24,16 +24,27 @@ else
     if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then export PATH="$PATH:/usr/local/go/bin"; fi
     gov="$(go env GOVERSION 2>/dev/null || true)"
     if [[ ! "$gov" =~ ^go1\.([0-9]+) ]] || (( BASH_REMATCH[1] < 21 )); then
-      echo "test.sh: error: the tests need a MongoDB-wire server: install Go >= 1.21 (found: ${gov:-none}; https://go.dev/dl/ or apt-get install golang-go) to build the bundled FerretDB, or install mongod, or set MONGODB_TEST_URI." >&2
+      echo "test.sh: error: the tests need a MongoDB-wire server: run as root (to build FerretDB v2 + DocumentDB), or install Go >= 1.21 for the FerretDB v1 fallback (found: ${gov:-none}), or install mongod, or set MONGODB_TEST_URI." >&2
       exit 1
     fi
-    echo "test.sh: building the FerretDB test server into $bin ($gov; a cold build takes a few minutes)..."
+    echo "test.sh: building the FerretDB v1 fallback server into $bin ($gov)..."
     mkdir -p "$(dirname "$bin")"
     tmp="$(dirname "$bin")/.ferretdb.build.$$"
     (cd "$src" && go build -buildvcs=false -o "$tmp" .)
     mv -f "$tmp" "$bin"
   fi
-  echo "test.sh: using FerretDB test server $bin"
+  echo "test.sh: using the FerretDB v1 fallback server $bin (not root: PostgreSQL cannot be installed)"
+}
+
+if [[ -n "${MONGODB_TEST_URI:-}" ]]; then
+  echo "test.sh: using MONGODB_TEST_URI=$MONGODB_TEST_URI"
+elif command -v mongod >/dev/null 2>&1; then
+  echo "test.sh: using $(command -v mongod) (started by the tests on a free port)"
+elif bash tools/docdb/docdb.sh built || [[ $EUID -eq 0 ]]; then
+  bash tools/docdb/docdb.sh build
+  echo "test.sh: using FerretDB v2 + DocumentDB (tools/docdb/docdb.sh; started by the tests)"
+else
+  build_ferretdb_v1
 fi
 
 echo "test.sh: cargo test --locked $*"

@@ -4,10 +4,10 @@
 //! what one multi-statement `update` does when a statement in the middle hits
 //! it, and `find` with sort plus a compound index.
 //!
-//! Where FerretDB v1 (the default test server) and MongoDB differ, both are
-//! asserted, chosen by `TestDb::is_ferretdb`. The FerretDB side is observed on
-//! FerretDB v1.24.2 (`SQLite`); the MongoDB side is MongoDB's documented
-//! behaviour for `ordered: false`.
+//! The test server (FerretDB v2 on `DocumentDB`) behaves as MongoDB documents.
+//! Where the no-root fallback, FerretDB v1, differs, its side is asserted too,
+//! chosen by `TestDb::is_ferretdb_v1` (observed on FerretDB v1.24.2, `SQLite`);
+//! the MongoDB side is MongoDB's documented behaviour for `ordered: false`.
 
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::IndexOptions;
@@ -172,8 +172,8 @@ async fn replay_is_duplicate_key_and_changes_nothing() {
             "seq {seq}, reply: {reply}"
         );
         assert_eq!(upserted(&reply), vec![], "reply: {reply}");
-        // MongoDB reports n = nModified = 0; FerretDB omits both on any error.
-        if !t.is_ferretdb().await {
+        // MongoDB reports n = nModified = 0; FerretDB v1 omits both on any error.
+        if !t.is_ferretdb_v1().await {
             assert_eq!(num(&reply, "n"), Some(0), "reply: {reply}");
             assert_eq!(num(&reply, "nModified"), Some(0), "reply: {reply}");
         }
@@ -257,11 +257,11 @@ async fn multi_statement_with_duplicate_key_in_the_middle() {
         "statements before the error are applied"
     );
 
-    if t.is_ferretdb().await {
+    if t.is_ferretdb_v1().await {
         assert_eq!(
             ids(&t).await,
             vec!["g:a", "g:b"],
-            "FerretDB stops at the first error"
+            "FerretDB v1 stops at the first error"
         );
         let mut shape = reply.clone();
         shape.remove("writeErrors");
@@ -315,7 +315,7 @@ async fn multi_statement_without_errors_and_upserted_index() {
     assert_eq!(write_errors(&reply), vec![], "reply: {reply}");
     assert_eq!(num(&reply, "n"), Some(3), "reply: {reply}");
     assert_eq!(num(&reply, "nModified"), Some(1), "reply: {reply}");
-    let expected = if t.is_ferretdb().await {
+    let expected = if t.is_ferretdb_v1().await {
         [0, 1]
     } else {
         [1, 2]

@@ -113,8 +113,9 @@ step_ferretdb() {
   go="$(command -v go || echo /usr/local/go/bin/go)"
   [[ -x "$go" ]] || die "FerretDB v2 is built with Go (>= 1.24): install Go or set MONGODB_TEST_URI"
   say "go install github.com/FerretDB/FerretDB/v2/cmd/ferretdb@$FERRETDB_VERSION"
-  CGO_ENABLED=0 GOBIN="$DOCDB_HOME/bin" GOFLAGS=-trimpath "$go" install -ldflags='-s -w' \
-    "github.com/FerretDB/FerretDB/v2/cmd/ferretdb@$FERRETDB_VERSION"
+  CGO_ENABLED=0 GOBIN="$DOCDB_HOME/bin" GOFLAGS=-trimpath "$go" install -ldflags="-s -w" \
+    "github.com/FerretDB/FerretDB/v2/cmd/ferretdb@$FERRETDB_VERSION" >"$DOCDB_HOME/build-ferretdb.log" 2>&1 \
+    || { tail -30 "$DOCDB_HOME/build-ferretdb.log" >&2; die "go install of FerretDB failed (log: $DOCDB_HOME/build-ferretdb.log)"; }
   stamp ferretdb
 }
 
@@ -161,7 +162,7 @@ built() {
 as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 PG_SETTINGS="
-listen_addresses = ''
+listen_addresses = '127.0.0.1'
 shared_preload_libraries = 'pg_cron,pg_documentdb_core,pg_documentdb'
 cron.database_name = 'postgres'
 max_connections = 300
@@ -192,8 +193,9 @@ template() {
   as_pg "$PGBIN/initdb" -D "$tpl.part" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
   echo "$PG_SETTINGS" >>"$tpl.part/postgresql.conf"
   local sock; sock="$(mktemp -d /tmp/docdb-tpl.XXXXXX)"; [[ $EUID -eq 0 ]] && chown postgres:postgres "$sock"
-  as_pg "$PGBIN/pg_ctl" -D "$tpl.part" -l "$sock/log" -o "-k $sock" -w start >/dev/null
-  as_pg psql -h "$sock" -d postgres -qAt -c "CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;" >/dev/null \
+  local tport; tport="$(free_port)"
+  as_pg "$PGBIN/pg_ctl" -D "$tpl.part" -l "$sock/log" -o "-p $tport -k $sock" -w start >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" as_pg psql -h "$sock" -p "$tport" -d postgres -qAt -c "CREATE EXTENSION IF NOT EXISTS documentdb CASCADE;" >/dev/null \
     || { cat "$sock/log" >&2; die "CREATE EXTENSION documentdb failed"; }
   as_pg "$PGBIN/pg_ctl" -D "$tpl.part" -m fast -w stop >/dev/null
   rm -rf "$sock"
@@ -216,8 +218,9 @@ run() {
   chmod 700 "$pgdata"
   rm -f "$pgdata/postmaster.pid"
   [[ "$port" == 0 ]] && port="$(free_port)"
-  as_pg "$PGBIN/pg_ctl" -D "$pgdata" -l "$dir/postgres.log" -o "-k $sock" -w -t 60 start >/dev/null \
-    || { tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start (log: $dir/postgres.log)"; }
+  local pgport; pgport="$(free_port)"
+  as_pg "$PGBIN/pg_ctl" -D "$pgdata" -l "$sock/postgres.log" -o "-p $pgport -k $sock" -w -t 60 start >/dev/null \
+    || { tail -20 "$sock/postgres.log" >&2; die "PostgreSQL did not start (log: $sock/postgres.log)"; }
   local fpid=""
   stop_run() {
     trap - EXIT INT TERM
@@ -226,7 +229,7 @@ run() {
     exit 0
   }
   trap stop_run EXIT INT TERM
-  "$DOCDB_HOME/bin/ferretdb" --postgresql-url="postgres://postgres@/postgres?host=$sock" \
+  "$DOCDB_HOME/bin/ferretdb" --postgresql-url="postgres://postgres@127.0.0.1:$pgport/postgres" \
     --listen-addr="127.0.0.1:$port" --no-auth --debug-addr=- --state-dir="$state" \
     --telemetry=disable --log-level=warn >"$dir/ferretdb.log" 2>&1 &
   fpid=$!

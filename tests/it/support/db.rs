@@ -4,16 +4,23 @@
 //! [`server_uri`] picks, in this order:
 //! 1. `MONGODB_TEST_URI` if set (used as is; nothing is started);
 //! 2. a `mongod` found on `PATH`, started on a free port with a temp data dir;
-//! 3. FerretDB v1 (`SQLite` backend) through the Go wrapper in `tools/ferretdb`,
-//!    built with `go build` into `<target dir>/ferretdb/ferretdb` when missing or
-//!    older than its sources (`bash scripts/test.sh` does the same up front).
+//! 3. FerretDB v2 on DocumentDB (PostgreSQL 15), built by
+//!    `tools/docdb/docdb.sh build` into `<target dir>/docdb` and started by
+//!    `tools/docdb/docdb.sh run` with a temp data dir (`bash scripts/test.sh`
+//!    builds it up front); this needs root (Debian packages, and the
+//!    extensions go into the system PostgreSQL tree);
+//! 4. only where that cannot be had (not root, nothing built): FerretDB v1
+//!    (`SQLite` backend) through the Go wrapper in `tools/ferretdb`, with a
+//!    note; v1 scans a collection for any filter but `{_id}` and differs from
+//!    MongoDB where `docs/test-database.md` says.
 //!
-//! Started servers never outlive the test process: the FerretDB wrapper gets
-//! `-parent-pid <our pid>` and polls for it; `mongod` is spawned from a thread
-//! that never exits with `PR_SET_PDEATHSIG` (which fires when the spawning
-//! *thread* dies, so the thread must live as long as the process). Their data
-//! dirs live under the system temp dir as `study-tracker-db-<pid>-*`; dirs of
-//! dead test processes are swept on the next start.
+//! Started servers never outlive the test process: the `DocumentDB` supervisor
+//! and the FerretDB v1 wrapper get `--parent-pid <our pid>` and poll for it;
+//! `mongod` is spawned from a thread that never exits with `PR_SET_PDEATHSIG`
+//! (which fires when the spawning *thread* dies, so the thread must live as
+//! long as the process). Their data dirs live under the system temp dir as
+//! `study-tracker-db-<pid>-*`; dirs of dead test processes are swept on the
+//! next start.
 //!
 //! If no server can be had, the first caller panics with what to install (and
 //! every later caller with the same message): tests are never skipped silently.
@@ -64,15 +71,16 @@ impl TestDb {
         self.client.database(&self.name)
     }
 
-    /// True when the server is FerretDB (its `buildInfo` has `ferretdbVersion`
-    /// in v1, `ferretdb` in v2).
-    pub async fn is_ferretdb(&self) -> bool {
+    /// True when the server is FerretDB v1 (its `buildInfo` has
+    /// `ferretdbVersion`; v2 has a `ferretdb` document instead), the fallback
+    /// server whose quirks `docs/test-database.md` lists.
+    pub async fn is_ferretdb_v1(&self) -> bool {
         let info = self
             .db()
             .run_command(doc! { "buildInfo": 1 })
             .await
             .expect("buildInfo");
-        info.keys().any(|k| k.starts_with("ferretdb"))
+        info.contains_key("ferretdbVersion")
     }
 }
 
@@ -122,7 +130,98 @@ fn start_server() -> Result<Server, String> {
             )),
         }
     }
-    start_ferretdb()
+    match docdb_usable() {
+        Ok(script) => start_docdb(&script),
+        Err(why) => {
+            note(&format!(
+                "study-tracker tests: FerretDB v2 + DocumentDB unavailable ({why}); falling back to FerretDB v1 (SQLite), which differs from MongoDB (docs/test-database.md)"
+            ));
+            start_ferretdb()
+        }
+    }
+}
+
+/// `tools/docdb/docdb.sh` when it can run here: already built, or root (it
+/// installs Debian packages and the extensions itself).
+fn docdb_usable() -> Result<PathBuf, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/docdb/docdb.sh");
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg("built")
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if built || unsafe { libc::geteuid() } == 0 {
+        Ok(script)
+    } else {
+        Err("not built, and building it needs root".into())
+    }
+}
+
+fn start_docdb(script: &Path) -> Result<Server, String> {
+    let dir = temp_dir()?;
+    let log = dir.path().join("docdb.err");
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let t0 = Instant::now();
+    let mut child = Command::new("bash")
+        .arg(script)
+        .arg("run")
+        .arg(dir.path().join("server"))
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    // A cold build (packages, extensions, `go install`) takes minutes.
+    match wait_listening(&mut child, Duration::from_secs(900)) {
+        Some(uri) => {
+            note(&format!(
+                "study-tracker tests: FerretDB v2 + DocumentDB at {uri} (ready in {:.1?})",
+                t0.elapsed()
+            ));
+            Ok(Server {
+                uri,
+                _child: Some(child),
+                _dir: Some(dir),
+            })
+        }
+        None => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            Err(format!(
+                "FerretDB v2 + DocumentDB ({} run) did not start (exit: {status:?}); log {}:\n{}",
+                script.display(),
+                log.display(),
+                tail(&log)
+            ))
+        }
+    }
+}
+
+/// Reads "LISTENING <uri>" from the child's stdout, then keeps draining it so
+/// the server never gets EPIPE.
+fn wait_listening(child: &mut Child, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if let Some(uri) = line.strip_prefix("LISTENING ") {
+                let _ = tx.send(uri.trim().to_string());
+                break;
+            }
+            line.clear();
+        }
+        drop(tx);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    rx.recv_timeout(timeout).ok()
 }
 
 fn start_mongod(mongod: &Path) -> Result<Server, String> {
@@ -216,24 +315,7 @@ fn start_ferretdb() -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
 
-    // Read "LISTENING <uri>", then keep draining stdout so the server never
-    // gets EPIPE.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-            if let Some(uri) = line.strip_prefix("LISTENING ") {
-                let _ = tx.send(uri.trim().to_string());
-                break;
-            }
-            line.clear();
-        }
-        drop(tx);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    if let Ok(uri) = rx.recv_timeout(START_TIMEOUT) {
+    if let Some(uri) = wait_listening(&mut child, START_TIMEOUT) {
         Ok(Server {
             uri,
             _child: Some(child),
