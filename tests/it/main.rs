@@ -8,6 +8,7 @@ mod card;
 mod db_smoke;
 mod dead_letters;
 mod e2e;
+mod explain;
 mod faults;
 mod gateway_outage;
 mod health;

@@ -20,6 +20,9 @@
 //!   chosen command's reply reached the client (to cut a sequence of commands
 //!   between two of them).
 //!
+//! It can also keep the bodies of chosen commands ([`FaultProxy::capture`]),
+//! so a test can look at exactly what a client sent (and, say, `explain` it).
+//!
 //! Requests are classified by command name: the first key of the kind-0
 //! section of an `OP_MSG` (or of the query document of a legacy `OP_QUERY`).
 //! The driver's monitoring connection sends `hello`/`isMaster` on its own
@@ -88,6 +91,8 @@ struct Shared {
     rules: Mutex<HashMap<String, DropRule>>,
     active: AtomicUsize,
     accepted: AtomicU64,
+    /// Commands whose bodies are kept, and the bodies, in arrival order.
+    capture: Mutex<(HashSet<String>, Vec<mongodb::bson::Document>)>,
 }
 
 impl Shared {
@@ -114,6 +119,18 @@ impl Shared {
                 .unwrap()
                 .entry(cmd.to_owned())
                 .or_insert(0) += 1;
+        }
+    }
+
+    fn keep_body(&self, req: &Request, frame: &[u8]) {
+        let Some(cmd) = req.command.as_deref() else {
+            return;
+        };
+        let mut capture = self.capture.lock().unwrap();
+        if capture.0.contains(cmd) {
+            if let Some(body) = command_body(frame) {
+                capture.1.push(body);
+            }
         }
     }
 
@@ -172,6 +189,7 @@ impl FaultProxy {
             down_after: Mutex::new(None),
             active: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
+            capture: Mutex::new((HashSet::new(), Vec::new())),
         });
         let accept_task = tokio::spawn(accept_loop(listener, shared.clone())).abort_handle();
         FaultProxy {
@@ -272,6 +290,19 @@ impl FaultProxy {
                 .copied()
                 .unwrap_or(0)
         }
+    }
+
+    /// From now on keeps the body (the `OP_MSG` kind-0 document) of every
+    /// request whose command name is one of `commands`.
+    pub fn capture(&self, commands: &[&str]) {
+        let mut capture = self.handle.shared.capture.lock().unwrap();
+        capture.0 = commands.iter().map(|c| (*c).to_owned()).collect();
+    }
+
+    /// The bodies kept since [`FaultProxy::capture`] (taken: a second call
+    /// returns only what came after the first).
+    pub fn captured(&self) -> Vec<mongodb::bson::Document> {
+        std::mem::take(&mut self.handle.shared.capture.lock().unwrap().1)
     }
 
     /// Number of server replies swallowed by [`FaultProxy::drop_replies`].
@@ -408,6 +439,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 }
                 let req = parse_request(&frame);
                 shared.count(req.command.as_deref());
+                shared.keep_body(&req, &frame);
                 if shared.doom(&req) {
                     doomed.lock().unwrap().insert(req.request_id);
                 }
@@ -543,6 +575,26 @@ fn first_string_value(b: &[u8], at: usize) -> Option<String> {
     let len = usize::try_from(le_i32(doc, value)?).ok()?;
     let bytes = doc.get(value + 4..value + 4 + len.checked_sub(1)?)?;
     Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The kind-0 section of an `OP_MSG` (the command document), decoded.
+fn command_body(frame: &[u8]) -> Option<mongodb::bson::Document> {
+    if le_i32(frame, 12)? != OP_MSG {
+        return None;
+    }
+    let mut pos = 20;
+    while pos < frame.len() {
+        match frame[pos] {
+            0 => {
+                let len = usize::try_from(le_i32(frame, pos + 1)?).ok()?;
+                let doc = frame.get(pos + 1..pos + 1 + len)?;
+                return mongodb::bson::Document::from_reader(doc).ok();
+            }
+            1 => pos += 1 + usize::try_from(le_i32(frame, pos + 1)?).ok()?,
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn parse_request(frame: &[u8]) -> Request {
