@@ -43,6 +43,7 @@ use std::time::Duration;
 
 mod ack;
 mod allocator;
+mod ceiling;
 mod flush;
 mod helpers;
 mod ingestion;
@@ -110,6 +111,9 @@ pub struct Config {
     pub probe_sizes: Vec<usize>,
     pub probe_statements: usize,
     pub probe_only: bool,
+    /// Server ceiling: collection sizes, and how long each combination runs.
+    pub ceiling_sizes: Vec<usize>,
+    pub ceiling_budget: Duration,
 }
 
 impl Config {
@@ -189,6 +193,11 @@ impl Config {
             ),
             probe_statements: if quick { 10 } else { 30 },
             probe_only: args.iter().any(|a| a == "--probe-only"),
+            ceiling_sizes: sizes(
+                "--ceiling-sizes",
+                if quick { &[10_000] } else { &[10_000, 100_000] },
+            ),
+            ceiling_budget: Duration::from_secs(if quick { 1 } else { 2 }),
         }
     }
 }

@@ -37,6 +37,7 @@ pub struct Probes {
     pub rows: Vec<ProbeRow>,
     pub multi: Vec<MultiRow>,
     pub multi_timeout: Duration,
+    pub ceiling: Vec<crate::ceiling::CeilingRow>,
 }
 
 /// Multi-statement `update` commands on a 400-document collection: with
@@ -242,10 +243,19 @@ pub async fn probe(cfg: &Config, uri: &str) -> Probes {
         });
     }
     let _ = db.drop().await;
+    let ceiling = crate::ceiling::ceiling(
+        uri,
+        &cfg.ceiling_sizes,
+        &[100, 1_000],
+        &[1, 2, 4],
+        cfg.ceiling_budget,
+    )
+    .await;
     Probes {
         rows,
         multi,
         multi_timeout,
+        ceiling,
     }
 }
 

@@ -354,6 +354,29 @@ pub fn probe_report(p: &Probes) -> String {
             );
         }
     }
+    if !p.ceiling.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n### Server ceiling: one `update` of k statements in the writer's shape (seq-guarded upserts, `ordered: false`, each on its own document), c commands in flight, directly to the database\n"
+        );
+        let _ = writeln!(
+            w,
+            "| docs in collection | k statements | c in flight | documents | commands | statements/s | command p50 |\n|---:|---:|---:|---|---:|---:|---:|"
+        );
+        for r in &p.ceiling {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                thousands(r.docs as u64),
+                thousands(r.statements as u64),
+                r.in_flight,
+                if r.existing { "existing (updates)" } else { "new (inserts)" },
+                r.commands,
+                thousands(r.per_sec as u64),
+                ms(Some(r.command_p50))
+            );
+        }
+    }
     if rows.is_empty() {
         return w;
     }

@@ -27,6 +27,12 @@ pub(super) const MONGODB_STATEMENTS_PER_COMMAND: usize = 1_000;
 /// stalls on concurrent updates of existing documents, so until the server
 /// is known (and on FerretDB) commands go one at a time.
 pub(super) const MONGODB_COMMANDS_IN_FLIGHT: usize = 4;
+/// The same on FerretDB v2 + `DocumentDB`, from the writer benchmark's server
+/// ceiling (BENCHMARKS.md): each command runs in one `PostgreSQL` backend,
+/// so statements per second grow with the commands in flight up to the
+/// server's cores, and stop growing with the command size past a few hundred.
+pub(super) const DOCUMENTDB_STATEMENTS_PER_COMMAND: usize = 1_000;
+pub(super) const DOCUMENTDB_COMMANDS_IN_FLIGHT: usize = 4;
 
 /// What an idempotent apply did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -143,32 +149,33 @@ impl Store {
                 .collect();
         let mut report = ApplyReport::default();
         let mut first_error = None;
+        // Up to `in_flight` commands at once, a new one as soon as one
+        // returns (no waves: a slow command does not idle the others). After
+        // an error nothing new starts; those in flight are awaited, so what
+        // they did is recorded.
         let in_flight = self.commands_in_flight.load(Ordering::Relaxed).max(1);
-        for wave in steps.chunks(in_flight) {
-            let mut in_flight = Vec::with_capacity(wave.len());
-            for (i, coll, docs) in wave {
-                let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
-                    Box::pin(self.update_idempotent(
-                        coll,
-                        docs.clone(),
-                        progress.fresh_from.unwrap_or(u64::MAX),
-                    ));
-                in_flight.push(async move { (*i, fut.await) });
+        let fresh_from = progress.fresh_from.unwrap_or(u64::MAX);
+        let mut steps = steps.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            while first_error.is_none() && running.len() < in_flight {
+                let Some((i, coll, docs)) = steps.next() else {
+                    break;
+                };
+                running.push(async move { (i, self.update_idempotent(coll, docs, fresh_from).await) });
             }
-            for (i, result) in futures::future::join_all(in_flight).await {
-                match result {
-                    Ok((r, failed)) => {
-                        report += r;
-                        progress.failed.extend(failed);
-                        progress.done.insert(i);
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            if first_error.is_some() {
+            let Some((i, result)) = futures::StreamExt::next(&mut running).await else {
                 break;
+            };
+            match result {
+                Ok((r, failed)) => {
+                    report += r;
+                    progress.failed.extend(failed);
+                    progress.done.insert(i);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         match first_error {

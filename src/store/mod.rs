@@ -61,7 +61,8 @@ pub use sessions::OpenSessions;
 
 use crate::config::WriteConcern;
 use apply::{
-    MONGODB_COMMANDS_IN_FLIGHT, MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
+    DOCUMENTDB_COMMANDS_IN_FLIGHT, DOCUMENTDB_STATEMENTS_PER_COMMAND, MONGODB_COMMANDS_IN_FLIGHT,
+    MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
 };
 use contact::ContactLog;
 use error::describe;
@@ -200,13 +201,25 @@ impl Store {
     pub async fn detect_server(&self) -> Result<String, StoreError> {
         let info = self.command(doc! { "buildInfo": 1 }).await?;
         let version = info.get_str("version").unwrap_or("unknown").to_owned();
-        let (server, per_command, in_flight) = match info.get_str("ferretdbVersion") {
-            Ok(f) => (format!("FerretDB {f}"), SAFE_STATEMENTS_PER_COMMAND, 1),
-            Err(_) => (
+        let (server, per_command, in_flight) = if let Ok(f) = info.get_str("ferretdbVersion") {
+            (format!("FerretDB {f}"), SAFE_STATEMENTS_PER_COMMAND, 1)
+        } else if let Ok(f) = info.get_document("ferretdb") {
+            // FerretDB v2 on DocumentDB behaves as MongoDB for the writer's
+            // commands; its sizes come from the writer benchmark's ceiling.
+            (
+                format!(
+                    "FerretDB {} (DocumentDB, as MongoDB {version})",
+                    f.get_str("version").unwrap_or("v2")
+                ),
+                DOCUMENTDB_STATEMENTS_PER_COMMAND,
+                DOCUMENTDB_COMMANDS_IN_FLIGHT,
+            )
+        } else {
+            (
                 format!("MongoDB {version}"),
                 MONGODB_STATEMENTS_PER_COMMAND,
                 MONGODB_COMMANDS_IN_FLIGHT,
-            ),
+            )
         };
         self.statements_per_command
             .store(per_command, Ordering::Relaxed);
