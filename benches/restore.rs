@@ -1,7 +1,7 @@
 //! Session restore at start-up: `cargo bench --bench restore [-- --quick]`.
 //!
 //! Seeds N open session checkpoints (with their totals' resume points) in a
-//! fresh database on the test suite's server (FerretDB unless
+//! fresh database on the test suite's server (FerretDB v2 on `DocumentDB` unless
 //! `MONGODB_TEST_URI` is set or `mongod` is on PATH), then times
 //! `Store::open_sessions` through the test suite's fault proxy at 0 and 20 ms
 //! of added round trip, counting the round trips (`find` + `getMore`) the

@@ -16,6 +16,9 @@ use crate::wiring::db_name;
 
 pub struct CeilingRow {
     pub docs: usize,
+    /// The collection carries `member_stats`' indexes (`rank_*`), as the
+    /// writer's collections do; otherwise only `_id`.
+    pub indexed: bool,
     pub statements: usize,
     pub in_flight: usize,
     pub existing: bool,
@@ -35,6 +38,22 @@ fn statement(id: String, user: i64, seq: i64) -> Document {
             "$max": { "credited_until": DateTime::from_millis(seq) },
         },
         "upsert": true,
+    }
+}
+
+/// `member_stats`' secondary indexes (`store/schema.rs`): what every write
+/// to that collection also updates.
+async fn index_like_member_stats(db: &Database, coll: &str) {
+    for (metric, name) in [
+        ("voice_secs", "rank_voice"),
+        ("voice_cam_on_secs", "rank_camera"),
+        ("messages", "rank_messages"),
+    ] {
+        db.run_command(doc! { "createIndexes": coll, "indexes": [{
+            "key": { "guild_id": 1, metric: -1, "user_id": 1 }, "name": name,
+        }] })
+        .await
+        .expect("ceiling index");
     }
 }
 
@@ -118,6 +137,7 @@ async fn run(
     lat.sort_unstable();
     CeilingRow {
         docs,
+        indexed: false,
         statements: k,
         in_flight: c,
         existing,
@@ -141,19 +161,26 @@ pub async fn ceiling(
     let mut rows = Vec::new();
     let mut seq = 1_i64;
     for &n in sizes {
-        let coll = format!("stats_{n}");
-        load(&db, &coll, n).await;
-        for &k in statements {
-            for &c in in_flight {
-                for existing in [true, false] {
-                    let r = run(&db, &coll, n, k, c, existing, budget, &mut seq).await;
-                    progress(&format!(
-                        "ceiling: {n} docs, {k} statements × {c} in flight ({}): {:.0} statements/s, command p50 {:.1} ms",
-                        if existing { "updates" } else { "inserts" },
-                        r.per_sec,
-                        r.command_p50.as_secs_f64() * 1000.0
-                    ));
-                    rows.push(r);
+        for indexed in [false, true] {
+            let coll = format!("stats_{n}_{indexed}");
+            load(&db, &coll, n).await;
+            if indexed {
+                index_like_member_stats(&db, &coll).await;
+            }
+            for &k in statements {
+                for &c in in_flight {
+                    for existing in [true, false] {
+                        let mut r = run(&db, &coll, n, k, c, existing, budget, &mut seq).await;
+                        r.indexed = indexed;
+                        progress(&format!(
+                            "ceiling: {n} docs{}, {k} statements × {c} in flight ({}): {:.0} statements/s, command p50 {:.1} ms",
+                            if indexed { " with member_stats' indexes" } else { "" },
+                            if existing { "updates" } else { "inserts" },
+                            r.per_sec,
+                            r.command_p50.as_secs_f64() * 1000.0
+                        ));
+                        rows.push(r);
+                    }
                 }
             }
         }

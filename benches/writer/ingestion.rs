@@ -84,6 +84,36 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
                 .insert_many(days)
                 .await
                 .expect("preload member_days");
+            // This week's and this month's rollups too (ids as in
+            // store/rollups.rs), so the writer updates where it would.
+            let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
+            for (coll, field, key) in [
+                (
+                    "member_weeks",
+                    "week",
+                    study_tracker::core::leaderboard::week_key(date),
+                ),
+                (
+                    "member_months",
+                    "month",
+                    study_tracker::core::leaderboard::month_key(date),
+                ),
+            ] {
+                let docs: Vec<Document> = chunk
+                    .iter()
+                    .map(|m| {
+                        doc! {
+                            "_id": format!("{}:{}:{key}", m.guild, m.user),
+                            "guild_id": m.guild as i64, "user_id": m.user as i64,
+                            field: &key, "messages": 0_i64, "voice_secs": 0_i64, "seq": 0_i64,
+                        }
+                    })
+                    .collect();
+                db.collection::<Document>(coll)
+                    .insert_many(docs)
+                    .await
+                    .expect("preload rollups");
+            }
         }
     }
 }
@@ -173,6 +203,9 @@ pub async fn ingestion(
 
     let base = bot.writer.status().applied;
     let cmd0 = bot.writer.status().commands;
+    // The writer's `update` commands, to count their statements (documents
+    // written; `/ud`'s reads are `find`s and not kept).
+    proxy.capture(&["update"]);
     let poller = AckPoller::start(bot.writer.clone());
     let stop_ud = Arc::new(AtomicBool::new(false));
     let ud_task = {
@@ -231,6 +264,12 @@ pub async fn ingestion(
     row.writer_lat = Lat::new(lat);
     row.writer_submit_lat = Lat::new(submit_lat);
     row.writer_rt = bot.writer.status().commands - cmd0;
+    proxy.capture(&[]);
+    row.writer_statements = proxy
+        .captured()
+        .iter()
+        .map(|c| c.get_array("updates").map_or(0, Vec::len) as u64)
+        .sum();
     row.sample_err = log.worst_sample;
     progress(&format!(
         "rtt +{delay_ms} ms, {members} members: writer burst {} of {n} msgs acked, {:.0} msgs/s, {} update commands, /ud {} calls",

@@ -88,10 +88,19 @@ pub async fn server_description(uri: &str) -> String {
     };
     let version = info.get_str("version").unwrap_or("?");
     let external = std::env::var("MONGODB_TEST_URI").is_ok_and(|u| !u.trim().is_empty());
-    if let Ok(f) = info
-        .get_str("ferretdbVersion")
-        .or_else(|_| info.get_str("ferretdb"))
-    {
+    if let Ok(v2) = info.get_document("ferretdb") {
+        return format!(
+            "FerretDB {} on DocumentDB (PostgreSQL {}), reports MongoDB {version}{}",
+            v2.get_str("version").unwrap_or("v2"),
+            postgres_version(),
+            if external {
+                " (MONGODB_TEST_URI)"
+            } else {
+                "; built and started by tools/docdb/docdb.sh"
+            }
+        );
+    }
+    if let Ok(f) = info.get_str("ferretdbVersion") {
         let backend = if external {
             "backend unknown (MONGODB_TEST_URI)"
         } else {
@@ -119,4 +128,15 @@ pub async fn server_description(uri: &str) -> String {
     } else {
         format!("MongoDB {version}")
     }
+}
+
+/// The system PostgreSQL's version (the one `tools/docdb/docdb.sh` runs).
+fn postgres_version() -> String {
+    std::process::Command::new("/usr/lib/postgresql/15/bin/postgres")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split_whitespace().nth(2).map(str::to_owned))
+        .unwrap_or_else(|| "15".into())
 }

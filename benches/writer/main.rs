@@ -1,8 +1,8 @@
 //! The write-path benchmark: `cargo bench --bench writer [-- --quick]`.
 //!
 //! Everything runs against a real MongoDB-wire server (the test suite's: see
-//! `tests/it/support/db.rs`; FerretDB v1 on `SQLite` unless `MONGODB_TEST_URI` is
-//! set or `mongod` is on PATH) through the test suite's fault proxy
+//! `tests/it/support/db.rs`; FerretDB v2 on `DocumentDB` unless `MONGODB_TEST_URI`
+//! is set or `mongod` is on PATH) through the test suite's fault proxy
 //! (`tests/it/support/fault_proxy.rs`) on loopback, with 0, 5 and 20 ms of
 //! added round trip. It measures, in one run:
 //!
@@ -70,8 +70,9 @@ use servers::StubMongo;
 pub struct Config {
     pub quick: bool,
     pub delays_ms: Vec<u64>,
-    /// Members messages are spread over (uniformly, across `guilds` guilds).
-    pub members: u64,
+    /// Member counts messages are spread over (uniformly, across `guilds`
+    /// guilds), each at every delay; the paced phase runs with the first.
+    pub members: Vec<u64>,
     /// A second, larger member count run at the largest delay (0: skip),
     /// with this many messages.
     pub cliff_members: u64,
@@ -152,8 +153,15 @@ impl Config {
         Config {
             quick,
             delays_ms: list("--delays", &[0, 5, 20]),
-            members: one("--members", 50),
-            cliff_members: one("--cliff-members", if quick { 0 } else { 1_000 }),
+            members: list(
+                "--members",
+                if quick {
+                    &[50, 1_000]
+                } else {
+                    &[50, 1_000, 10_000]
+                },
+            ),
+            cliff_members: one("--cliff-members", 0),
             cliff_messages: 1_000,
             cliff_drain: Duration::from_secs(60),
             apply_batch: value("--apply-batch").map(|v| v.parse().expect("a number")),
@@ -169,7 +177,14 @@ impl Config {
             paced_drain: Duration::from_secs(20),
             ud_idle_calls: if quick { 20 } else { 50 },
             ud_pause: Duration::from_millis(10),
-            db_sessions: sizes("--db-sessions", if quick { &[100] } else { &[100, 1_000] }),
+            db_sessions: sizes(
+                "--db-sessions",
+                if quick {
+                    &[1_000]
+                } else {
+                    &[1_000, 10_000, 100_000]
+                },
+            ),
             db_flush_budget: Duration::from_secs(90),
             sessions: sizes(
                 "--sessions",
@@ -180,7 +195,7 @@ impl Config {
                 },
             ),
             flush_guilds: 10,
-            db_setup_budget: Duration::from_secs(60),
+            db_setup_budget: Duration::from_secs(120),
             stub_setup_budget: Duration::from_secs(120),
             flush_budget: Duration::from_secs(120),
             probe_sizes: sizes(
@@ -240,20 +255,22 @@ fn main() {
         let proxy = servers::proxy_to(&upstream).await;
         // 1-3 on the real database.
         let mut ingest = Vec::new();
-        for &d in &cfg.delays_ms {
-            ingest.push(
-                ingestion(
-                    &cfg,
-                    &proxy,
-                    d,
-                    cfg.members,
-                    true,
-                    None,
-                    cfg.writer_max,
-                    cfg.drain_budget,
-                )
-                .await,
-            );
+        for (i, &members) in cfg.members.iter().enumerate() {
+            for &d in &cfg.delays_ms {
+                ingest.push(
+                    ingestion(
+                        &cfg,
+                        &proxy,
+                        d,
+                        members,
+                        i == 0,
+                        None,
+                        cfg.writer_max,
+                        cfg.drain_budget,
+                    )
+                    .await,
+                );
+            }
         }
         // 4 on the real database, smallest size first, until a size does not
         // finish within its budget.

@@ -18,6 +18,8 @@ pub struct IngestRow {
     pub writer_rate: f64,
     pub writer_lat: Lat,
     pub writer_rt: u64,
+    /// Statements in the writer's `update` commands during the burst.
+    pub writer_statements: u64,
     pub writer_submit_lat: Lat,
     pub sample_err: Duration,
     pub ud: Lat,

@@ -162,7 +162,8 @@ impl Store {
                 let Some((i, coll, docs)) = steps.next() else {
                     break;
                 };
-                running.push(async move { (i, self.update_idempotent(coll, docs, fresh_from).await) });
+                running
+                    .push(async move { (i, self.update_idempotent(coll, docs, fresh_from).await) });
             }
             let Some((i, result)) = futures::StreamExt::next(&mut running).await else {
                 break;

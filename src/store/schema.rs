@@ -46,12 +46,22 @@ impl Store {
     /// # Errors
     /// The server is unreachable or refuses.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        // `member_stats` is read by `_id` and by its `rank_*` indexes only.
+        // Its former `by_member` index is dropped: every index is updated by
+        // every write (on DocumentDB each costs about as much as the
+        // document itself; BENCHMARKS.md, "Server ceiling").
+        // Not `self.command`: an absent index or collection is an error
+        // reply, which is no sign of an unhealthy database.
+        let dropped = tokio::time::timeout(
+            self.command_timeout,
+            self.db
+                .run_command(doc! { "dropIndexes": MEMBER_STATS, "index": "by_member" }),
+        )
+        .await;
+        if let Ok(Ok(_)) = dropped {
+            tracing::info!("dropped the unused index member_stats.by_member");
+        }
         let indexes = [
-            (
-                MEMBER_STATS,
-                doc! { "guild_id": 1, "user_id": 1 },
-                "by_member",
-            ),
             (
                 MEMBER_DAYS,
                 doc! { "guild_id": 1, "user_id": 1, "day": 1 },

@@ -44,7 +44,10 @@ BUILD_ID="docdb-$DOCUMENTDB_COMMIT-pgvector0.8.0-pgcron1.6.3-ferretdb$FERRETDB_V
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
 [[ "$target" = /* ]] || target="$ROOT/$target"
 DOCDB_HOME="${DOCDB_HOME:-$target/docdb}"
+# Where pinned tarballs may already be: $DOCDB_TARBALLS, else the shared folder
+# beside the checkout (or the workplace's, for a clone elsewhere).
 TARBALLS="${DOCDB_TARBALLS:-$ROOT/../shared/docdb/tarballs}"
+[[ -d "$TARBALLS" || -n "${DOCDB_TARBALLS:-}" ]] || TARBALLS=/work/shared/docdb/tarballs
 JOBS="${JOBS:-$(nproc)}"
 
 say() { echo "docdb: $*" >&2; }
