@@ -228,7 +228,7 @@ run() {
   stop_run() {
     trap - EXIT INT TERM
     [[ -n "$fpid" ]] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
-    as_pg "$PGBIN/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1 || true
+    as_pg "$PGBIN/pg_ctl" -D "$pgdata" -m fast -w -t 20 stop >/dev/null 2>&1 || true
     exit 0
   }
   trap stop_run EXIT INT TERM
