@@ -130,7 +130,7 @@ pub async fn server_description(uri: &str) -> String {
     }
 }
 
-/// The system PostgreSQL's version (the one `tools/docdb/docdb.sh` runs).
+/// The system `PostgreSQL` version (the one `tools/docdb/docdb.sh` runs).
 fn postgres_version() -> String {
     std::process::Command::new("/usr/lib/postgresql/15/bin/postgres")
         .arg("--version")

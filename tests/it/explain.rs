@@ -73,7 +73,7 @@ fn voice(user: u64, guild: u64, from: i64, secs: i64) -> Op {
         guild,
         user,
         channel: 7,
-        camera: user % 3 == 0,
+        camera: user.is_multiple_of(3),
         segment_start: from,
         from,
         to: from + secs * 1000,

@@ -4,11 +4,11 @@
 //! [`server_uri`] picks, in this order:
 //! 1. `MONGODB_TEST_URI` if set (used as is; nothing is started);
 //! 2. a `mongod` found on `PATH`, started on a free port with a temp data dir;
-//! 3. FerretDB v2 on DocumentDB (PostgreSQL 15), built by
+//! 3. FerretDB v2 on `DocumentDB` (`PostgreSQL` 15), built by
 //!    `tools/docdb/docdb.sh build` into `<target dir>/docdb` and started by
 //!    `tools/docdb/docdb.sh run` with a temp data dir (`bash scripts/test.sh`
 //!    builds it up front); this needs root (Debian packages, and the
-//!    extensions go into the system PostgreSQL tree);
+//!    extensions go into the system `PostgreSQL` tree);
 //! 4. only where that cannot be had (not root, nothing built): FerretDB v1
 //!    (`SQLite` backend) through the Go wrapper in `tools/ferretdb`, with a
 //!    note; v1 scans a collection for any filter but `{_id}` and differs from
@@ -178,28 +178,25 @@ fn start_docdb(script: &Path) -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     // A cold build (packages, extensions, `go install`) takes minutes.
-    match wait_listening(&mut child, Duration::from_secs(900)) {
-        Some(uri) => {
-            note(&format!(
-                "study-tracker tests: FerretDB v2 + DocumentDB at {uri} (ready in {:.1?})",
-                t0.elapsed()
-            ));
-            Ok(Server {
-                uri,
-                _child: Some(child),
-                _dir: Some(dir),
-            })
-        }
-        None => {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            Err(format!(
-                "FerretDB v2 + DocumentDB ({} run) did not start (exit: {status:?}); log {}:\n{}",
-                script.display(),
-                log.display(),
-                tail(&log)
-            ))
-        }
+    if let Some(uri) = wait_listening(&mut child, Duration::from_secs(900)) {
+        note(&format!(
+            "study-tracker tests: FerretDB v2 + DocumentDB at {uri} (ready in {:.1?})",
+            t0.elapsed()
+        ));
+        Ok(Server {
+            uri,
+            _child: Some(child),
+            _dir: Some(dir),
+        })
+    } else {
+        let _ = child.kill();
+        let status = child.wait().ok();
+        Err(format!(
+            "FerretDB v2 + DocumentDB ({} run) did not start (exit: {status:?}); log {}:\n{}",
+            script.display(),
+            log.display(),
+            tail(&log)
+        ))
     }
 }
 
