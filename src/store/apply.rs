@@ -13,27 +13,6 @@ use super::statements::{group, DocOps};
 use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
 
-/// Statements per `update` command until the server is known. FerretDB v1.24
-/// (the test server) stops answering an `update` of 100 or more statements
-/// that modify existing documents (observed: 98 take 0.2 s, 100 never
-/// return); 64 keeps well clear of that.
-pub(super) const SAFE_STATEMENTS_PER_COMMAND: usize = 64;
-/// Statements per `update` command once `buildInfo` shows a real MongoDB
-/// (which takes up to 100,000 and 48 MB messages; 1,000 small upserts stay
-/// far below both).
-pub(super) const MONGODB_STATEMENTS_PER_COMMAND: usize = 1_000;
-/// `update` commands of one batch in flight at once on a real MongoDB. They
-/// touch distinct documents, so their order does not matter. FerretDB v1.24
-/// stalls on concurrent updates of existing documents, so until the server
-/// is known (and on FerretDB) commands go one at a time.
-pub(super) const MONGODB_COMMANDS_IN_FLIGHT: usize = 4;
-/// The same on FerretDB v2 + `DocumentDB`, from the writer benchmark's server
-/// ceiling (BENCHMARKS.md): each command runs in one `PostgreSQL` backend,
-/// so statements per second grow with the commands in flight up to the
-/// server's cores, and stop growing with the command size past a few hundred.
-pub(super) const DOCUMENTDB_STATEMENTS_PER_COMMAND: usize = 1_000;
-pub(super) const DOCUMENTDB_COMMANDS_IN_FLIGHT: usize = 4;
-
 /// What an idempotent apply did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {

@@ -37,6 +37,7 @@ mod members;
 mod meta;
 mod rollups;
 mod schema;
+mod server;
 mod sessions;
 mod statements;
 
@@ -60,13 +61,10 @@ pub use legacy::ImportReport;
 pub use sessions::OpenSessions;
 
 use crate::config::WriteConcern;
-use apply::{
-    DOCUMENTDB_COMMANDS_IN_FLIGHT, DOCUMENTDB_STATEMENTS_PER_COMMAND, MONGODB_COMMANDS_IN_FLIGHT,
-    MONGODB_STATEMENTS_PER_COMMAND, SAFE_STATEMENTS_PER_COMMAND,
-};
 use contact::ContactLog;
 use error::describe;
 use schema::META;
+use server::SAFE_STATEMENTS_PER_COMMAND;
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -200,27 +198,7 @@ impl Store {
     /// The server is unreachable.
     pub async fn detect_server(&self) -> Result<String, StoreError> {
         let info = self.command(doc! { "buildInfo": 1 }).await?;
-        let version = info.get_str("version").unwrap_or("unknown").to_owned();
-        let (server, per_command, in_flight) = if let Ok(f) = info.get_str("ferretdbVersion") {
-            (format!("FerretDB {f}"), SAFE_STATEMENTS_PER_COMMAND, 1)
-        } else if let Ok(f) = info.get_document("ferretdb") {
-            // FerretDB v2 on DocumentDB behaves as MongoDB for the writer's
-            // commands; its sizes come from the writer benchmark's ceiling.
-            (
-                format!(
-                    "FerretDB {} (DocumentDB, as MongoDB {version})",
-                    f.get_str("version").unwrap_or("v2")
-                ),
-                DOCUMENTDB_STATEMENTS_PER_COMMAND,
-                DOCUMENTDB_COMMANDS_IN_FLIGHT,
-            )
-        } else {
-            (
-                format!("MongoDB {version}"),
-                MONGODB_STATEMENTS_PER_COMMAND,
-                MONGODB_COMMANDS_IN_FLIGHT,
-            )
-        };
+        let (server, per_command, in_flight) = server::sizes(&info);
         self.statements_per_command
             .store(per_command, Ordering::Relaxed);
         self.commands_in_flight.store(in_flight, Ordering::Relaxed);
