@@ -70,24 +70,9 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
             .await
             .expect("preload member_stats");
         if writer_shape {
-            let days: Vec<Document> = chunk
-                .iter()
-                .map(|m| {
-                    doc! {
-                        "_id": format!("{}:{}:{day}", m.guild, m.user),
-                        "guild_id": m.guild as i64, "user_id": m.user as i64,
-                        "day": &day, "messages": 0_i64, "seq": 0_i64,
-                    }
-                })
-                .collect();
-            db.collection::<Document>("member_days")
-                .insert_many(days)
-                .await
-                .expect("preload member_days");
-            // This week's and this month's rollups too (ids as in
-            // store/rollups.rs), so the writer updates where it would.
             let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
             for (coll, field, key) in [
+                ("member_days", "day", day.clone()),
                 (
                     "member_weeks",
                     "week",

@@ -166,7 +166,7 @@ fn start_docdb(script: &Path) -> Result<Server, String> {
     let log = dir.path().join("docdb.err");
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let t0 = Instant::now();
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .arg(script)
         .arg("run")
         .arg(dir.path().join("server"))
@@ -178,11 +178,25 @@ fn start_docdb(script: &Path) -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     // A cold build (packages, extensions, `go install`) takes minutes.
-    if let Some(uri) = wait_listening(&mut child, Duration::from_secs(900)) {
-        note(&format!(
-            "study-tracker tests: FerretDB v2 + DocumentDB at {uri} (ready in {:.1?})",
-            t0.elapsed()
-        ));
+    let what = format!("FerretDB v2 + DocumentDB ({} run)", script.display());
+    let server = serve(child, dir, &log, Duration::from_secs(900), &what)?;
+    note(&format!(
+        "study-tracker tests: FerretDB v2 + DocumentDB at {} (ready in {:.1?})",
+        server.uri,
+        t0.elapsed()
+    ));
+    Ok(server)
+}
+
+/// The server once `child` says where it listens, or why it did not start.
+fn serve(
+    mut child: Child,
+    dir: tempfile::TempDir,
+    log: &Path,
+    timeout: Duration,
+    what: &str,
+) -> Result<Server, String> {
+    if let Some(uri) = wait_listening(&mut child, timeout) {
         Ok(Server {
             uri,
             _child: Some(child),
@@ -192,10 +206,9 @@ fn start_docdb(script: &Path) -> Result<Server, String> {
         let _ = child.kill();
         let status = child.wait().ok();
         Err(format!(
-            "FerretDB v2 + DocumentDB ({} run) did not start (exit: {status:?}); log {}:\n{}",
-            script.display(),
+            "{what} did not start (exit: {status:?}); log {}:\n{}",
             log.display(),
-            tail(&log)
+            tail(log)
         ))
     }
 }
@@ -297,7 +310,7 @@ fn start_ferretdb() -> Result<Server, String> {
     let dir = temp_dir()?;
     let log = dir.path().join("ferretdb.log");
     let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .args([
             "-listen",
             "127.0.0.1:0",
@@ -312,22 +325,8 @@ fn start_ferretdb() -> Result<Server, String> {
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
 
-    if let Some(uri) = wait_listening(&mut child, START_TIMEOUT) {
-        Ok(Server {
-            uri,
-            _child: Some(child),
-            _dir: Some(dir),
-        })
-    } else {
-        let _ = child.kill();
-        let status = child.wait().ok();
-        Err(format!(
-            "FerretDB test server {} did not start (exit: {status:?}); log {}:\n{}",
-            bin.display(),
-            log.display(),
-            tail(&log)
-        ))
-    }
+    let what = format!("FerretDB test server {}", bin.display());
+    serve(child, dir, &log, START_TIMEOUT, &what)
 }
 
 /// `<target dir>/ferretdb/ferretdb`, (re)built when missing or older than
