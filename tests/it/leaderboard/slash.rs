@@ -184,3 +184,124 @@ async fn slash_leaderboard_pages_with_the_buttons() {
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }
+
+/// `/leaderboard` run just before a midnight that starts a new day, week
+/// and month (Monday 2027-02-01, UTC), paged across it: every press pages
+/// the week the command was run in (23 members), not the new, empty one;
+/// the footer and the buttons agree with what is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_leaderboard_pages_keep_their_period_across_midnight() {
+    use chrono::{NaiveDate, TimeZone};
+    let env = Env::new().await;
+    let midnight = Utc
+        .with_ymd_and_hms(2027, 2, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    let sunday = NaiveDate::from_ymd_opt(2027, 1, 31).unwrap();
+    let users: Vec<u64> = (0..22)
+        .map(|i| 1_700_000_000_000_100_000 + i)
+        .chain([ALICE])
+        .collect();
+    let ops: Vec<Op> = users
+        .iter()
+        .zip(0_i64..)
+        .map(|(user, i)| {
+            let secs = if *user == ALICE { 30 } else { 60 * (23 - i) };
+            Op::Voice {
+                guild: GUILD,
+                user: *user,
+                channel: VC1,
+                camera: false,
+                segment_start: ms(sunday, 36_000),
+                from: ms(sunday, 36_000),
+                to: ms(sunday, 36_000 + secs),
+                tz: Some(chrono_tz::UTC),
+            }
+        })
+        .collect();
+    let store = env.store();
+    store.ensure_indexes().await.unwrap();
+    store.apply(&sequenced(ops)).await.unwrap();
+    // The bot's clock: 40 s before that midnight when it starts.
+    let real_now = || Utc::now().timestamp_millis();
+    let offset = midnight - 40_000 - real_now();
+    let mut config = env.config();
+    config.extra_env.push((
+        "STUDY_TRACKER_DEBUG_CLOCK_OFFSET_MS".into(),
+        offset.to_string(),
+    ));
+    let mut bot = env.start_bot(&config).await;
+    assert!(
+        env.sim
+            .wait_command_registered("leaderboard", CONNECT)
+            .await
+    );
+    let bot_now = || real_now() + offset;
+    let until = |at: i64| async move {
+        let wait = at - (real_now() + offset);
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    };
+    assert!(
+        bot_now() < midnight - 10_000,
+        "the bot took too long to start: {} s to midnight",
+        (midnight - bot_now()) / 1000
+    );
+    until(midnight - 8_000).await;
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "leaderboard", &[])
+        .unwrap();
+    let first = env.sim.wait_reply(id, CONNECT).await.unwrap();
+    assert!(
+        first.text.contains("Page 1 of 3 · 23 ranked"),
+        "{}",
+        first.text
+    );
+    let next = env.sim.buttons_of(id)[1].custom_id.clone().unwrap();
+    let second = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(second.text.contains("Page 2 of 3"), "{}", second.text);
+    assert!(bot_now() < midnight, "page 2 was read before midnight");
+
+    until(midnight + 1_500).await;
+    let third = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(
+        third.text.contains("Page 3 of 3 · 23 ranked"),
+        "{}",
+        third.text
+    );
+    assert!(
+        third.text.contains(&format!("**#23** <@{ALICE}>")),
+        "{}",
+        third.text
+    );
+    assert!(
+        third
+            .text
+            .contains("This week ended after `/leaderboard` was run")
+            && !second.text.contains("ended"),
+        "{}",
+        third.text
+    );
+    let buttons = third.buttons();
+    assert_eq!(
+        (buttons.len(), buttons[0].disabled, buttons[1].disabled),
+        (2, false, true),
+        "◀ still pages back: {buttons:?}"
+    );
+    let back = env
+        .sim
+        .press(id, ALICE, &buttons[0].custom_id.clone().unwrap(), CONNECT)
+        .await
+        .unwrap();
+    assert!(back.text.contains("Page 2 of 3"), "{}", back.text);
+    assert!(
+        back.text.contains(&format!("**#11** <@{}>", users[10])),
+        "{}",
+        back.text
+    );
+
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
