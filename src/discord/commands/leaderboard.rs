@@ -86,16 +86,11 @@ pub(super) async fn leaderboard(
         by: by.map_or(By::Voice, By::from),
     });
     let first = view(ctx, &ask, 0).await?;
-    // Each press reads its page afresh; a failed read shows the error on
-    // the same page.
+    // Each press reads its page afresh; a failed read shows the error
+    // above the page shown, and the same press retries.
     send_paged(ctx, "leaderboard", first, move |index| {
         let ask = Arc::clone(&ask);
-        async move {
-            match view(ctx, &ask, index).await {
-                Ok(v) => v,
-                Err(e) => unavailable(&e, index),
-            }
-        }
+        async move { view(ctx, &ask, index).await.map_err(|e| unavailable(&e)) }
     })
     .await
 }
@@ -162,14 +157,11 @@ fn embed(board: &Board) -> serenity::CreateEmbed {
         .colour(EMBED_COLOUR)
 }
 
-/// What a press shows when the page cannot be read: the error, buttons kept.
-fn unavailable(e: &Error, index: usize) -> PageView {
+/// What a press shows when the page cannot be read (above the page shown,
+/// which stays: the same press retries).
+fn unavailable(e: &Error) -> String {
     tracing::warn!(error = %e, "cannot read a leaderboard page");
-    PageView {
-        content: "⚠️ The leaderboard cannot be read right now; try again in a moment.".to_owned(),
-        embeds: Vec::new(),
-        page: paging::Page::of(index, index + 2, 1, false),
-    }
+    "⚠️ That page of the leaderboard cannot be read right now; press again in a moment.".to_owned()
 }
 
 // The store's pages and the buttons' pages hold the same number of members.

@@ -109,7 +109,10 @@ async fn history_pages_forward_and_back_with_the_buttons() {
 
     // ▶, ▶: the same message shows the older pages; ▶ is disabled on the last.
     let second = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
-    assert_eq!(second.callback_type, 7, "UPDATE_MESSAGE");
+    assert_eq!(
+        second.callback_type, 6,
+        "DEFERRED_UPDATE_MESSAGE, then an edit"
+    );
     assert_eq!(shown(&second.text), (3..13).rev().collect::<Vec<_>>());
     assert!(second.text.contains("· page 2 of 3\n"), "{}", second.text);
     let sum: i64 = (3..13).map(|i| 60 + i).sum();
