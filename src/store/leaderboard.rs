@@ -12,7 +12,7 @@ use super::schema::{
 };
 use super::{Store, StoreError};
 use crate::core::leaderboard::{
-    offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
+    agree, offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
 };
 use crate::core::stats::Totals;
 use crate::core::MemberKey;
@@ -125,14 +125,18 @@ impl Store {
                 totals: totals(d),
             })
             .collect();
-        Ok(Page {
+        // Three chains read at slightly different moments: the caller's
+        // place and the count are made to agree with the page.
+        let mut page = Page {
             period,
             by,
             page: page.max(1),
             ranked,
             entries,
             caller,
-        })
+        };
+        agree(&mut page);
+        Ok(page)
     }
 
     /// A member's rank by total voice in each period, from the rollups the
