@@ -10,6 +10,7 @@ use tracing::instrument;
 use crate::app::{now_millis, CARD_DAYS};
 use crate::core::daily::DayTotals;
 use crate::discord::{Context, Error};
+use crate::render::chart::chart_title;
 use crate::render::chart::CHART_DAYS;
 use crate::render::{render_card, render_chart, Card};
 use crate::telemetry::cause_chain;
@@ -49,7 +50,7 @@ pub(super) async fn ud(
 /// The chart as a PNG, drawn on a blocking thread; `None` (logged) if it
 /// could not be drawn.
 async fn chart_png(days: Vec<DayTotals>, name: &str) -> Option<Vec<u8>> {
-    let title = format!("{name}: last {CHART_DAYS} days");
+    let title = chart_title(name);
     match tokio::task::spawn_blocking(move || render_chart(&days, &title)).await {
         Ok(Ok(png)) => Some(png),
         Ok(Err(e)) => {
