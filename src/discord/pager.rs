@@ -219,7 +219,7 @@ where
             }
             if !ctx.data().lease().counts() {
                 tracing::info!(command, "lost the lease; no longer answering its buttons");
-                break;
+                return false;
             }
             if press.user.id == owner.id {
                 let Some(step) = parse(&prefix, &press.data.custom_id) else {
@@ -238,6 +238,7 @@ where
                 refuse(&http, press, command, owner.display_name());
             }
         }
+        true
     };
     // Reads and shows the owner's pages, one press after another.
     let answer = async {
@@ -276,11 +277,14 @@ where
             }
         }
     };
-    tokio::join!(receive, answer);
+    let (still_holder, ()) = tokio::join!(receive, answer);
     // From here on a press is answered "expired" (`answer_stale`), not left
     // to fail.
     drop(live);
-    remove_buttons(ctx, command).await;
+    // An instance that lost the lease leaves the message to the holder.
+    if still_holder {
+        remove_buttons(ctx, command).await;
+    }
     Ok(())
 }
 
