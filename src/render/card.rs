@@ -171,7 +171,7 @@ fn unavailable_card(name: &str, title: String, stats: &Stats) -> Card {
 }
 
 /// The footer of a card drawn without the database.
-const UNAVAILABLE_NOTE: &str = "⚠️ The database did not answer in time, so the totals, ranks, streak and chart are left out (nothing is reset). Try again in a moment.";
+const UNAVAILABLE_NOTE: &str = "⚠️ The database did not answer in time, so the totals, ranks, streak and chart are left out (nothing is reset) and the numbers may lag until it is back. Try again in a moment.";
 
 #[cfg(test)]
 mod tests {

@@ -432,3 +432,53 @@ async fn the_voice_secs_backfill_runs_once_per_database() {
         "the second start scanned member_stats again"
     );
 }
+
+/// Measures what F8 (issue 15) is about, on the test database: a
+/// `/leaderboard` page (with the caller's place) and a member's four ranks
+/// among 100,000 members of one week. Not a check (it only prints p50 and
+/// p99): `cargo test --test it -- --ignored leaderboard_reads_at_100k`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "seeds 100,000 members (about a minute); prints timings"]
+async fn leaderboard_reads_at_100k_members() {
+    use mongodb::bson::{doc, Document};
+    const N: u64 = 100_000;
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    store.ensure_indexes().await.unwrap();
+    let week = "w2026-11-30";
+    let weeks = db.db().collection::<Document>("member_weeks");
+    let started = std::time::Instant::now();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .map(|i| {
+                let user = 1_700_000_000_001_000_000 + i;
+                // Values with ties, spread like a real server's.
+                let secs = i64::try_from((i * 7_919) % 360_000).unwrap() + 1;
+                doc! { "_id": format!("{G}:{user}:{week}"), "guild_id": G.cast_signed(), "user_id": user.cast_signed(),
+                       "week": week, "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": secs, "voice_secs": secs, "messages": 0_i64, "seq": 1_i64 }
+            })
+            .collect();
+        weeks.insert_many(docs).await.unwrap();
+    }
+    eprintln!("seeded {N} members in {:?}", started.elapsed());
+    let mut times = Vec::new();
+    for round in 0..40_u64 {
+        let page = 1 + (round * 997) % (N / 10);
+        let caller = 1_700_000_000_001_000_000 + (round * 7_777) % N;
+        let t = std::time::Instant::now();
+        let got = store
+            .leaderboard(G, Period::Week, Some(week), By::Voice, page, Some(caller))
+            .await
+            .unwrap();
+        times.push(t.elapsed());
+        assert_eq!(got.ranked, N);
+    }
+    times.sort();
+    eprintln!(
+        "leaderboard page + caller at {N}: p50 {:?}, p99 {:?}, max {:?}",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
+}
