@@ -247,3 +247,52 @@ async fn only_the_lease_holder_answers_a_press() {
     assert!(b.stop().await.success());
     env.assert_clean(&b);
 }
+
+/// A press whose read fails (MongoDB down) keeps the page shown and its
+/// buttons, with a warning; the same press again shows the page that
+/// failed. (Without MongoDB the reader knows only the session in progress,
+/// which has no pages: before, the buttons went away.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_history_read_keeps_the_page_and_its_buttons() {
+    use crate::support::app::with_fast_timeouts;
+    use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+    let env = Env::new().await;
+    seed(&env).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = env.config();
+    config.mongodb_uri = with_fast_timeouts(&proxy.uri());
+    let mut bot = env.start_bot(&config).await;
+    assert!(env.sim.wait_command_registered("history", CONNECT).await);
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "history", &[])
+        .unwrap();
+    let first = env.sim.wait_reply(id, CONNECT).await.unwrap();
+    assert_eq!(shown(&first.text), (13..23).rev().collect::<Vec<_>>());
+    let next = env.sim.buttons_of(id)[1].custom_id.clone().unwrap();
+
+    proxy.set_down(true);
+    let failed = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(
+        failed.text.contains("cannot be read right now"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(
+        shown(&failed.text),
+        (13..23).rev().collect::<Vec<_>>(),
+        "page 1 stays: {}",
+        failed.text
+    );
+    assert_eq!(failed.buttons().len(), 2, "the buttons stay");
+    proxy.set_down(false);
+    let retried = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert_eq!(
+        shown(&retried.text),
+        (3..13).rev().collect::<Vec<_>>(),
+        "page 2, the one that failed: {}",
+        retried.text
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
+}
