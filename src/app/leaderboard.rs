@@ -23,7 +23,6 @@ impl App {
     ///
     /// # Errors
     /// MongoDB could not be read within [`LEADERBOARD_READ_TIMEOUT`].
-    #[instrument(skip_all, fields(guild_id = guild, period = period.name(), by = by.name(), page))]
     pub async fn leaderboard(
         &self,
         guild: u64,
@@ -33,7 +32,35 @@ impl App {
         caller: Option<u64>,
         now: Millis,
     ) -> anyhow::Result<Page> {
-        let read = leaderboard_page(&self.store, guild, period, by, page, caller, now, self.tz);
+        let key = self.period_key(period, now);
+        self.leaderboard_of(guild, period, key.as_deref(), by, page, caller)
+            .await
+    }
+
+    /// The key of the `period` containing `now` (`None` for all time): what
+    /// `/leaderboard` decides once, when it is run, so that every press
+    /// pages the same period even after a midnight.
+    #[must_use]
+    pub fn period_key(&self, period: Period, now: Millis) -> Option<String> {
+        period.key_at(now, self.tz)
+    }
+
+    /// Page `page` (from 1) of `guild`'s ranking in the `period` named by
+    /// `key` ([`App::period_key`]), by `by`, with `caller`'s own entry.
+    ///
+    /// # Errors
+    /// MongoDB could not be read within [`LEADERBOARD_READ_TIMEOUT`].
+    #[instrument(skip_all, fields(guild_id = guild, period = period.name(), key, by = by.name(), page))]
+    pub async fn leaderboard_of(
+        &self,
+        guild: u64,
+        period: Period,
+        key: Option<&str>,
+        by: By,
+        page: u64,
+        caller: Option<u64>,
+    ) -> anyhow::Result<Page> {
+        let read = self.store.leaderboard(guild, period, key, by, page, caller);
         tokio::time::timeout(LEADERBOARD_READ_TIMEOUT, read)
             .await
             .context("reading the leaderboard: no reply in time")?

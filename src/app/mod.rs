@@ -61,7 +61,27 @@ pub struct App {
 /// The wall clock, in the tracker's unit.
 #[must_use]
 pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
+    chrono::Utc::now().timestamp_millis() + clock_offset()
+}
+
+/// Debug builds only (the tests' binary): `STUDY_TRACKER_DEBUG_CLOCK_OFFSET_MS`
+/// shifts this process's clock, so an end-to-end test can run the real
+/// binary just before a local midnight (as `faketime` would). Release
+/// builds never read it.
+#[cfg(debug_assertions)]
+fn clock_offset() -> Millis {
+    static OFFSET: std::sync::OnceLock<Millis> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("STUDY_TRACKER_DEBUG_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+#[cfg(not(debug_assertions))]
+const fn clock_offset() -> Millis {
+    0
 }
 
 impl App {

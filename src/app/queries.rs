@@ -23,9 +23,12 @@ pub struct MemberCard {
     pub stats: Stats,
     pub freshness: Freshness,
     /// The last [`CARD_DAYS`] local days, oldest first, the session in
-    /// progress included.
-    pub days: Vec<DayTotals>,
-    pub streaks: Streaks,
+    /// progress included; `None` when the stored history could not be read
+    /// (a chart of blank days would read as a fact).
+    pub days: Option<Vec<DayTotals>>,
+    /// `None` when the stored history could not be read (a streak of 0
+    /// would read as "my streak reset").
+    pub streaks: Option<Streaks>,
     /// The member's rank in the server by total voice per period.
     pub ranks: PeriodRanks,
 }
@@ -63,12 +66,19 @@ impl App {
             self.read_member(member, now, 0, &days_since),
             self.voice_ranks(member, now)
         );
-        let by_day = daily::voice_by_day(&stored, pending, self.tz);
+        // Without the stored history, the days and the streaks are unknown,
+        // not empty.
+        let known = freshness != Freshness::Unavailable;
+        let days = known.then(|| daily::daily(&stored, pending, now, self.tz, CARD_DAYS));
+        let streaks = known.then(|| {
+            let by_day = daily::voice_by_day(&stored, pending, self.tz);
+            streak::streaks(&by_day, daily::today(now, self.tz), self.streak_min_secs)
+        });
         MemberCard {
             stats: stats::compute(&stored, pending, &periods),
             freshness,
-            days: daily::daily(&stored, pending, now, self.tz, CARD_DAYS),
-            streaks: streak::streaks(&by_day, daily::today(now, self.tz), self.streak_min_secs),
+            days,
+            streaks,
             ranks,
         }
     }

@@ -150,9 +150,20 @@ fn buttons(prefix: &str, page: &Page) -> Vec<serenity::CreateActionRow> {
 }
 
 /// Sends `first` with ◀ ▶ under it when it has pages, then answers presses
-/// by editing the same message to the page `show` draws (`UPDATE_MESSAGE`)
 /// until the buttons time out, then removes them. See the module doc for
 /// who may press.
+///
+/// Every press must be answered within 3 s of its own creation, whatever
+/// else is going on, so:
+/// - an owner's press is acknowledged at once with `DEFERRED_UPDATE_MESSAGE`
+///   (type 6), then its page is read (`show`, in press order) and the
+///   message edited through the press's token;
+/// - anyone else's press is refused from a task of its own, never behind a
+///   read.
+///
+/// `show(index)` is the page to draw, or the warning to show when it could
+/// not be read: then the message keeps the page it showed (with the
+/// warning), so the same press again retries the page that failed.
 ///
 /// # Errors
 /// The first page cannot be sent. Failed answers to presses are logged.
@@ -164,7 +175,7 @@ pub(super) async fn send_paged<F, Fut>(
 ) -> Result<(), Error>
 where
     F: FnMut(usize) -> Fut + Send,
-    Fut: Future<Output = PageView> + Send,
+    Fut: Future<Output = Result<PageView, String>> + Send,
 {
     let prefix = format!("{command}:{}", ctx.id());
     let reply = |view: &PageView| {
@@ -185,7 +196,7 @@ where
         .copied()
         .unwrap_or(DEFAULT_TIMEOUT);
     // Collect before sending: a press can arrive as soon as the answer does.
-    let _live = Live::register(ctx, &prefix).await;
+    let live = Live::register(ctx, &prefix).await;
     let wanted = prefix.clone();
     let mut presses = serenity::ComponentInteractionCollector::new(ctx)
         .filter(move |p| is_under(&wanted, &p.data.custom_id))
@@ -194,51 +205,125 @@ where
     ctx.send(reply(&first).components(buttons(&prefix, &first.page)))
         .await?;
     let owner = ctx.author().clone();
-    let mut page = first.page;
-    let mut answered = HashSet::new();
-    while let Some(press) = presses.next().await {
-        if !answered.insert(press.id) {
-            tracing::debug!(command, "a press delivered twice; answered already");
-            continue;
-        }
-        if !ctx.data().lease().counts() {
-            tracing::info!(command, "lost the lease; no longer answering its buttons");
-            return Ok(());
-        }
-        let mut shown = page;
-        let answer = if press.user.id == owner.id {
-            let Some(step) = parse(&prefix, &press.data.custom_id) else {
+    let http = ctx.serenity_context().http.clone();
+    let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel();
+    // Takes every press as it comes: defers the owner's (then queues it for
+    // a read), refuses anyone else's from a task of its own.
+    let receive = async {
+        let queue = queue;
+        let mut answered = HashSet::new();
+        while let Some(press) = presses.next().await {
+            if !answered.insert(press.id) {
+                tracing::debug!(command, "a press delivered twice; answered already");
                 continue;
-            };
-            let view = show(page.step(step)).await;
-            shown = view.page;
-            serenity::CreateInteractionResponse::UpdateMessage(
-                serenity::CreateInteractionResponseMessage::new()
-                    .content(view.content)
-                    .embeds(view.embeds)
-                    .components(buttons(&prefix, &shown)),
-            )
-        } else {
-            let text = format!(
-                "These buttons belong to **{}**; run `/{command}` to page through your own.",
-                owner.display_name()
-            );
-            serenity::CreateInteractionResponse::Message(
-                serenity::CreateInteractionResponseMessage::new()
-                    .content(text)
-                    .ephemeral(true),
-            )
-        };
-        match press.create_response(ctx, answer).await {
-            // The message shows the new page only once Discord took it.
-            Ok(()) => page = shown,
-            Err(e) => {
-                tracing::warn!(command, error = %cause_chain(&e), "cannot answer a button press");
+            }
+            if !ctx.data().lease().counts() {
+                tracing::info!(command, "lost the lease; no longer answering its buttons");
+                return false;
+            }
+            if press.user.id == owner.id {
+                let Some(step) = parse(&prefix, &press.data.custom_id) else {
+                    continue;
+                };
+                let defer = serenity::CreateInteractionResponse::Acknowledge;
+                match press.create_response(&*http, defer).await {
+                    Ok(()) => {
+                        let _ = queue.send((press, step));
+                    }
+                    Err(e) => {
+                        tracing::warn!(command, error = %cause_chain(&e), "cannot answer a button press");
+                    }
+                }
+            } else {
+                refuse(&http, press, command, owner.display_name());
             }
         }
+        true
+    };
+    // Reads and shows the owner's pages, one press after another.
+    let answer = async {
+        let mut page = first.page;
+        let mut content = first.content.clone();
+        while let Some((press, step)) = queued.recv().await {
+            if !ctx.data().lease().counts() {
+                continue;
+            }
+            let (edit, shown, text) = match show(page.step(step)).await {
+                Ok(view) => (
+                    serenity::EditInteractionResponse::new()
+                        .content(view.content.clone())
+                        .embeds(view.embeds)
+                        .components(buttons(&prefix, &view.page)),
+                    view.page,
+                    view.content,
+                ),
+                // The page shown stays (its embeds are not touched), with the
+                // warning above its text, and so do its buttons: the same
+                // press retries the page that failed.
+                Err(warning) => (
+                    serenity::EditInteractionResponse::new()
+                        .content(with_warning(&warning, &content))
+                        .components(buttons(&prefix, &page)),
+                    page,
+                    content.clone(),
+                ),
+            };
+            match press.edit_response(&*http, edit).await {
+                // The message shows the new page only once Discord took it.
+                Ok(_) => (page, content) = (shown, text),
+                Err(e) => {
+                    tracing::warn!(command, error = %cause_chain(&e), "cannot show the page a button asked for");
+                }
+            }
+        }
+    };
+    let (still_holder, ()) = tokio::join!(receive, answer);
+    // From here on a press is answered "expired" (`answer_stale`), not left
+    // to fail.
+    drop(live);
+    // An instance that lost the lease leaves the message to the holder.
+    if still_holder {
+        remove_buttons(ctx, command).await;
     }
-    remove_buttons(ctx, command).await;
     Ok(())
+}
+
+/// Tells someone who is not the owner, privately, that the buttons are not
+/// theirs, from a task of its own (never behind the owner's reads).
+fn refuse(
+    http: &Arc<serenity::Http>,
+    press: serenity::ComponentInteraction,
+    command: &'static str,
+    owner: &str,
+) {
+    let text =
+        format!("These buttons belong to **{owner}**; run `/{command}` to page through your own.");
+    let http = Arc::clone(http);
+    tokio::spawn(async move {
+        let refusal = serenity::CreateInteractionResponse::Message(
+            serenity::CreateInteractionResponseMessage::new()
+                .content(text)
+                .ephemeral(true),
+        );
+        if let Err(e) = press.create_response(&*http, refusal).await {
+            tracing::warn!(command, error = %cause_chain(&e), "cannot answer a button press");
+        }
+    });
+}
+
+/// `warning` above the text of the page shown, within Discord's 2,000
+/// characters of content (else the warning alone).
+fn with_warning(warning: &str, text: &str) -> String {
+    let both = if text.is_empty() {
+        warning.to_owned()
+    } else {
+        format!("{warning}\n{text}")
+    };
+    if both.chars().count() <= 2_000 {
+        both
+    } else {
+        warning.to_owned()
+    }
 }
 
 /// Answers a press on pager buttons that no pager of this process answers

@@ -6,6 +6,11 @@ use ab_glyph::{point, Font as _, FontRef, PxScale, ScaleFont as _};
 
 use super::chart::ChartError;
 
+/// Whether the bundled font has a glyph for `c` (else it draws a box).
+pub(super) fn font_has(c: char) -> bool {
+    FontRef::try_from_slice(FONT).is_ok_and(|f| f.glyph_id(c).0 != 0)
+}
+
 /// `DejaVu` Sans, bundled so no system font (or fontconfig) is needed; licence
 /// in `assets/fonts/LICENSE-DejaVu.txt`.
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");

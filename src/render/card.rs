@@ -46,18 +46,27 @@ impl Card {
 /// The `/ud` card of the member called `name`; `ranks` are the member's
 /// places in the server by total voice (shown on the period lines);
 /// `streak_min_minutes` is the voice a day needs to count towards a streak
-/// (said on the card).
+/// (said on the card). `streaks` is `None` when the stored history could not
+/// be read (then there is no chart either).
+///
+/// With [`Freshness::Unavailable`] only the session in progress is known
+/// (`stats` holds nothing else): the card shows it as such and leaves out
+/// the totals, the periods, the streaks and the chart, saying so, rather
+/// than showing zeros that read as facts.
 #[must_use]
 pub fn render_card(
     name: &str,
     stats: &Stats,
     ranks: PeriodRanks,
-    streaks: Streaks,
+    streaks: Option<Streaks>,
     streak_min_minutes: u32,
     freshness: Freshness,
 ) -> Card {
-    let footer = freshness_note(freshness).map(str::to_owned);
     let title = format!("📊 Study stats for {name}");
+    if freshness == Freshness::Unavailable {
+        return unavailable_card(name, title, stats);
+    }
+    let footer = freshness_note(freshness).map(str::to_owned);
     if stats.is_empty() {
         return Card {
             author: name.to_owned(),
@@ -97,7 +106,7 @@ pub fn render_card(
         author: name.to_owned(),
         title,
         description: None,
-        fields: vec![
+        fields: [
             field("📷 Camera on", format!("**{}**", format_duration(a.cam_on_secs)), true),
             field("🎧 Camera off", format!("**{}**", format_duration(a.cam_off_secs)), true),
             field("⏱️ Total voice", format!("**{}**", format_duration(a.voice_secs())), true),
@@ -105,6 +114,9 @@ pub fn render_card(
             field("Today", period(&stats.today, ranks.today), false),
             field("This week", period(&stats.this_week, ranks.this_week), false),
             field("This month", period(&stats.this_month, ranks.this_month), false),
+        ]
+        .into_iter()
+        .chain(streaks.map(|streaks| {
             field(
                 "🔥 Streak",
                 format!(
@@ -113,12 +125,53 @@ pub fn render_card(
                     days(streaks.longest_days)
                 ),
                 false,
-            ),
-        ],
+            )
+        }))
+        .collect(),
         footer,
-        image: Some(CHART_FILE),
+        image: streaks.map(|_| CHART_FILE),
     }
 }
+
+/// The card when MongoDB did not answer: the session in progress (what this
+/// process counted since its last save), nothing that would need the store.
+fn unavailable_card(name: &str, title: String, stats: &Stats) -> Card {
+    let now = &stats.all_time;
+    let (description, fields) = if now.voice_secs() > 0 {
+        let value = format!(
+            "{} in voice since the last save ({} cam on, {} cam off)",
+            format_duration(now.voice_secs()),
+            format_duration(now.cam_on_secs),
+            format_duration(now.cam_off_secs)
+        );
+        (
+            None,
+            vec![CardField {
+                name: "⏳ Session in progress".to_owned(),
+                value,
+                inline: false,
+            }],
+        )
+    } else {
+        (
+            Some(format!(
+                "**{name}**'s numbers cannot be shown right now: the database did not answer in time."
+            )),
+            Vec::new(),
+        )
+    };
+    Card {
+        author: name.to_owned(),
+        title,
+        description,
+        fields,
+        footer: Some(UNAVAILABLE_NOTE.to_owned()),
+        image: None,
+    }
+}
+
+/// The footer of a card drawn without the database.
+const UNAVAILABLE_NOTE: &str = "⚠️ The database did not answer in time, so the totals, ranks, streak and chart are left out (nothing is reset) and the numbers may lag until it is back. Try again in a moment.";
 
 #[cfg(test)]
 mod tests {
@@ -157,7 +210,7 @@ mod tests {
             "Ada",
             &stats(),
             PeriodRanks::default(),
-            streaks,
+            Some(streaks),
             15,
             Freshness::Current,
         );
@@ -206,7 +259,7 @@ mod tests {
             "Ada",
             &stats(),
             ranks,
-            Streaks::default(),
+            Some(Streaks::default()),
             15,
             Freshness::Current,
         );
@@ -221,7 +274,7 @@ mod tests {
             "Ada",
             &stats(),
             PeriodRanks::default(),
-            Streaks::default(),
+            Some(Streaks::default()),
             15,
             Freshness::MayLag,
         );
@@ -230,12 +283,64 @@ mod tests {
             "Ada",
             &stats(),
             PeriodRanks::default(),
-            Streaks::default(),
+            Some(Streaks::default()),
             15,
             Freshness::Unavailable,
         );
-        assert!(down.footer.as_deref().unwrap().contains("unreachable"));
-        assert!(value(&down, "Streak").contains("current **0 days**"));
+        assert!(down.footer.as_deref().unwrap().contains("did not answer"));
+    }
+
+    #[test]
+    fn without_the_database_the_card_shows_no_zeros_as_facts() {
+        // Only the session in progress is known (2 min, camera off).
+        let pending = Stats {
+            all_time: Totals {
+                cam_on_secs: 0,
+                cam_off_secs: 120,
+                messages: 0,
+            },
+            today: Totals {
+                cam_on_secs: 0,
+                cam_off_secs: 120,
+                messages: 0,
+            },
+            ..Stats::default()
+        };
+        let down = render_card(
+            "Ada",
+            &pending,
+            PeriodRanks::default(),
+            Some(Streaks::default()),
+            15,
+            Freshness::Unavailable,
+        );
+        let names: Vec<&str> = down.fields.iter().map(|f| f.name.as_str()).collect();
+        assert!(
+            !names.iter().any(|n| n.contains("Streak")
+                || n.contains("Camera on")
+                || n.contains("Messages")
+                || n.contains("Today")),
+            "streak, totals and periods are unknown: {names:?}"
+        );
+        assert_eq!(down.image, None, "no chart of blank days");
+        assert_eq!(
+            value(&down, "Session in progress"),
+            "2m 0s in voice since the last save (0s cam on, 2m 0s cam off)"
+        );
+        assert!(down.footer.as_deref().unwrap().contains("streak"));
+        // Nothing in progress either: not "no study time yet".
+        let nothing = render_card(
+            "Ada",
+            &Stats::default(),
+            PeriodRanks::default(),
+            Some(Streaks::default()),
+            15,
+            Freshness::Unavailable,
+        );
+        let text = nothing.description.unwrap_or_default();
+        assert!(!text.contains("no study time yet"), "{text}");
+        assert!(text.contains("cannot be shown right now"), "{text}");
+        assert_eq!(nothing.image, None);
     }
 
     #[test]
@@ -244,7 +349,7 @@ mod tests {
             "Ada",
             &Stats::default(),
             PeriodRanks::default(),
-            Streaks::default(),
+            Some(Streaks::default()),
             15,
             Freshness::Current,
         );

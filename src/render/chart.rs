@@ -10,7 +10,9 @@
 
 use chrono::NaiveDate;
 
-use super::canvas::{Align, Canvas, Rgb};
+use unicode_segmentation::UnicodeSegmentation as _;
+
+use super::canvas::{font_has, Align, Canvas, Rgb};
 use crate::core::daily::DayTotals;
 
 /// How many days the chart shows.
@@ -173,10 +175,12 @@ fn fit(c: &Canvas, text: &str, size: f32, max_width: f32) -> String {
     if c.text_width(text, size) <= max_width {
         return text.to_owned();
     }
-    let mut chars: Vec<char> = text.chars().collect();
-    while !chars.is_empty() {
-        chars.pop();
-        let cut = format!("{}…", chars.iter().collect::<String>().trim_end());
+    // Whole graphemes only: a flag, an emoji sequence or a letter with its
+    // accents is never cut in half.
+    let mut graphemes: Vec<&str> = text.graphemes(true).collect();
+    while !graphemes.is_empty() {
+        graphemes.pop();
+        let cut = format!("{}…", graphemes.concat().trim_end());
         if c.text_width(&cut, size) <= max_width {
             return cut;
         }
@@ -214,3 +218,27 @@ fn to_px(v: f64) -> i32 {
 
 #[cfg(test)]
 mod tests;
+
+/// The chart's title for the member called `name`: "{name}: last 14 days",
+/// or "Last 14 days" when the bundled font cannot draw the name as written:
+/// a character it has no glyph for (CJK, Hangul, Thai, Devanagari, emoji),
+/// a zero-width joiner (an emoji sequence), or a right-to-left script
+/// (Hebrew, Arabic: the canvas neither shapes nor reorders). The embed
+/// around the chart shows the name either way.
+#[must_use]
+pub fn chart_title(name: &str) -> String {
+    let drawable = name
+        .chars()
+        .all(|c| !is_right_to_left(c) && c != '\u{200D}' && font_has(c));
+    if drawable {
+        format!("{name}: last {CHART_DAYS} days")
+    } else {
+        format!("Last {CHART_DAYS} days")
+    }
+}
+
+/// Characters of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana,
+/// N'Ko, Samaritan, Mandaic and their presentation forms).
+fn is_right_to_left(c: char) -> bool {
+    matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}' | '\u{10800}'..='\u{10FFF}' | '\u{1E800}'..='\u{1EFFF}')
+}

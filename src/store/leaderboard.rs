@@ -8,14 +8,18 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 
 use super::schema::{
-    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
+    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS, META,
 };
 use super::{Store, StoreError};
 use crate::core::leaderboard::{
-    offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
+    agree, offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
 };
 use crate::core::stats::Totals;
 use crate::core::MemberKey;
+
+/// The `meta` document that says every `member_stats` document has its
+/// `voice_secs` ([`Store::backfill_voice_secs_once`]).
+const VOICE_SECS_MARKER: &str = "voice_secs_backfilled";
 
 /// Where a period's rollups are: the collection and the field holding the
 /// period key (all time: the totals, no key).
@@ -121,14 +125,18 @@ impl Store {
                 totals: totals(d),
             })
             .collect();
-        Ok(Page {
+        // Three chains read at slightly different moments: the caller's
+        // place and the count are made to agree with the page.
+        let mut page = Page {
             period,
             by,
             page: page.max(1),
             ranked,
             entries,
             caller,
-        })
+        };
+        agree(&mut page);
+        Ok(page)
     }
 
     /// A member's rank by total voice in each period, from the rollups the
@@ -203,46 +211,38 @@ impl Store {
 
     /// Gives every `member_stats` document its `voice_secs` (on + off, the
     /// all-time ranking's key) where it lacks it or disagrees: documents
-    /// written before the rollups, or by the previous bot's import. Each fix
-    /// is a compare-and-set on the totals it read (`$set` only if camera on,
-    /// off and `voice_secs` are still what was read), so a concurrent
-    /// increment is never overwritten: that document is fixed at the next
-    /// start. Returns how many it fixed.
+    /// written before the rollups, or by the previous bot's import. One
+    /// `update` with `multi: true` whose filter (`$expr`) and change (a
+    /// pipeline) both read the document's own fields, so each document is
+    /// fixed atomically on the server: an increment the writer applies at
+    /// the same time lands either before (and is summed) or after (and adds
+    /// to the sum); nothing read earlier is written back. A camera field
+    /// that is not a number counts as 0 (that document's increments are
+    /// dead letters anyway). Returns how many it fixed.
     ///
     /// # Errors
-    /// The server is unreachable.
+    /// The server is unreachable or refuses.
     pub async fn backfill_voice_secs(&self) -> Result<u64, StoreError> {
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(MEMBER_STATS)
-            .find(doc! {})
-            .projection(doc! { "voice_cam_on_secs": 1, "voice_cam_off_secs": 1, "voice_secs": 1 })
-            .await?
-            .try_collect()
+        let number = |field: &str| {
+            doc! { "$convert": { "input": field, "to": "long", "onError": 0_i64, "onNull": 0_i64 } }
+        };
+        let sum = doc! { "$add": [number("$voice_cam_on_secs"), number("$voice_cam_off_secs")] };
+        let reply = self
+            .command(doc! {
+                "update": MEMBER_STATS,
+                "updates": [{
+                    "q": { "$expr": { "$ne": ["$voice_secs", sum.clone()] } },
+                    "u": [{ "$set": { "voice_secs": sum } }],
+                    "multi": true,
+                }],
+            })
             .await?;
-        let mut fixed = 0;
-        for d in &docs {
-            let (on, off) = (int(d, "voice_cam_on_secs"), int(d, "voice_cam_off_secs"));
-            let stored = d.get("voice_secs");
-            if stored.is_some() && int(d, "voice_secs") == on + off {
-                continue;
-            }
-            let Ok(id) = d.get_str("_id") else { continue };
-            let mut q = doc! { "_id": id };
-            for key in ["voice_cam_on_secs", "voice_cam_off_secs", "voice_secs"] {
-                match d.get(key) {
-                    Some(v) => q.insert(key, v.clone()),
-                    None => q.insert(key, doc! { "$exists": false }),
-                };
-            }
-            let reply = self
-                .command(doc! {
-                    "update": MEMBER_STATS,
-                    "updates": [{ "q": q, "u": { "$set": { "voice_secs": on + off } } }],
-                })
-                .await?;
-            fixed += u64::try_from(int(&reply, "nModified")).unwrap_or(0);
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            return Err(StoreError::Permanent(format!(
+                "preparing the all-time voice totals: {errors:?}"
+            )));
         }
+        let fixed = u64::try_from(int(&reply, "nModified")).unwrap_or(0);
         if fixed > 0 {
             tracing::info!(
                 members = fixed,
@@ -250,6 +250,36 @@ impl Store {
             );
         }
         Ok(fixed)
+    }
+
+    /// [`Store::backfill_voice_secs`] once per database: skipped when the
+    /// `meta` marker says a backfill completed, which is then set. Every
+    /// writer statement since the rollups keeps `voice_secs` with the totals,
+    /// so once every document has it, a later start has nothing to fix (only
+    /// an instance of a version from before the rollups could write a
+    /// document without it).
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn backfill_voice_secs_once(&self) -> Result<(), StoreError> {
+        let marker = self
+            .decisive(META)
+            .find_one(doc! { "_id": VOICE_SECS_MARKER })
+            .await?;
+        if marker.is_some() {
+            return Ok(());
+        }
+        let fixed = self.backfill_voice_secs().await?;
+        self.command(doc! {
+            "update": META,
+            "updates": [{
+                "q": { "_id": VOICE_SECS_MARKER },
+                "u": { "$set": { "at": mongodb::bson::DateTime::now(), "fixed": i64::try_from(fixed).unwrap_or(i64::MAX) } },
+                "upsert": true,
+            }],
+        })
+        .await?;
+        Ok(())
     }
 
     /// Documents of `coll` matching `filter` (the `count` command).

@@ -23,7 +23,7 @@
 //! - `member_months` `{_id: "g:u:mYYYY-MM", guild_id, user_id, month, …}` (as `member_weeks`)
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
-//! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`
+//! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
 
 mod apply;
 mod contact;
@@ -187,7 +187,7 @@ impl Store {
     pub async fn prepare(&self) -> Result<(), StoreError> {
         self.detect_server().await?;
         self.ensure_indexes().await?;
-        self.backfill_voice_secs().await?;
+        self.backfill_voice_secs_once().await?;
         self.test_write().await
     }
 

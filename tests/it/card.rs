@@ -43,13 +43,16 @@ async fn the_card_has_the_last_days_and_streaks_over_all_history() {
 
     // Today has nothing yet: yesterday's run still counts.
     let card = app.member_card(MEMBER, T0).await;
-    assert_eq!(card.days.len(), 14);
-    assert_eq!(card.days[13].voice_secs(), 0);
-    assert_eq!(card.days[12].cam_on_secs, 30 * 60);
-    assert_eq!(card.days[11].cam_on_secs, 16 * 60);
-    assert_eq!(card.days[10].cam_on_secs, 14 * 60);
+    assert_eq!(card.days.as_ref().unwrap().len(), 14);
+    assert_eq!(card.days.as_ref().unwrap()[13].voice_secs(), 0);
+    assert_eq!(card.days.as_ref().unwrap()[12].cam_on_secs, 30 * 60);
+    assert_eq!(card.days.as_ref().unwrap()[11].cam_on_secs, 16 * 60);
+    assert_eq!(card.days.as_ref().unwrap()[10].cam_on_secs, 14 * 60);
     assert_eq!(
-        (card.streaks.current_days, card.streaks.longest_days),
+        (
+            card.streaks.unwrap().current_days,
+            card.streaks.unwrap().longest_days
+        ),
         (2, 3)
     );
     assert_eq!(
@@ -60,11 +63,55 @@ async fn the_card_has_the_last_days_and_streaks_over_all_history() {
     // A session in progress that reaches the minimum today extends it.
     app.voice_update(MEMBER, cam, T0 + MIN).await;
     let card = app.member_card(MEMBER, T0 + 16 * MIN).await;
-    assert_eq!(card.days[13].cam_on_secs, 15 * 60);
+    assert_eq!(card.days.as_ref().unwrap()[13].cam_on_secs, 15 * 60);
     assert_eq!(
-        (card.streaks.current_days, card.streaks.longest_days),
+        (
+            card.streaks.unwrap().current_days,
+            card.streaks.unwrap().longest_days
+        ),
         (3, 3)
     );
     app.stop_and_credit(T0 + 16 * MIN).await;
     running.stop().await;
+}
+
+/// `/ud` while MongoDB does not answer: the card knows the session in
+/// progress only, so it has no days (no chart) and no streaks, rather than
+/// a streak of 0 and thirteen blank days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_database_the_card_has_no_streaks_and_no_days() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1.
+    let settings = test_settings("mongodb://127.0.0.1:1/", "unreachable", dir.path());
+    let running = spawn_app(settings).await;
+    let app = running.app.clone();
+    let cam = Some(Presence {
+        channel: 7,
+        camera: false,
+    });
+    app.voice_update(MEMBER, cam, T0).await;
+    let card = app.member_card(MEMBER, T0 + 2 * MIN).await;
+    assert_eq!(
+        card.freshness,
+        study_tracker::core::stats::Freshness::Unavailable
+    );
+    assert_eq!((card.days, card.streaks), (None, None));
+    assert_eq!(
+        card.stats.all_time.cam_off_secs, 120,
+        "the session in progress"
+    );
+    let shown = study_tracker::render::render_card(
+        "Ada",
+        &card.stats,
+        card.ranks,
+        card.streaks,
+        15,
+        card.freshness,
+    );
+    assert_eq!(shown.image, None);
+    assert!(
+        shown.fields.iter().all(|f| !f.name.contains("Streak")),
+        "{shown:?}"
+    );
+    drop(running.begin_shutdown());
 }

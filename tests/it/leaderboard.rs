@@ -308,3 +308,177 @@ async fn totals_from_before_the_rollups_are_ranked_all_time_after_start_up() {
         "{all}"
     );
 }
+
+/// Pre-rollup totals (`{G}:{user}` with no `voice_secs`) for `users`, each
+/// with `hours` of camera-off voice.
+async fn insert_pre_rollup_totals(db: &mongodb::Database, users: &[u64], hours: i64) {
+    use mongodb::bson::{doc, Document};
+    let docs: Vec<Document> = users
+        .iter()
+        .map(|u| {
+            doc! { "_id": format!("{G}:{u}"), "guild_id": G.cast_signed(), "user_id": u.cast_signed(),
+                   "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": hours * 3_600, "messages": 0_i64, "seq": 5_i64 }
+        })
+        .collect();
+    db.collection::<Document>("member_stats")
+        .insert_many(docs)
+        .await
+        .unwrap();
+}
+
+/// The start-up backfill of `voice_secs` runs while the writer applies
+/// increments (it runs in the background, after the writer started): every
+/// member still ends ranked all time on all their voice, none on the few
+/// seconds (or the 0) a concurrent increment created the field with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_voice_secs_backfill_is_atomic_with_concurrent_writes() {
+    use mongodb::bson::{doc, Document};
+    let db = fresh_db().await;
+    let users: Vec<u64> = (0..200).map(|i| 1_700_000_000_000_200_000 + i).collect();
+    insert_pre_rollup_totals(&db.db(), &users, 100).await;
+    let store = Store::from_database(db.db());
+    store.ensure_indexes().await.unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let backfill = async {
+        let fixed = store.backfill_voice_secs().await.unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        fixed
+    };
+    // While it runs, the members walked last keep chatting and crediting
+    // voice (a message creates `voice_secs` with `$inc: 0`).
+    let writes = async {
+        let today = Utc::now().date_naive();
+        let mut seq = 10_000;
+        let mut rounds = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || rounds < 2 {
+            let ops: Vec<Sequenced> = users[users.len() - 20..]
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    seq += 1;
+                    let op = if i % 2 == 0 {
+                        message(*u, today, 1)
+                    } else {
+                        voice(*u, false, ms(today, 60), 2)
+                    };
+                    Sequenced { seq, op, epoch: 0 }
+                })
+                .collect();
+            store.apply(&ops).await.unwrap();
+            rounds += 1;
+        }
+        rounds
+    };
+    let (_, rounds) = tokio::join!(backfill, writes);
+    assert!(rounds >= 2, "the writes ran alongside the backfill");
+    let stats = db.db().collection::<Document>("member_stats");
+    let mut wrong = Vec::new();
+    let mut cursor = stats.find(doc! {}).await.unwrap();
+    while cursor.advance().await.unwrap() {
+        let d = cursor.deserialize_current().unwrap();
+        let int = |k: &str| d.get(k).and_then(mongodb::bson::Bson::as_i64);
+        let on_off = int("voice_cam_on_secs").unwrap_or(0) + int("voice_cam_off_secs").unwrap_or(0);
+        if int("voice_secs") != Some(on_off) {
+            wrong.push(format!("{d}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} members ranked on the wrong all-time voice, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+}
+
+/// Once the backfill has completed, a marker in `meta` says so: a later
+/// start (and `study-tracker check`) does not scan `member_stats` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_voice_secs_backfill_runs_once_per_database() {
+    use mongodb::bson::{doc, Document};
+    let db = fresh_db().await;
+    insert_pre_rollup_totals(&db.db(), &[A], 1).await;
+    let stats = db.db().collection::<Document>("member_stats");
+    // A legacy document with a string where a number belongs does not stop
+    // the start-up (its increments are dead letters).
+    stats
+        .insert_one(doc! { "_id": format!("{G}:{C}"), "guild_id": G.cast_signed(), "user_id": C.cast_signed(),
+                           "voice_cam_on_secs": "lots", "voice_cam_off_secs": 60_i64, "messages": 0_i64 })
+        .await
+        .unwrap();
+    let store = Store::from_database(db.db());
+    store.prepare().await.unwrap();
+    let voice_secs = |d: Option<Document>| d.and_then(|d| d.get("voice_secs").cloned());
+    assert_eq!(
+        voice_secs(
+            stats
+                .find_one(doc! { "_id": format!("{G}:{A}") })
+                .await
+                .unwrap()
+        ),
+        Some(mongodb::bson::Bson::Int64(3_600))
+    );
+    // A document no writer of this version could leave without the field:
+    // proof that the next start does not look.
+    insert_pre_rollup_totals(&db.db(), &[B], 1).await;
+    store.prepare().await.unwrap();
+    assert_eq!(
+        voice_secs(
+            stats
+                .find_one(doc! { "_id": format!("{G}:{B}") })
+                .await
+                .unwrap()
+        ),
+        None,
+        "the second start scanned member_stats again"
+    );
+}
+
+/// Measures what F8 (issue 15) is about, on the test database: a
+/// `/leaderboard` page (with the caller's place) and a member's four ranks
+/// among 100,000 members of one week. Not a check (it only prints p50 and
+/// p99): `cargo test --test it -- --ignored leaderboard_reads_at_100k`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "seeds 100,000 members (about a minute); prints timings"]
+async fn leaderboard_reads_at_100k_members() {
+    use mongodb::bson::{doc, Document};
+    const N: u64 = 100_000;
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    store.ensure_indexes().await.unwrap();
+    let week = "w2026-11-30";
+    let weeks = db.db().collection::<Document>("member_weeks");
+    let started = std::time::Instant::now();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .map(|i| {
+                let user = 1_700_000_000_001_000_000 + i;
+                // Values with ties, spread like a real server's.
+                let secs = i64::try_from((i * 7_919) % 360_000).unwrap() + 1;
+                doc! { "_id": format!("{G}:{user}:{week}"), "guild_id": G.cast_signed(), "user_id": user.cast_signed(),
+                       "week": week, "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": secs, "voice_secs": secs, "messages": 0_i64, "seq": 1_i64 }
+            })
+            .collect();
+        weeks.insert_many(docs).await.unwrap();
+    }
+    eprintln!("seeded {N} members in {:?}", started.elapsed());
+    let mut times = Vec::new();
+    for round in 0..40_u64 {
+        let page = 1 + (round * 997) % (N / 10);
+        let caller = 1_700_000_000_001_000_000 + (round * 7_777) % N;
+        let t = std::time::Instant::now();
+        let got = store
+            .leaderboard(G, Period::Week, Some(week), By::Voice, page, Some(caller))
+            .await
+            .unwrap();
+        times.push(t.elapsed());
+        assert_eq!(got.ranked, N);
+    }
+    times.sort();
+    eprintln!(
+        "leaderboard page + caller at {N}: p50 {:?}, p99 {:?}, max {:?}",
+        times[times.len() / 2],
+        times[times.len() * 99 / 100],
+        times[times.len() - 1]
+    );
+}

@@ -31,21 +31,37 @@ pub(super) async fn history(
         return Ok(());
     };
     let name = user.display_name().to_owned();
-    let first = page(ctx, key, &name, 0).await;
-    send_paged(ctx, "history", first, |index| page(ctx, key, &name, index)).await
+    let (first, _) = page(ctx, key, &name, 0).await;
+    // A press whose read fails keeps the page shown (the same press
+    // retries) rather than showing the session in progress alone, which
+    // would have no pages, and so no buttons.
+    send_paged(ctx, "history", first, |index| {
+        let name = &name;
+        async move {
+            match page(ctx, key, name, index).await {
+                (_, Freshness::Unavailable) => {
+                    tracing::warn!(consequence = "keeping the page shown", "cannot read a /history page");
+                    Err("⚠️ That page of the history cannot be read right now; press again in a moment.".to_owned())
+                }
+                (view, _) => Ok(view),
+            }
+        }
+    })
+    .await
 }
 
-/// Page `index` of the member's sessions, read now.
-async fn page(ctx: Context<'_>, key: MemberKey, name: &str, index: usize) -> PageView {
+/// Page `index` of the member's sessions, read now, and how current it is.
+async fn page(ctx: Context<'_>, key: MemberKey, name: &str, index: usize) -> (PageView, Freshness) {
     let app = ctx.data();
     let wanted = Page::wanted(index, PER_PAGE).max(SESSIONS_READ);
     let (sessions, complete, freshness) = app.member_history(key, now_millis(), wanted).await;
     // Without MongoDB only the session in progress is known: nothing to page to.
     let more = !complete && freshness != Freshness::Unavailable;
     let page = Page::of(index, sessions.len(), PER_PAGE, more);
-    PageView {
+    let view = PageView {
         content: render_history(name, &sessions, &page, app.timezone(), freshness),
         embeds: Vec::new(),
         page,
-    }
+    };
+    (view, freshness)
 }

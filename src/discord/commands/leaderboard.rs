@@ -3,6 +3,8 @@
 //! on every page; ◀ ▶ ([`crate::discord::pager`]) page through it, 10 a
 //! page. The answer is public; only the caller may press its buttons.
 
+use std::sync::Arc;
+
 use poise::serenity_prelude as serenity;
 use tracing::instrument;
 
@@ -73,52 +75,76 @@ pub(super) async fn leaderboard(
     let span = tracing::Span::current();
     span.record("guild_id", guild.get());
     span.record("user_id", caller);
-    let ask = Ask {
+    let period = period.map_or(Period::Week, Period::from);
+    // The period is decided once, now: every press pages the same day,
+    // week or month, even after the midnight that starts the next one.
+    let ask = Arc::new(Ask {
         guild: guild.get(),
         caller,
-        period: period.map_or(Period::Week, Period::from),
+        period,
+        key: ctx.data().period_key(period, now_millis()),
         by: by.map_or(By::Voice, By::from),
-    };
-    let first = view(ctx, ask, 0).await?;
-    // Each press reads its page afresh; a failed read shows the error on
-    // the same page.
-    send_paged(ctx, "leaderboard", first, |index| async move {
-        match view(ctx, ask, index).await {
-            Ok(v) => v,
-            Err(e) => unavailable(&e, index),
-        }
+    });
+    let first = view(ctx, &ask, 0).await?;
+    // Each press reads its page afresh; a failed read shows the error
+    // above the page shown, and the same press retries.
+    send_paged(ctx, "leaderboard", first, move |index| {
+        let ask = Arc::clone(&ask);
+        async move { view(ctx, &ask, index).await.map_err(|e| unavailable(&e)) }
     })
     .await
 }
 
-/// What was asked.
-#[derive(Clone, Copy)]
+/// What was asked, and the period's key decided when it was asked.
 struct Ask {
     guild: u64,
     caller: u64,
     period: Period,
+    key: Option<String>,
     by: By,
 }
 
-/// Page `index` (0-based) of the ranking, with the caller's place, read now.
-async fn view(ctx: Context<'_>, ask: Ask, index: usize) -> Result<PageView, Error> {
-    let page = ctx
-        .data()
-        .leaderboard(
+/// Page `index` (0-based) of the ranking, with the caller's place, read now;
+/// an index past the last page (the ranking got shorter) shows the last.
+async fn view(ctx: Context<'_>, ask: &Ask, index: usize) -> Result<PageView, Error> {
+    let read = |index: usize| {
+        ctx.data().leaderboard_of(
             ask.guild,
             ask.period,
+            ask.key.as_deref(),
             ask.by,
             u64::try_from(index).unwrap_or(u64::MAX).saturating_add(1),
             Some(ask.caller),
-            now_millis(),
         )
-        .await?;
+    };
+    let mut page = read(index).await?;
     let ranked = usize::try_from(page.ranked).unwrap_or(usize::MAX);
+    let shown = paging::Page::of(index, ranked, PER_PAGE, false);
+    if shown.index != index {
+        page = read(shown.index).await?;
+    }
+    let ranked = usize::try_from(page.ranked).unwrap_or(usize::MAX);
+    let mut content = String::new();
+    if ask.key != ctx.data().period_key(ask.period, now_millis()) {
+        content = format!(
+            "-# This {} ended after `/leaderboard` was run; run it again for the new one.",
+            period_noun(ask.period)
+        );
+    }
     Ok(PageView {
-        content: String::new(),
+        content,
         embeds: vec![embed(&render_leaderboard(&page))],
-        page: paging::Page::of(index, ranked, PER_PAGE, false),
+        page: paging::Page::of(shown.index, ranked, PER_PAGE, false),
     })
+}
+
+fn period_noun(p: Period) -> &'static str {
+    match p {
+        Period::Today => "day",
+        Period::Week => "week",
+        Period::Month => "month",
+        Period::All => "period",
+    }
 }
 
 /// The page as an embed.
@@ -131,14 +157,11 @@ fn embed(board: &Board) -> serenity::CreateEmbed {
         .colour(EMBED_COLOUR)
 }
 
-/// What a press shows when the page cannot be read: the error, buttons kept.
-fn unavailable(e: &Error, index: usize) -> PageView {
+/// What a press shows when the page cannot be read (above the page shown,
+/// which stays: the same press retries).
+fn unavailable(e: &Error) -> String {
     tracing::warn!(error = %e, "cannot read a leaderboard page");
-    PageView {
-        content: "⚠️ The leaderboard cannot be read right now; try again in a moment.".to_owned(),
-        embeds: Vec::new(),
-        page: paging::Page::of(index, index + 2, 1, false),
-    }
+    "⚠️ That page of the leaderboard cannot be read right now; press again in a moment.".to_owned()
 }
 
 // The store's pages and the buttons' pages hold the same number of members.

@@ -7,8 +7,10 @@ use poise::serenity_prelude as serenity;
 use poise::CreateReply;
 use tracing::instrument;
 
-use crate::app::{now_millis, MemberCard, CARD_DAYS};
+use crate::app::{now_millis, CARD_DAYS};
+use crate::core::daily::DayTotals;
 use crate::discord::{Context, Error};
+use crate::render::chart::chart_title;
 use crate::render::chart::CHART_DAYS;
 use crate::render::{render_card, render_chart, Card};
 use crate::telemetry::cause_chain;
@@ -37,9 +39,9 @@ pub(super) async fn ud(
         app.streak_min_minutes(),
         card_data.freshness,
     );
-    let png = match card.image {
-        Some(_) => chart_png(card_data, &name).await,
-        None => None,
+    let png = match (card.image, card_data.days) {
+        (Some(_), Some(days)) => chart_png(days, &name).await,
+        _ => None,
     };
     ctx.send(reply(&card, &user.face(), png)).await?;
     Ok(())
@@ -47,9 +49,9 @@ pub(super) async fn ud(
 
 /// The chart as a PNG, drawn on a blocking thread; `None` (logged) if it
 /// could not be drawn.
-async fn chart_png(card: MemberCard, name: &str) -> Option<Vec<u8>> {
-    let title = format!("{name}: last {CHART_DAYS} days");
-    match tokio::task::spawn_blocking(move || render_chart(&card.days, &title)).await {
+async fn chart_png(days: Vec<DayTotals>, name: &str) -> Option<Vec<u8>> {
+    let title = chart_title(name);
+    match tokio::task::spawn_blocking(move || render_chart(&days, &title)).await {
         Ok(Ok(png)) => Some(png),
         Ok(Err(e)) => {
             tracing::warn!(error = %cause_chain(&e), consequence = "sending the card without its chart", "cannot draw the /ud chart");
@@ -110,7 +112,7 @@ mod tests {
             "Ada",
             &stats,
             PeriodRanks::default(),
-            Streaks::default(),
+            Some(Streaks::default()),
             15,
             Freshness::MayLag,
         )

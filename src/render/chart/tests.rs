@@ -161,3 +161,43 @@ fn bars_and_text_stand_out_on_the_card_and_the_card_on_both_themes() {
     assert!(contrast(BACKGROUND, [0xFF, 0xFF, 0xFF]) > 10.0);
     assert!(contrast(BACKGROUND, [0x31, 0x33, 0x38]) > 1.2);
 }
+
+/// Cutting a long title never splits a grapheme: here flags, each two
+/// regional indicators, at every width.
+#[test]
+fn a_cut_title_keeps_whole_graphemes() {
+    let c = Canvas::new(WIDTH, HEIGHT, BACKGROUND).unwrap();
+    let flags = "🇫🇷🇯🇵🇧🇷".repeat(10);
+    for width in (40..400).step_by(3) {
+        #[allow(clippy::cast_precision_loss)]
+        let cut = fit(&c, &flags, TITLE_SIZE, width as f32);
+        let kept = cut.trim_end_matches('…');
+        assert_eq!(
+            kept.chars().count() % 2,
+            0,
+            "half a flag at width {width}: {cut:?}"
+        );
+    }
+}
+
+/// Names the bundled font cannot draw as written (no glyph, or a script
+/// that needs shaping or right-to-left layout) are left out of the PNG's
+/// title rather than drawn as boxes or reversed (the embed shows them).
+#[test]
+fn the_chart_title_names_only_what_the_font_can_draw() {
+    assert_eq!(chart_title("Ada"), "Ada: last 14 days");
+    assert_eq!(chart_title("Zoë Ångström"), "Zoë Ångström: last 14 days");
+    assert_eq!(chart_title("Дмитрий"), "Дмитрий: last 14 days");
+    for name in [
+        "李明",
+        "김민준",
+        "สมชาย",
+        "देवनागरी",
+        "👩‍💻 Ada",
+        "🔥",
+        "محمد",
+        "שלום",
+    ] {
+        assert_eq!(chart_title(name), "Last 14 days", "{name}");
+    }
+}

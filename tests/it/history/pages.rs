@@ -109,7 +109,10 @@ async fn history_pages_forward_and_back_with_the_buttons() {
 
     // ▶, ▶: the same message shows the older pages; ▶ is disabled on the last.
     let second = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
-    assert_eq!(second.callback_type, 7, "UPDATE_MESSAGE");
+    assert_eq!(
+        second.callback_type, 6,
+        "DEFERRED_UPDATE_MESSAGE, then an edit"
+    );
     assert_eq!(shown(&second.text), (3..13).rev().collect::<Vec<_>>());
     assert!(second.text.contains("· page 2 of 3\n"), "{}", second.text);
     let sum: i64 = (3..13).map(|i| 60 + i).sum();
@@ -243,4 +246,53 @@ async fn only_the_lease_holder_answers_a_press() {
     assert_eq!(env.sim.interaction_callbacks(late).len(), 1);
     assert!(b.stop().await.success());
     env.assert_clean(&b);
+}
+
+/// A press whose read fails (MongoDB down) keeps the page shown and its
+/// buttons, with a warning; the same press again shows the page that
+/// failed. (Without MongoDB the reader knows only the session in progress,
+/// which has no pages: before, the buttons went away.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_history_read_keeps_the_page_and_its_buttons() {
+    use crate::support::app::with_fast_timeouts;
+    use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+    let env = Env::new().await;
+    seed(&env).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = env.config();
+    config.mongodb_uri = with_fast_timeouts(&proxy.uri());
+    let mut bot = env.start_bot(&config).await;
+    assert!(env.sim.wait_command_registered("history", CONNECT).await);
+    let id = env
+        .sim
+        .send_command(GUILD, TEXT, ALICE, "history", &[])
+        .unwrap();
+    let first = env.sim.wait_reply(id, CONNECT).await.unwrap();
+    assert_eq!(shown(&first.text), (13..23).rev().collect::<Vec<_>>());
+    let next = env.sim.buttons_of(id)[1].custom_id.clone().unwrap();
+
+    proxy.set_down(true);
+    let failed = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert!(
+        failed.text.contains("cannot be read right now"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(
+        shown(&failed.text),
+        (13..23).rev().collect::<Vec<_>>(),
+        "page 1 stays: {}",
+        failed.text
+    );
+    assert_eq!(failed.buttons().len(), 2, "the buttons stay");
+    proxy.set_down(false);
+    let retried = env.sim.press(id, ALICE, &next, CONNECT).await.unwrap();
+    assert_eq!(
+        shown(&retried.text),
+        (3..13).rev().collect::<Vec<_>>(),
+        "page 2, the one that failed: {}",
+        retried.text
+    );
+    assert!(bot.stop().await.success());
+    env.assert_clean(&bot);
 }

@@ -306,6 +306,13 @@ impl DiscordSim {
         self.wait_press_reply(press, timeout).await
     }
 
+    /// Refuses a press's first callback arriving more than `window` after the press was
+    /// dispatched with 404 / 10062 "Unknown interaction", as Discord does after 3 s
+    /// (`None`, the default: any time, so a loaded test machine is not a failure).
+    pub fn set_press_window(&self, window: Option<Duration>) {
+        self.inner.lock().press_window = window;
+    }
+
     /// Delivers interaction `id`'s `INTERACTION_CREATE` again, unchanged, to every live
     /// session (a duplicate delivery); its callbacks keep being recorded on the same
     /// interaction, and only the first is accepted.

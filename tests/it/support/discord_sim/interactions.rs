@@ -311,6 +311,20 @@ pub(super) fn interaction_callback(
     else {
         return discord_error(StatusCode::NOT_FOUND, 10062, "Unknown interaction");
     };
+    let rec = &st.interactions[ri];
+    let late = rec.callbacks.is_empty()
+        && rec.parent.is_some()
+        && st.press_window.is_some_and(|w| rec.created.elapsed() > w);
+    if late {
+        // Discord forgets an interaction nobody answered within 3 s.
+        st.interactions[ri].attempts.push(CallbackRecord {
+            body: body.clone(),
+            accepted: false,
+            status: 404,
+            error_code: Some(10062),
+        });
+        return discord_error(StatusCode::NOT_FOUND, 10062, "Unknown interaction");
+    }
     if !st.interactions[ri].callbacks.is_empty() {
         st.interactions[ri].attempts.push(CallbackRecord {
             body: body.clone(),

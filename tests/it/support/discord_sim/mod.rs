@@ -233,6 +233,7 @@ impl DiscordSim {
             dm_channels: HashMap::new(),
             sessions: Vec::new(),
             resume_window: sessions::DEFAULT_RESUME_WINDOW,
+            press_window: None,
             next_conn_id: 0,
             identifies: 0,
             resumes: 0,

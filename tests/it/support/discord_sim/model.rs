@@ -186,9 +186,10 @@ pub struct CallbackRecord {
     pub body: Value,
     /// Whether it acknowledged the interaction (HTTP 204). Only the first one can.
     pub accepted: bool,
-    /// The HTTP status answered: 204, or 400 for a second callback.
+    /// The HTTP status answered: 204, 400 for a second callback, 404 for a press answered
+    /// past [`DiscordSim::set_press_window`].
     pub status: u16,
     /// Discord's JSON error code for a refused callback: 40060, "Interaction has already
-    /// been acknowledged."
+    /// been acknowledged.", or 10062, "Unknown interaction" (too late).
     pub error_code: Option<u64>,
 }

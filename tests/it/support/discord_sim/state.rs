@@ -73,6 +73,8 @@ pub(super) struct InteractionRecord {
     /// type 7 callback or after a type 6 and an edit of `@original`; the new message after
     /// a type 4).
     pub(super) result: Option<Value>,
+    /// When it was dispatched (Discord's 3-second window counts from here).
+    pub(super) created: std::time::Instant,
 }
 
 impl InteractionRecord {
@@ -91,6 +93,7 @@ impl InteractionRecord {
             channel_id,
             guild_id,
             callbacks: Vec::new(),
+            created: std::time::Instant::now(),
             attempts: Vec::new(),
             original: None,
             original_edited: false,
@@ -117,6 +120,9 @@ pub(super) struct SimState {
     pub(super) sessions: Vec<Session>,
     /// How long a session without a websocket stays resumable.
     pub(super) resume_window: std::time::Duration,
+    /// How long after a button press its first callback is still accepted
+    /// (`None`: any time; [`DiscordSim::set_press_window`]).
+    pub(super) press_window: Option<std::time::Duration>,
     pub(super) next_conn_id: u64,
     pub(super) identifies: usize,
     pub(super) resumes: usize,
