@@ -41,16 +41,23 @@ fn statement(id: String, user: i64, seq: i64) -> Document {
     }
 }
 
-/// `member_stats`' secondary indexes (`store/schema.rs`): what every write
-/// to that collection also updates.
+/// `member_stats`' secondary indexes on this server (`store/schema.rs`):
+/// what every write to that collection also updates. On FerretDB (which
+/// cannot walk an index in order) the store keeps `rank_voice` alone.
 async fn index_like_member_stats(db: &Database, coll: &str) {
-    for (metric, name) in [
+    let info = db
+        .run_command(doc! { "buildInfo": 1 })
+        .await
+        .expect("buildInfo");
+    let ferretdb = info.contains_key("ferretdb") || info.contains_key("ferretdbVersion");
+    let all = [
         ("voice_secs", "rank_voice"),
         ("voice_cam_on_secs", "rank_camera"),
         ("messages", "rank_messages"),
-    ] {
+    ];
+    for (metric, name) in &all[..if ferretdb { 1 } else { 3 }] {
         db.run_command(doc! { "createIndexes": coll, "indexes": [{
-            "key": { "guild_id": 1, metric: -1, "user_id": 1 }, "name": name,
+            "key": { "guild_id": 1, *metric: -1, "user_id": 1 }, "name": *name,
         }] })
         .await
         .expect("ceiling index");

@@ -85,9 +85,25 @@ impl Store {
                 .await?;
         }
         // Leaderboards: a page is a scan of one of these plus a limit, the
-        // rank a count over its prefix (store/leaderboard.rs).
+        // rank a count over its prefix (store/leaderboard.rs). A server that
+        // cannot walk a compound index in order (DocumentDB sorts every match
+        // of the filter) gets `rank_voice` alone: the other rankings filter
+        // on its `{guild_id, period}` prefix and sort just the same, and each
+        // index it does not keep saves every write a whole index update.
+        let info = self.command(doc! { "buildInfo": 1 }).await?;
+        let ordered = super::server::walks_indexes_in_order(&info);
         for (coll, period_field) in RANKED {
             for (metric, name) in RANKED_BY {
+                if !ordered && metric != "voice_secs" {
+                    let _ = tokio::time::timeout(
+                        self.command_timeout,
+                        self.db.run_command(
+                            doc! { "dropIndexes": coll, "index": format!("rank_{name}") },
+                        ),
+                    )
+                    .await;
+                    continue;
+                }
                 let mut key = doc! { "guild_id": 1 };
                 if let Some(f) = period_field {
                     key.insert(f, 1);
