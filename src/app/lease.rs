@@ -140,7 +140,11 @@ impl Messages {
 #[derive(Debug)]
 pub(super) struct Seat {
     pub(super) ttl: Duration,
+    /// `HOSTNAME:instance-id`, for people reading the lease.
     pub(super) holder: String,
+    /// The spool directory's id: with the last epoch it held, what makes a
+    /// lease this instance's own.
+    pub(super) instance: String,
     pub(super) role: Mutex<Role>,
     pub(super) messages: Mutex<Messages>,
     /// Whether voice events reach the tracker (read under the tracker lock).
@@ -156,10 +160,10 @@ pub(super) struct Seat {
 }
 
 impl Seat {
-    /// `instance`: the spool directory's id. The holder's name is the same
-    /// after a restart on the same disk, which is how a restarted holder
-    /// knows a lease is its own (two processes never share a spool
-    /// directory: its lock).
+    /// `instance`: the spool directory's id. A restarted holder knows a
+    /// lease is its own by it and by the last epoch its spool held (two
+    /// processes never share a spool directory: its lock), never by the
+    /// hostname, which is only shown.
     pub(super) fn new(ttl: Duration, instance: &str) -> Seat {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let holder = format!("{host}:{instance}");
@@ -167,6 +171,7 @@ impl Seat {
         Seat {
             ttl,
             holder,
+            instance: instance.to_owned(),
             role: Mutex::new(if single { Role::Single } else { Role::Standby }),
             messages: Mutex::new(Messages {
                 standby: !single,

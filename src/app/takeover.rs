@@ -13,7 +13,7 @@ use super::{now_millis, App};
 use crate::core::tracker::Tracker;
 use crate::core::Presence;
 use crate::durable::op::Op;
-use crate::store::{Handoff, Taken};
+use crate::store::{Claimant, Handoff, Taken};
 use crate::telemetry::cause_chain;
 
 /// How often a standby tries to take the lease (one `findAndModify` each):
@@ -25,6 +25,25 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl App {
+    /// This instance as it asks for the lease: its spool directory's id and
+    /// the last epoch that directory held.
+    fn claimant(&self) -> Claimant<'_> {
+        Claimant {
+            name: &self.seat.holder,
+            instance: &self.seat.instance,
+            held_epoch: self.writer.held_epoch(),
+        }
+    }
+
+    /// Records the epoch just taken in `SPOOL_DIR` before anything is
+    /// stamped with it: a restart on this spool (under any hostname) then
+    /// knows the lease as its own.
+    fn record_held_epoch(&self, epoch: u64) {
+        if let Err(e) = self.writer.save_held_epoch(epoch) {
+            tracing::error!(error = %e, epoch, consequence = "after a restart on this spool, what it holds from this epoch may be fenced instead of written", "cannot record the lease epoch in SPOOL_DIR");
+        }
+    }
+
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.seat.ttl.as_millis()).unwrap_or(i64::MAX)
     }
@@ -43,7 +62,7 @@ impl App {
         let asked = Instant::now();
         match self
             .store
-            .acquire_lease(&self.seat.holder, now_millis(), self.ttl_ms())
+            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
             .await
         {
             Ok(Some(taken)) => {
@@ -75,7 +94,7 @@ impl App {
         let asked = Instant::now();
         let taken = match self
             .store
-            .acquire_lease(&self.seat.holder, now_millis(), self.ttl_ms())
+            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
             .await
         {
             Ok(Some(t)) => t,
@@ -111,6 +130,7 @@ impl App {
     /// The lease was free: what was counted provisionally stands.
     async fn confirm_provisional(&self, taken: Taken, asked: Instant) {
         self.raise_seq_floor().await;
+        self.record_held_epoch(taken.epoch);
         self.writer.set_epoch(taken.epoch);
         let valid_until = self.valid_until(asked);
         self.seat.set_role(Role::Holder {
@@ -146,6 +166,7 @@ impl App {
         self.writer
             .raise_seq_floor(taken.handoff.map_or(0, |h| h.seq));
         self.raise_seq_floor().await;
+        self.record_held_epoch(taken.epoch);
         self.writer.set_epoch(taken.epoch);
         // What this spool holds from an earlier epoch of ours was counted
         // under a lease another instance has held since: that holder resumed

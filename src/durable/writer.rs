@@ -229,6 +229,22 @@ impl Writer {
         self.spool.instance_id()
     }
 
+    /// The last lease epoch this spool directory held (see
+    /// [`Spool::held_epoch`]).
+    #[must_use]
+    pub fn held_epoch(&self) -> Option<u64> {
+        self.spool.held_epoch()
+    }
+
+    /// Records `epoch` as held by this spool directory (see
+    /// [`Spool::save_held_epoch`]); call before stamping it on anything.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save_held_epoch(&self, epoch: u64) -> std::io::Result<()> {
+        self.spool.save_held_epoch(epoch)
+    }
+
     /// The highest sequence number issued so far (the handoff point).
     #[must_use]
     pub fn last_seq(&self) -> u64 {

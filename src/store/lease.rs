@@ -24,6 +24,20 @@ pub struct Handoff {
     pub seq: u64,
 }
 
+/// Who asks for the lease: its spool directory, which is what proves a
+/// lease is its own (never the hostname, which a Docker recreate or a pod
+/// rescheduled onto its volume changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimant<'a> {
+    /// For people reading the lease (`HOSTNAME:instance-id`), and what
+    /// renewals and the release match on (one process).
+    pub name: &'a str,
+    /// The spool directory's id (`SPOOL_DIR/instance-id`).
+    pub instance: &'a str,
+    /// The last epoch this spool directory held (`SPOOL_DIR/lease-epoch`).
+    pub held_epoch: Option<u64>,
+}
+
 /// What the lease looked like when this instance took it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken {
@@ -33,22 +47,24 @@ pub struct Taken {
     /// When the previous holder's lease expired, if it did not release it
     /// (`None`: there was no previous holder).
     pub expired_at: Option<Millis>,
-    /// The previous holder was this instance (same spool directory): a
-    /// process restarted after a crash takes its lease back at once, and
-    /// what its spool holds was counted by nobody else.
+    /// The previous holder was this spool directory (its instance id, at
+    /// the last epoch it held, whatever the hostname): a process restarted
+    /// after a crash takes its lease back at once, and what its spool holds
+    /// was counted by nobody else.
     pub reclaimed: bool,
 }
 
 impl Store {
-    /// Takes the lease for `holder` for `ttl_ms` if it is free (expired,
-    /// released or absent) or already `holder`'s (a restart on the same
-    /// spool directory). `None`: another instance holds it.
+    /// Takes the lease for `me` for `ttl_ms` if it is free (expired,
+    /// released or absent) or already its spool directory's (a restart on
+    /// the same spool, under any hostname). `None`: another instance holds
+    /// it.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
     pub async fn acquire_lease(
         &self,
-        holder: &str,
+        me: &Claimant<'_>,
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Option<Taken>, StoreError> {
@@ -57,13 +73,16 @@ impl Store {
             "$or": [
                 { "expires_at": { "$lt": DateTime::from_millis(now) } },
                 { "released": true },
-                { "holder": holder },
+                { "instance": me.instance },
+                // Taken by a version that named its holder `HOSTNAME:id` only.
+                { "instance": { "$exists": false }, "holder": { "$regex": format!(":{}$", me.instance) } },
             ],
         };
         let update = doc! {
             "$inc": { "epoch": 1_i64 },
             "$set": {
-                "holder": holder,
+                "holder": me.name,
+                "instance": me.instance,
                 "expires_at": DateTime::from_millis(now + ttl_ms),
                 "released": false,
                 "handoff": null,
@@ -84,7 +103,7 @@ impl Store {
             .await
             .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
             match found {
-                Ok(Some(before)) => return Ok(Some(taken_from(&before, holder))),
+                Ok(Some(before)) => return Ok(Some(taken_from(&before, me))),
                 Ok(None) => {}
                 Err(e) if is_duplicate(&e) => return Ok(None),
                 Err(e) => return Err(e.into()),
@@ -208,7 +227,17 @@ impl Store {
     }
 }
 
-fn taken_from(d: &Document, holder: &str) -> Taken {
+/// The spool directory that held the lease `d` describes: its `instance`,
+/// or, for a lease taken by an older version, what follows the last `:` of
+/// `holder`.
+fn instance_of(d: &Document) -> &str {
+    d.get_str("instance").unwrap_or_else(|_| {
+        let holder = d.get_str("holder").unwrap_or_default();
+        holder.rsplit_once(':').map_or(holder, |(_, id)| id)
+    })
+}
+
+fn taken_from(d: &Document, me: &Claimant<'_>) -> Taken {
     let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
     let released = d.get_bool("released").unwrap_or(false);
     let handoff = d
@@ -228,7 +257,11 @@ fn taken_from(d: &Document, holder: &str) -> Taken {
         epoch,
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
-        reclaimed: d.get_str("holder") == Ok(holder),
+        // Its own lease if this spool directory held it at that epoch (a
+        // spool that never recorded one is from before the record).
+        reclaimed: !me.instance.is_empty()
+            && instance_of(d) == me.instance
+            && me.held_epoch.is_none_or(|e| e == epoch.saturating_sub(1)),
     }
 }
 

@@ -55,7 +55,7 @@ pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;
-pub use lease::{Handoff, LeaseRecord, Taken};
+pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;
 

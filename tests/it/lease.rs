@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
-use study_tracker::store::{Handoff, Store};
+use study_tracker::store::{Claimant, Handoff, Store};
 
 use crate::e2e::{
     assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1,
@@ -19,22 +19,36 @@ use crate::support::poll::eventually;
 
 const NOW: i64 = 1_795_687_200_000;
 
+/// An instance named `name` (its spool directory's id too), whose spool
+/// last held epoch `held`.
+fn claim(name: &str, held: Option<u64>) -> Claimant<'_> {
+    Claimant {
+        name,
+        instance: name,
+        held_epoch: held,
+    }
+}
+
 #[tokio::test]
 async fn the_lease_is_taken_renewed_released_and_taken_over() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
-    let a = store.acquire_lease("a", NOW, 3_000).await.unwrap().unwrap();
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((a.epoch, a.handoff, a.expired_at), (1, None, None));
     // Held: nobody else gets it, and only its holder renews it.
     assert!(store
-        .acquire_lease("b", NOW + 1_000, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 1_000, 3_000)
         .await
         .unwrap()
         .is_none());
     assert!(store.renew_lease("a", 1, NOW + 2_000, 3_000).await.unwrap());
     assert!(!store.renew_lease("b", 1, NOW + 2_000, 3_000).await.unwrap());
     assert!(store
-        .acquire_lease("b", NOW + 4_000, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 4_000, 3_000)
         .await
         .unwrap()
         .is_none());
@@ -46,7 +60,7 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     };
     assert!(store.release_lease("a", 1, h).await.unwrap());
     let b = store
-        .acquire_lease("b", NOW + 4_600, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 4_600, 3_000)
         .await
         .unwrap()
         .unwrap();
@@ -56,7 +70,7 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     assert!(!store.release_lease("a", 1, h).await.unwrap());
     // Expired without a release: taken, with the expiry and no handoff.
     let c = store
-        .acquire_lease("c", NOW + 8_000, 3_000)
+        .acquire_lease(&claim("c", None), NOW + 8_000, 3_000)
         .await
         .unwrap()
         .unwrap();
@@ -68,17 +82,29 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     // Its holder restarted on the same spool directory takes it back at
     // once, unexpired, under a new epoch; nobody else can.
     assert!(store
-        .acquire_lease("b", NOW + 8_100, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 8_100, 3_000)
         .await
         .unwrap()
         .is_none());
     let again = store
-        .acquire_lease("c", NOW + 8_200, 3_000)
+        .acquire_lease(&claim("c", Some(3)), NOW + 8_200, 3_000)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((again.epoch, again.reclaimed), (4, true));
     assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
+    // The same spool directory under another hostname is the same holder.
+    let renamed = Claimant {
+        name: "other-host:c",
+        instance: "c",
+        held_epoch: Some(4),
+    };
+    let moved = store
+        .acquire_lease(&renamed, NOW + 8_400, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((moved.epoch, moved.reclaimed), (5, true));
     // `check` says who holds it (here: expired long ago, by the wall clock).
     let (status, stdout, stderr) = crate::support::bot::run_cli(
         &["check"],
@@ -86,7 +112,8 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     );
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("lease: expired") && stdout.contains("last held by c at epoch 4"),
+        stdout.contains("lease: expired")
+            && stdout.contains("last held by other-host:c at epoch 5"),
         "{stdout}"
     );
 }

@@ -164,6 +164,71 @@ async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spo
     env.assert_clean(&a);
 }
 
+/// Docker recreates a container, Kubernetes reschedules a pod onto its
+/// volume: the same `SPOOL_DIR`, a new `HOSTNAME`. The holder dies during a
+/// MongoDB outage with counts in its spool and is restarted at once, still
+/// in the outage, under another hostname: it counts provisionally, and once
+/// MongoDB answers, the spool proves the lease was its own (its instance id
+/// and the last epoch it held), so what it spooled is written, not fenced.
+#[tokio::test]
+async fn a_holder_restarted_on_its_spool_under_a_new_hostname_in_an_outage_writes_the_spool() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    // Unexpired when MongoDB comes back: only the spool can say it is ours.
+    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+    config
+        .extra_env
+        .push(("LEASE_TTL_SECS".into(), "60".into()));
+    let mut first = config.clone();
+    first
+        .extra_env
+        .push(("HOSTNAME".into(), "study-tracker-7c9f-abcde".into()));
+    let mut a = env.start_bot(&first).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    proxy.set_down(true);
+    sent += send(&env, ALICE, 5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill().await;
+    let mut second = config.clone();
+    second
+        .extra_env
+        .push(("HOSTNAME".into(), "study-tracker-7c9f-fghij".into()));
+    let a = env.start_bot(&second).await;
+    a.wait_log("counting provisionally", CONNECT).await;
+    sent += send(&env, ALICE, 5).await;
+    proxy.set_down(false);
+    a.wait_log("took the lease", Duration::from_secs(15)).await;
+    sent += send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent
+        })
+        .await,
+        "stored {} of {sent}; log:\n{}",
+        stored(&store, ALICE).await.2,
+        a.log_text()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored(&store, ALICE).await.2, sent, "exactly once");
+    let metrics = parse_prometheus(&get(a.http_addr(), "/metrics").await.body);
+    assert_eq!(
+        value(&metrics, "study_tracker_ops_fenced_total", &[]).unwrap_or(0.0),
+        0.0,
+        "nothing fenced"
+    );
+    env.assert_clean(&a);
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When
