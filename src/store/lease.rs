@@ -68,49 +68,71 @@ impl Store {
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Option<Taken>, StoreError> {
-        let filter = doc! {
-            "_id": LEASE,
-            "$or": [
-                { "expires_at": { "$lt": DateTime::from_millis(now) } },
-                { "released": true },
-                { "instance": me.instance },
-                // Taken by a version that named its holder `HOSTNAME:id` only.
-                { "instance": { "$exists": false }, "holder": { "$regex": format!(":{}$", me.instance) } },
-            ],
-        };
-        let update = doc! {
-            "$inc": { "epoch": 1_i64 },
-            "$set": {
-                "holder": me.name,
-                "instance": me.instance,
-                "expires_at": DateTime::from_millis(now + ttl_ms),
-                "released": false,
-                "handoff": null,
-            },
-        };
-        // No upsert here: an upsert whose filter misses an existing lease
-        // would have to fail with a duplicate key, and not every server
-        // reports that as 11000 (FerretDB v2 reports `InternalError`). A
-        // miss is "someone else holds it" once the document is known to
-        // exist, so a missing document is created free first.
+        // Read, then compare-and-set on what was read (the epoch and the
+        // rule that made it free): the update records where the previous
+        // holder stopped (`prev`), computed from what was read, so that a
+        // retry after a lost reply still finds it (see `previous`). No
+        // upsert and no duplicate key are relied on: not every server
+        // reports one from `findAndModify` as 11000 (FerretDB v2 says
+        // `InternalError`), so a missing document is created free first.
         for _ in 0..2 {
+            let read = tokio::time::timeout(
+                self.command_timeout,
+                self.decisive(META).find_one(doc! { "_id": LEASE }),
+            )
+            .await
+            .map_err(|_| StoreError::Transient("reading the lease: no reply".into()))??;
+            let Some(before) = read else {
+                // Created here or by someone else meanwhile: read it again.
+                self.create_free_lease().await?;
+                continue;
+            };
+            let expired = before
+                .get_datetime("expires_at")
+                .is_ok_and(|t| t.timestamp_millis() < now);
+            let released = before.get_bool("released").unwrap_or(false);
+            if !(expired || released || instance_of(&before) == me.instance) {
+                return Ok(None);
+            }
+            let prev = previous(&before, me);
+            let epoch = int(&before, "epoch");
+            let filter = doc! {
+                "_id": LEASE,
+                "epoch": epoch,
+                "$or": [
+                    { "expires_at": { "$lt": DateTime::from_millis(now) } },
+                    { "released": true },
+                    { "instance": me.instance },
+                    // Taken by a version that named its holder `HOSTNAME:id` only.
+                    { "instance": { "$exists": false }, "holder": { "$regex": format!(":{}$", me.instance) } },
+                ],
+            };
+            let update = doc! {
+                "$set": {
+                    "epoch": epoch + 1,
+                    "holder": me.name,
+                    "instance": me.instance,
+                    "expires_at": DateTime::from_millis(now + ttl_ms),
+                    "released": false,
+                    "handoff": null,
+                    "prev": prev.clone(),
+                },
+            };
             let found = tokio::time::timeout(
                 self.command_timeout,
                 self.decisive(META)
-                    .find_one_and_update(filter.clone(), update.clone())
+                    .find_one_and_update(filter, update)
                     .return_document(ReturnDocument::Before),
             )
             .await
             .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
-            match found {
-                Ok(Some(before)) => return Ok(Some(taken_from(&before, me))),
-                Ok(None) => {}
-                Err(e) if is_duplicate(&e) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-            if !self.create_free_lease().await? {
-                return Ok(None);
-            }
+            return match found {
+                Ok(Some(_)) => Ok(Some(taken_from(&prev, epoch + 1, me))),
+                // Changed since it was read (renewed, or taken by another).
+                Ok(None) => Ok(None),
+                Err(e) if is_duplicate(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(None)
     }
@@ -237,10 +259,44 @@ fn instance_of(d: &Document) -> &str {
     })
 }
 
-fn taken_from(d: &Document, me: &Claimant<'_>) -> Taken {
-    let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
-    let released = d.get_bool("released").unwrap_or(false);
-    let handoff = d
+/// Where the holder before this acquire stopped, as the lease document
+/// `before` (read just before it) shows: `before` itself, unless `before`
+/// is this spool directory's own lease at an epoch it never recorded (an
+/// acquire of ours whose reply was lost, or a crash before the epoch was
+/// recorded): then nobody counted under it, and the holder before it is
+/// the one kept in `before.prev`.
+fn previous(before: &Document, me: &Claimant<'_>) -> Document {
+    let unseen = instance_of(before) == me.instance
+        && me.held_epoch != Some(epoch_of(before))
+        && before.get_document("prev").is_ok();
+    match before.get_document("prev") {
+        Ok(prev) if unseen => prev.clone(),
+        _ => {
+            let mut stop = doc! {
+                "holder": before.get_str("holder").unwrap_or_default(),
+                "instance": instance_of(before),
+                "epoch": int(before, "epoch"),
+                "released": before.get_bool("released").unwrap_or(false),
+            };
+            if let Ok(t) = before.get_datetime("expires_at") {
+                stop.insert("expires_at", *t);
+            }
+            if let Ok(h) = before.get_document("handoff") {
+                stop.insert("handoff", h.clone());
+            }
+            stop
+        }
+    }
+}
+
+fn epoch_of(d: &Document) -> u64 {
+    u64::try_from(int(d, "epoch")).unwrap_or(0)
+}
+
+/// The lease taken at `epoch` after the holder `prev` (see `previous`).
+fn taken_from(prev: &Document, epoch: i64, me: &Claimant<'_>) -> Taken {
+    let released = prev.get_bool("released").unwrap_or(false);
+    let handoff = prev
         .get_document("handoff")
         .ok()
         .filter(|_| released)
@@ -249,19 +305,19 @@ fn taken_from(d: &Document, me: &Claimant<'_>) -> Taken {
             at: h.get_datetime("at").map_or(0, |t| t.timestamp_millis()),
             seq: u64::try_from(int(h, "seq")).unwrap_or(0),
         });
-    let expired_at = d
+    let expired_at = prev
         .get_datetime("expires_at")
         .ok()
         .map(|t| t.timestamp_millis());
     Taken {
-        epoch,
+        epoch: u64::try_from(epoch).unwrap_or(0),
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
         // Its own lease if this spool directory held it at that epoch (a
         // spool that never recorded one is from before the record).
         reclaimed: !me.instance.is_empty()
-            && instance_of(d) == me.instance
-            && me.held_epoch.is_none_or(|e| e == epoch.saturating_sub(1)),
+            && instance_of(prev) == me.instance
+            && me.held_epoch.is_none_or(|e| e == epoch_of(prev)),
     }
 }
 

@@ -118,6 +118,56 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     );
 }
 
+/// An acquire whose reply never came is not "my own lease back": the
+/// retry still gets the previous holder's handoff (or expiry), and a crash
+/// before the epoch was recorded in `SPOOL_DIR` is the same case.
+#[tokio::test]
+async fn an_acquire_whose_reply_was_lost_keeps_the_previous_stop_point() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let h = Handoff {
+        snowflake: 42 << 22,
+        at: NOW + 500,
+        seq: 77,
+    };
+    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
+    // Taken twice, the first reply (and the second) unseen by B.
+    for _ in 0..2 {
+        store
+            .acquire_lease(&claim("b", None), NOW + 600, 3_000)
+            .await
+            .unwrap();
+    }
+    let b = store
+        .acquire_lease(&claim("b", None), NOW + 700, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (b.epoch, b.handoff, b.reclaimed),
+        (a.epoch + 3, Some(h), false)
+    );
+    // B took it (recorded its epoch), then died: its restart reclaims.
+    let again = store
+        .acquire_lease(&claim("b", Some(b.epoch)), NOW + 800, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.reclaimed && again.handoff.is_none(), "{again:?}");
+    // The reply to that one lost too: still B's own, from the epoch it held.
+    let retried = store
+        .acquire_lease(&claim("b", Some(b.epoch)), NOW + 900, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(retried.reclaimed, "{retried:?}");
+}
+
 #[tokio::test]
 async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     let db = fresh_db().await;

@@ -6,8 +6,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mongodb::bson::{doc, Document};
+
 use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
 use crate::lease::{leased, pair, ready};
+use crate::support::bot::spawn_bot;
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::http::{get, parse_prometheus, value};
 use crate::support::poll::eventually;
@@ -227,6 +230,86 @@ async fn a_holder_restarted_on_its_spool_under_a_new_hostname_in_an_outage_write
         "nothing fenced"
     );
     env.assert_clean(&a);
+}
+
+/// The standby's `findAndModify` takes the released lease but its reply is
+/// lost (a reset connection, a timeout while the primary waits for the
+/// majority; no retryable writes on FerretDB or a standalone server). Its
+/// retry finds its own name on the lease: that must not read as "my own
+/// lease back, nobody counted meanwhile" (every buffered message from
+/// snowflake 0, the whole voice log replayed), but as the previous
+/// holder's handoff, kept through the unseen acquire.
+#[tokio::test]
+async fn a_lost_reply_to_the_standbys_acquire_keeps_the_handoff() {
+    let env = Env::new().await;
+    let a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let mut a = a;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut config = leased(&env, spool_b.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&config);
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let store = env.store();
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    // Counted by A, buffered by B.
+    let mut sent = send(&env, ALICE, 10).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    let b_instance = std::fs::read_to_string(spool_b.path().join("instance-id")).unwrap();
+    let meta = env.db.db().collection::<Document>("meta");
+    let b_holds = || async {
+        meta.find_one(doc! { "_id": "lease" })
+            .await
+            .unwrap()
+            .is_some_and(|d| {
+                d.get_str("holder")
+                    .unwrap_or_default()
+                    .ends_with(b_instance.trim())
+                    && !d.get_bool("released").unwrap_or(true)
+            })
+    };
+    // Every reply to B's findAndModify is lost until the lease is B's.
+    proxy.drop_replies("findAndModify", 1);
+    a.sigterm();
+    assert!(
+        eventually(Duration::from_secs(15), b_holds).await,
+        "B never took the lease"
+    );
+    proxy.drop_replies("findAndModify", 0);
+    assert!(proxy.dropped_replies() >= 1);
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    sent += send(&env, ALICE, 10).await;
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    let left = Instant::now();
+    let want = secs(joined, left);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent && stored(&store, CAROL).await.1 >= want - 1
+        })
+        .await,
+        "stored {:?} of {sent} messages, {:?} of {want} s",
+        stored(&store, ALICE).await,
+        stored(&store, CAROL).await
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stored(&store, ALICE).await.2,
+        sent,
+        "each message once; log:\n{}",
+        b.log_text()
+    );
+    assert_close(stored(&store, CAROL).await.1, want, "voice once");
+    env.assert_clean(&b);
 }
 
 /// An instance that cannot reach MongoDB at start counts provisionally (a
