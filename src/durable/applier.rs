@@ -102,10 +102,13 @@ pub(super) async fn run_applier(
         // A batch has one epoch. If the lease is lost while it waits for the
         // gate (or retries), it is read again and set aside.
         let epoch = live.first().map_or(0, |r| r.epoch);
+        // Biased: once fenced, the batch is abandoned before it is polled
+        // again (it re-checks the gate before every command anyway).
         let (report, failed) = tokio::select! {
-            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
+            biased;
             () = shared.gate.until_fenced(epoch), if !live.is_empty() => continue,
             () = stop.cancelled() => return,
+            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
         };
         if !failed.is_empty() {
             match set_aside(&dead, &batch.records, &failed).await {

@@ -55,6 +55,33 @@ impl std::ops::AddAssign for ApplyReport {
     }
 }
 
+/// Asked before every command a batch sends, re-sends included: `false`
+/// stops the attempt there (the lease holder's validity lapsed, or its
+/// epoch was fenced), before the command goes out.
+#[derive(Clone)]
+pub struct WriteGuard(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl WriteGuard {
+    pub fn new(allows: impl Fn() -> bool + Send + Sync + 'static) -> WriteGuard {
+        WriteGuard(std::sync::Arc::new(allows))
+    }
+
+    fn check(guard: Option<&WriteGuard>) -> Result<(), StoreError> {
+        match guard {
+            Some(g) if !(g.0)() => Err(StoreError::Transient(
+                "writes paused: this instance's lease is not known valid".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for WriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteGuard")
+    }
+}
+
 /// How far a batch got, so that a retry resumes instead of starting over.
 /// Keep one per batch across its attempts.
 #[derive(Debug, Default)]
@@ -74,6 +101,8 @@ pub struct ApplyProgress {
     /// `(seq, "collection/_id")` of ops already set aside as dead letters:
     /// never applied through the normal path (a replay after a crash).
     pub excluded: std::collections::HashSet<(u64, String)>,
+    /// Asked before every command (see [`WriteGuard`]); `None`: always.
+    pub may_write: Option<WriteGuard>,
 }
 
 /// A statement one document refused permanently.
@@ -144,6 +173,7 @@ impl Store {
         let mut report = ApplyReport::default();
         let mut first_error = None;
         let in_flight = self.commands_in_flight.load(Ordering::Relaxed).max(1);
+        let guard = progress.may_write.clone();
         for wave in steps.chunks(in_flight) {
             let mut in_flight = Vec::with_capacity(wave.len());
             for (i, coll, docs) in wave {
@@ -152,6 +182,7 @@ impl Store {
                         coll,
                         docs.clone(),
                         progress.fresh_from.unwrap_or(u64::MAX),
+                        guard.as_ref(),
                     ));
                 in_flight.push(async move { (*i, fut.await) });
             }
@@ -197,11 +228,13 @@ impl Store {
         coll: &str,
         docs: Vec<DocOps<'_>>,
         fresh_from: u64,
+        guard: Option<&WriteGuard>,
     ) -> Result<(ApplyReport, Vec<FailedWrite>), StoreError> {
-        let (mut report, mut failed, split) = self.update_docs(coll, docs, fresh_from).await?;
+        let (mut report, mut failed, split) =
+            self.update_docs(coll, docs, fresh_from, guard).await?;
         let alone = split.len();
         for d in split {
-            let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from).await?;
+            let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from, guard).await?;
             debug_assert!(rest.is_empty(), "a single statement never splits");
             report += r;
             failed.extend(f);
@@ -222,10 +255,13 @@ impl Store {
         coll: &str,
         mut docs: Vec<DocOps<'a>>,
         fresh_from: u64,
+        guard: Option<&WriteGuard>,
     ) -> Result<(ApplyReport, Vec<FailedWrite>, Vec<DocOps<'a>>), StoreError> {
         let mut report = ApplyReport::default();
         let mut failed = Vec::new();
         while !docs.is_empty() {
+            // Before every command, a re-send included.
+            WriteGuard::check(guard)?;
             let statements: Vec<Document> =
                 docs.iter().map(|d| d.statement(self.timezone)).collect();
             let reply = self

@@ -117,6 +117,88 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
     env.assert_clean(&b);
 }
 
+/// The data collections a batch writes, one `update` command each (or more).
+const WRITTEN: [&str; 6] = [
+    "member_stats",
+    "member_days",
+    "member_weeks",
+    "member_months",
+    "voice_segments",
+    "voice_sessions",
+];
+
+/// A holder frozen between two commands of one batch (a SIGSTOP, CPU
+/// throttling, a stalled VM): the reply to its first command is held back
+/// by the proxy while the process is stopped, the lease expires and the
+/// standby takes over. When the holder wakes, the rest of its batch must
+/// not go out: its validity lapsed, and the gate is checked before every
+/// command, not once per attempt.
+#[tokio::test]
+async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&leased(&env, spool_b.path()));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let store = env.store();
+    let sent = send(&env, ALICE, 3).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let reply = get(a.http_addr(), "/metrics").await;
+            value(&parse_prometheus(&reply.body), BACKLOG, &[]) == Some(0.0)
+        })
+        .await
+    );
+    // A flush's batch: six commands (the totals, the rollups, the segment
+    // and the checkpoint), in two waves on a server taking four at once.
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.1 >= 1
+        })
+        .await
+    );
+    proxy.hold_reply("update", "member_stats");
+    assert!(
+        eventually(Duration::from_secs(10), || async { proxy.holding() }).await,
+        "the batch's first command never went out"
+    );
+    a.freeze();
+    let data_commands = || {
+        WRITTEN
+            .iter()
+            .map(|c| proxy.requests_to("update", c))
+            .sum::<u64>()
+    };
+    let before = data_commands();
+    // The reply waits in the frozen process's socket.
+    proxy.release_held();
+    b.wait_log("took the lease", Duration::from_secs(15)).await;
+    a.thaw();
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        data_commands(),
+        before,
+        "the woken holder sent the rest of its batch after its lease lapsed; log:\n{}",
+        a.log_text()
+    );
+    env.assert_clean(&b);
+}
+
 #[tokio::test]
 async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spool() {
     let env = Env::new().await;

@@ -18,7 +18,10 @@
 //! * [`FaultProxy::reset_all`]: every current connection is reset (RST) once;
 //! * [`FaultProxy::down_after_reply`]: an outage that starts right after one
 //!   chosen command's reply reached the client (to cut a sequence of commands
-//!   between two of them).
+//!   between two of them);
+//! * [`FaultProxy::hold_reply`]: one chosen command's reply is held back
+//!   (the command applied) until [`FaultProxy::release_held`], for example
+//!   to freeze the client between two commands of one batch.
 //!
 //! Requests are classified by command name: the first key of the kind-0
 //! section of an `OP_MSG` (or of the query document of a legacy `OP_QUERY`).
@@ -74,6 +77,14 @@ struct DropRule {
 
 struct Shared {
     upstream: SocketAddr,
+    /// `(command, first value)` whose next reply is held back.
+    hold: Mutex<Option<(String, String)>>,
+    /// Whether a reply is held back now.
+    holding: AtomicBool,
+    /// Bumped to let held replies through.
+    release: watch::Sender<u64>,
+    /// Requests forwarded per `(command, first value)`.
+    target_counts: Mutex<HashMap<(String, String), u64>>,
     /// `(command, first value)` whose next reply starts an outage.
     down_after: Mutex<Option<(String, String)>>,
     delay_us: AtomicU64,
@@ -103,6 +114,30 @@ impl Shared {
 
     fn delay(&self) -> Duration {
         Duration::from_micros(self.delay_us.load(SeqCst))
+    }
+
+    fn count_target(&self, req: &Request) {
+        if let (Some(cmd), Some(target)) = (&req.command, &req.target) {
+            *self
+                .target_counts
+                .lock()
+                .unwrap()
+                .entry((cmd.clone(), target.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// Whether `req` is the one [`FaultProxy::hold_reply`] armed (it
+    /// disarms the rule).
+    fn is_held(&self, req: &Request) -> bool {
+        let mut armed = self.hold.lock().unwrap();
+        let hit = armed.as_ref().is_some_and(|(cmd, target)| {
+            req.command.as_deref() == Some(cmd) && req.target.as_deref() == Some(target)
+        });
+        if hit {
+            *armed = None;
+        }
+        hit
     }
 
     fn count(&self, command: Option<&str>) {
@@ -158,8 +193,13 @@ impl FaultProxy {
             .expect("fault proxy: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fault proxy: local_addr");
         let (kill, _) = watch::channel(0u64);
+        let (release, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             upstream,
+            hold: Mutex::new(None),
+            holding: AtomicBool::new(false),
+            release,
+            target_counts: Mutex::new(HashMap::new()),
             delay_us: AtomicU64::new(0),
             down: AtomicBool::new(false),
             blackhole: AtomicBool::new(false),
@@ -229,6 +269,39 @@ impl FaultProxy {
     pub fn down_after_reply(&self, command: &str, target: &str) {
         *self.handle.shared.down_after.lock().unwrap() =
             Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// Arms a one-shot hold: the next request whose command is `command` and
+    /// whose command value is `target` is forwarded (so applied), and its
+    /// reply is held back until [`FaultProxy::release_held`].
+    pub fn hold_reply(&self, command: &str, target: &str) {
+        *self.handle.shared.hold.lock().unwrap() = Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// Whether a reply armed by [`FaultProxy::hold_reply`] is held back now.
+    pub fn holding(&self) -> bool {
+        self.handle.shared.holding.load(SeqCst)
+    }
+
+    /// Lets held-back replies through.
+    pub fn release_held(&self) {
+        self.handle
+            .shared
+            .release
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Number of requests forwarded with command `command` whose command
+    /// value is `target` (for `update`, the collection).
+    pub fn requests_to(&self, command: &str, target: &str) -> u64 {
+        self.handle
+            .shared
+            .target_counts
+            .lock()
+            .unwrap()
+            .get(&(command.to_owned(), target.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Database outage: while `down`, all current connections are closed and
@@ -392,11 +465,13 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
     let doomed: Mutex<HashSet<i32>> = Mutex::new(HashSet::new());
     // requestId whose reply, once relayed, starts an outage.
     let last_before_down: Mutex<Option<i32>> = Mutex::new(None);
+    // requestId whose reply is held back until released.
+    let held: Mutex<Option<i32>> = Mutex::new(None);
     let (tx, mut rx) = mpsc::unbounded_channel::<(Option<Instant>, Vec<u8>)>();
 
     let client_to_queue = {
         let (shared, doomed, client_read) = (&shared, &doomed, &mut client_read);
-        let last_before_down = &last_before_down;
+        let (last_before_down, held) = (&last_before_down, &held);
         async move {
             let tx = tx; // dropped at EOF so that the writer drains and ends
             loop {
@@ -408,6 +483,10 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 }
                 let req = parse_request(&frame);
                 shared.count(req.command.as_deref());
+                shared.count_target(&req);
+                if shared.is_held(&req) {
+                    *held.lock().unwrap() = Some(req.request_id);
+                }
                 if shared.doom(&req) {
                     doomed.lock().unwrap().insert(req.request_id);
                 }
@@ -449,6 +528,14 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
             if doom {
                 shared.dropped.fetch_add(1, SeqCst);
                 return Ok(()); // swallow the reply and close the client
+            }
+            let hold = *held.lock().unwrap() == Some(response_to);
+            if hold {
+                let mut release = shared.release.subscribe();
+                shared.holding.store(true, SeqCst);
+                let _ = release.changed().await;
+                shared.holding.store(false, SeqCst);
+                *held.lock().unwrap() = None;
             }
             client_write.write_all(&frame).await?;
             let last = *last_before_down.lock().unwrap() == Some(response_to);
