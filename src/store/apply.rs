@@ -105,7 +105,12 @@ pub struct ApplyProgress {
     pub may_write: Option<WriteGuard>,
 }
 
-/// A statement one document refused permanently.
+/// [`FailedWrite::code`] of ops a document refused because a newer lease
+/// epoch wrote it (fenced, not a poison document: never retried).
+pub const FENCED: i32 = -1;
+
+/// A statement one document refused permanently, or refused as fenced
+/// (code [`FENCED`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedWrite {
     pub collection: &'static str,
@@ -242,7 +247,10 @@ impl Store {
         if about_the_collection(&failed, alone) {
             return Err(StoreError::Permanent(format!(
                 "every document of {coll} refused its write: {}",
-                failed[0].error
+                failed
+                    .iter()
+                    .find(|f| f.code != FENCED)
+                    .map_or("", |f| f.error.as_str())
             )));
         }
         Ok((report, failed))
@@ -321,6 +329,15 @@ impl Store {
                 let (applied_up_to, doc_epoch) = seqs.get(&d.id).copied().unwrap_or((0, 0));
                 if d.fenced_by(doc_epoch) {
                     (fenced, dropped) = (fenced + d.ops.len(), dropped + d.ops.len());
+                    failed.push(FailedWrite {
+                        collection: d.coll,
+                        document: d.id.clone(),
+                        seqs: d.ops.iter().map(|o| o.seq).collect(),
+                        code: FENCED,
+                        error: format!(
+                            "refused: the document was written at lease epoch {doc_epoch}, a newer one"
+                        ),
+                    });
                     d.ops.clear();
                     continue;
                 }
@@ -400,11 +417,13 @@ impl Store {
 /// write the same way, with a code that is not about one document's
 /// content: then it is about the collection or the server, and all writes
 /// hold instead of being set aside one by one.
+/// (Fenced ops are not refusals: they are left out.)
 fn about_the_collection(failed: &[FailedWrite], alone: usize) -> bool {
+    let refused: Vec<&FailedWrite> = failed.iter().filter(|f| f.code != FENCED).collect();
     alone > 1
-        && failed.len() == alone
-        && failed.windows(2).all(|w| w[0].code == w[1].code)
-        && !PER_DOCUMENT_CODES.contains(&failed[0].code)
+        && refused.len() == alone
+        && refused.windows(2).all(|w| w[0].code == w[1].code)
+        && !PER_DOCUMENT_CODES.contains(&refused[0].code)
 }
 
 /// `(index, code, message)` of each write error in an `update` reply.

@@ -96,6 +96,7 @@ impl Store {
             }
             let prev = previous(&before, me);
             let epoch = int(&before, "epoch");
+            let next = next_epoch(epoch, now, me.held_epoch);
             let filter = doc! {
                 "_id": LEASE,
                 "epoch": epoch,
@@ -109,7 +110,7 @@ impl Store {
             };
             let update = doc! {
                 "$set": {
-                    "epoch": epoch + 1,
+                    "epoch": next,
                     "holder": me.name,
                     "instance": me.instance,
                     "expires_at": DateTime::from_millis(now + ttl_ms),
@@ -127,7 +128,7 @@ impl Store {
             .await
             .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
             return match found {
-                Ok(Some(_)) => Ok(Some(taken_from(&prev, epoch + 1, me))),
+                Ok(Some(_)) => Ok(Some(taken_from(&prev, next, me))),
                 // Changed since it was read (renewed, or taken by another).
                 Ok(None) => Ok(None),
                 Err(e) if is_duplicate(&e) => Ok(None),
@@ -287,6 +288,17 @@ fn previous(before: &Document, me: &Claimant<'_>) -> Document {
             stop
         }
     }
+}
+
+/// The epoch a takeover gets: above the lease document's (`epoch`), and
+/// never below the wall clock in milliseconds nor above what this spool
+/// directory last held, so that epochs keep rising when the document is
+/// deleted or restored from an older backup (documents written at a higher
+/// epoch would refuse every write, as fenced). The clock part holds as long
+/// as no acquirer's clock is behind the moment of an earlier takeover.
+fn next_epoch(epoch: i64, now: Millis, held: Option<u64>) -> i64 {
+    let held = held.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX));
+    epoch.saturating_add(1).max(now).max(held.saturating_add(1))
 }
 
 fn epoch_of(d: &Document) -> u64 {

@@ -51,7 +51,7 @@ use mongodb::options::{
 };
 use mongodb::{Client, Database};
 
-pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard};
+pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
+use study_tracker::durable::spool::Spool;
+use study_tracker::durable::writer::{self, WriterOptions};
 use study_tracker::store::{Claimant, Handoff, Store};
 
 use crate::e2e::{
@@ -38,15 +40,24 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((a.epoch, a.handoff, a.expired_at), (1, None, None));
+    assert_eq!((a.handoff, a.expired_at), (None, None));
+    // Epochs never below the clock (ms): a deleted lease document cannot
+    // send them back.
+    assert!(a.epoch >= u64::try_from(NOW).unwrap(), "{a:?}");
     // Held: nobody else gets it, and only its holder renews it.
     assert!(store
         .acquire_lease(&claim("b", None), NOW + 1_000, 3_000)
         .await
         .unwrap()
         .is_none());
-    assert!(store.renew_lease("a", 1, NOW + 2_000, 3_000).await.unwrap());
-    assert!(!store.renew_lease("b", 1, NOW + 2_000, 3_000).await.unwrap());
+    assert!(store
+        .renew_lease("a", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_lease("b", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
     assert!(store
         .acquire_lease(&claim("b", None), NOW + 4_000, 3_000)
         .await
@@ -58,26 +69,28 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         at: NOW + 4_500,
         seq: 77,
     };
-    assert!(store.release_lease("a", 1, h).await.unwrap());
+    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
     let b = store
         .acquire_lease(&claim("b", None), NOW + 4_600, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((b.epoch, b.handoff, b.expired_at), (2, Some(h), None));
+    assert_eq!((b.handoff, b.expired_at), (Some(h), None));
+    assert!(b.epoch > a.epoch);
     // The old holder can neither renew nor release any more.
-    assert!(!store.renew_lease("a", 1, NOW + 4_700, 3_000).await.unwrap());
-    assert!(!store.release_lease("a", 1, h).await.unwrap());
+    assert!(!store
+        .renew_lease("a", a.epoch, NOW + 4_700, 3_000)
+        .await
+        .unwrap());
+    assert!(!store.release_lease("a", a.epoch, h).await.unwrap());
     // Expired without a release: taken, with the expiry and no handoff.
     let c = store
         .acquire_lease(&claim("c", None), NOW + 8_000, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (c.epoch, c.handoff, c.expired_at),
-        (3, None, Some(NOW + 7_600))
-    );
+    assert_eq!((c.handoff, c.expired_at), (None, Some(NOW + 7_600)));
+    assert!(c.epoch > b.epoch);
     assert!(!c.reclaimed);
     // Its holder restarted on the same spool directory takes it back at
     // once, unexpired, under a new epoch; nobody else can.
@@ -87,24 +100,27 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         .unwrap()
         .is_none());
     let again = store
-        .acquire_lease(&claim("c", Some(3)), NOW + 8_200, 3_000)
+        .acquire_lease(&claim("c", Some(c.epoch)), NOW + 8_200, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((again.epoch, again.reclaimed), (4, true));
-    assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
+    assert!(again.reclaimed && again.epoch > c.epoch, "{again:?}");
+    assert!(!store
+        .renew_lease("c", c.epoch, NOW + 8_300, 3_000)
+        .await
+        .unwrap());
     // The same spool directory under another hostname is the same holder.
     let renamed = Claimant {
         name: "other-host:c",
         instance: "c",
-        held_epoch: Some(4),
+        held_epoch: Some(again.epoch),
     };
     let moved = store
         .acquire_lease(&renamed, NOW + 8_400, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((moved.epoch, moved.reclaimed), (5, true));
+    assert!(moved.reclaimed && moved.epoch > again.epoch, "{moved:?}");
     // `check` says who holds it (here: expired long ago, by the wall clock).
     let (status, stdout, stderr) = crate::support::bot::run_cli(
         &["check"],
@@ -113,7 +129,10 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("lease: expired")
-            && stdout.contains("last held by other-host:c at epoch 5"),
+            && stdout.contains(&format!(
+                "last held by other-host:c at epoch {}",
+                moved.epoch
+            )),
         "{stdout}"
     );
 }
@@ -148,10 +167,7 @@ async fn an_acquire_whose_reply_was_lost_keeps_the_previous_stop_point() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (b.epoch, b.handoff, b.reclaimed),
-        (a.epoch + 3, Some(h), false)
-    );
+    assert_eq!((b.handoff, b.reclaimed), (Some(h), false));
     // B took it (recorded its epoch), then died: its restart reclaims.
     let again = store
         .acquire_lease(&claim("b", Some(b.epoch)), NOW + 800, 3_000)
@@ -200,6 +216,41 @@ async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     store.apply(&[msg(40, 2)]).await.unwrap();
     let m = store.member(member, 0, "0000-00-00").await.unwrap();
     assert_eq!(m.messages, 3);
+}
+
+/// A statement the store refuses because a newer epoch wrote the document
+/// is set aside like any fenced op (`fenced.log`, the fenced count), and is
+/// not counted as applied.
+#[tokio::test]
+async fn ops_the_store_refuses_as_fenced_are_counted_fenced_not_applied() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let member = MemberKey { guild: 1, user: 2 };
+    let tz = chrono_tz::UTC;
+    // A newer holder (epoch 9) wrote the member's totals.
+    store
+        .apply(&[Sequenced {
+            seq: 10,
+            op: Op::message(member, NOW, tz),
+            epoch: 9,
+        }])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    w.set_epoch(5);
+    w.submit([Op::message(member, NOW, tz)]);
+    assert!(w.wait_idle(Duration::from_secs(20)).await);
+    let status = w.status();
+    assert_eq!((status.fenced, status.applied), (1, 0), "{status:?}");
+    let fenced = study_tracker::durable::dead_letters::DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap();
+    assert_eq!(fenced.len(), 1, "{fenced:?}");
+    let m = store.member(member, 0, "0000-00-00").await.unwrap();
+    assert_eq!(m.messages, 1, "refused, not applied");
+    tasks.shutdown(Duration::from_secs(5)).await;
 }
 
 pub fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {

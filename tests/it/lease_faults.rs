@@ -394,6 +394,59 @@ async fn a_lost_reply_to_the_standbys_acquire_keeps_the_handoff() {
     env.assert_clean(&b);
 }
 
+/// The lease document deleted (to "unstick" a standby) or restored from an
+/// older backup must not send the epoch back: every document written at a
+/// higher epoch would then refuse the holder's writes, silently.
+#[tokio::test]
+async fn a_deleted_lease_document_never_sends_the_epoch_backwards() {
+    let env = Env::new().await;
+    let meta = env.db.db().collection::<Document>("meta");
+    // A lease with a history: epoch 5 was the last, released.
+    meta.insert_one(doc! {
+        "_id": "lease",
+        "epoch": 5_i64,
+        "released": true,
+        "holder": "old-host:00000000000000aa",
+        "instance": "00000000000000aa",
+    })
+    .await
+    .unwrap();
+    let a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    meta.delete_one(doc! { "_id": "lease" }).await.unwrap();
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    let taken = || {
+        a.logs()
+            .iter()
+            .filter(|l| l.contains("took the lease"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(taken() >= 2)).await,
+        "never took the lease again"
+    );
+    sent += send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent
+        })
+        .await,
+        "stored {} of {sent}; log:\n{}",
+        stored(&store, ALICE).await.2,
+        a.log_text()
+    );
+    env.assert_clean(&a);
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When
