@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{flush_loop, lease_loop, now_millis, ping_loop, snowflake_at, App};
+use crate::app::{flush_loop, lease_loop, now_millis, ping_loop, renew_loop, snowflake_at, App};
 use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
@@ -319,6 +319,9 @@ async fn start_counting(
     stop: &CancellationToken,
 ) {
     if app.lease_enabled() {
+        // Before the first takeover: it renews while that one restores.
+        let renewing = tasks.spawn(renew_loop(app.clone(), stop.clone()));
+        loops.watch("lease_renewal", renewing.abort_handle());
         // Holder: the takeover restores; standby: the later one does.
         if !app.start_lease((RESTORE_WAIT, RESTORE_READ)).await {
             tracing::info!(

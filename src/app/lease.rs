@@ -157,6 +157,10 @@ pub(super) struct Seat {
     /// so joins, camera toggles and leaves during a handover are credited
     /// at their own times.
     pub(super) voice_log: Mutex<VecDeque<(MemberKey, Option<Presence>, Millis)>>,
+    /// Held while the role changes (a takeover's steps before and after its
+    /// restore, a step-down): renewals run beside a takeover, so a lease
+    /// lost during one is handled between its steps, not in the middle.
+    pub(super) transition: tokio::sync::Mutex<()>,
 }
 
 impl Seat {
@@ -180,6 +184,7 @@ impl Seat {
             voice_counts: AtomicBool::new(single),
             presence: Mutex::new((HashSet::new(), HashMap::new())),
             voice_log: Mutex::new(VecDeque::new()),
+            transition: tokio::sync::Mutex::new(()),
         }
     }
 

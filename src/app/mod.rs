@@ -33,7 +33,7 @@ pub use health::ping_loop;
 pub use leaderboard::{leaderboard_page, member_voice_ranks};
 pub use lease::{snowflake_at, Lease, LeaseState};
 pub use queries::{MemberCard, CARD_DAYS};
-pub use takeover::lease_loop;
+pub use takeover::{lease_loop, renew_loop};
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};

@@ -162,6 +162,7 @@ impl App {
     }
 
     async fn take_over(&self, taken: Taken, asked: Instant, restore: (Duration, Duration)) {
+        let transition = self.seat.transition.lock().await;
         // Numbers above the previous holder's, and above the saved mark.
         self.writer
             .raise_seq_floor(taken.handoff.map_or(0, |h| h.seq));
@@ -194,8 +195,21 @@ impl App {
             expired_at_ms = taken.expired_at,
             "took the lease; this instance counts now"
         );
+        // Renewals go on meanwhile (`renew_loop`): a restore may take
+        // longer than the lease's TTL.
+        drop(transition);
         // Sessions continue from the previous holder's last credit.
         self.restore_sessions(restore.0, restore.1).await;
+        let _transition = self.seat.transition.lock().await;
+        if !matches!(self.seat.role(), Role::Holder { epoch, .. } if epoch == taken.epoch) {
+            // Lost during the restore (and stepped down): start over clean.
+            self.stand_by().await;
+            tracing::warn!(
+                epoch = taken.epoch,
+                "the lease was lost while restoring sessions; standing by"
+            );
+            return;
+        }
         let now = now_millis();
         {
             let mut tracker = self.tracker.lock().await;
@@ -284,6 +298,7 @@ impl App {
     }
 
     async fn step_down(&self, epoch: u64, why: &str) {
+        let _transition = self.seat.transition.lock().await;
         // Nothing counted under this epoch is written any more.
         self.writer.allow_writes_until(Some(Instant::now()));
         self.writer.fence_below(epoch + 1);
@@ -353,26 +368,41 @@ impl App {
     }
 }
 
-/// Renews the lease every third of its TTL as holder; tries to take it
-/// every second as standby. Stops between iterations.
+/// Tries to take the lease every 250 ms while standing by (or counting
+/// provisionally); a takeover runs here, however long its restore takes,
+/// while `renew_loop` keeps the lease. Stops between iterations.
 pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: CancellationToken) {
     loop {
-        let every = match app.seat.role() {
-            Role::Single => return,
-            Role::Holder { .. } => app.seat.ttl / 3,
-            Role::Standby | Role::Provisional { .. } => STANDBY_TRY,
-        };
+        if app.seat.role() == Role::Single {
+            return;
+        }
         tokio::select! {
             biased;
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(STANDBY_TRY) => {}
         }
-        match app.seat.role() {
-            Role::Holder { .. } => app.renew_lease().await,
-            Role::Standby | Role::Provisional { .. } => {
-                app.try_take_lease(restore).await;
-            }
-            Role::Single => return,
+        if matches!(app.seat.role(), Role::Standby | Role::Provisional { .. }) {
+            app.try_take_lease(restore).await;
+        }
+    }
+}
+
+/// Renews the lease every third of its TTL while this instance holds it,
+/// on its own task: independent of a takeover in progress (its restore can
+/// outlast the TTL), so the gate stays open and no other standby can take
+/// the lease mid-takeover. Stops between iterations.
+pub async fn renew_loop(app: Arc<App>, stop: CancellationToken) {
+    loop {
+        if app.seat.role() == Role::Single {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(app.seat.ttl / 3) => {}
+        }
+        if matches!(app.seat.role(), Role::Holder { .. }) {
+            app.renew_lease().await;
         }
     }
 }

@@ -447,6 +447,65 @@ async fn a_deleted_lease_document_never_sends_the_epoch_backwards() {
     env.assert_clean(&a);
 }
 
+/// A takeover whose restore outlasts the lease's TTL (a slow read of the
+/// checkpoints, a backlog to drain first: up to 30 s against a 15 s TTL)
+/// keeps its lease: it renews while it restores, so its gate stays open and
+/// a second standby cannot take the lease mid-takeover.
+#[tokio::test]
+async fn a_takeover_whose_restore_outlasts_the_ttl_keeps_the_lease() {
+    let env = Env::new().await;
+    let mut a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let (spool_b, spool_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut standbys = Vec::new();
+    for spool in [&spool_b, &spool_c] {
+        let mut config = leased(&env, spool.path());
+        config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+        let n = env.sim.connections() + 1;
+        let bot = spawn_bot(&config);
+        env.sim.wait_connections(n, CONNECT).await;
+        bot.wait_log("guild snapshot", CONNECT).await;
+        standbys.push(bot);
+    }
+    // The checkpoints take 5 s to read, past the 3 s TTL.
+    proxy.delay_command("find", "voice_sessions", Duration::from_secs(5));
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    let takers = || {
+        standbys
+            .iter()
+            .filter(|b| b.log_text().contains("took the lease"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            takers() >= 1
+        ))
+        .await,
+        "nobody took the lease"
+    );
+    // Past the restore and two TTLs.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let logs: Vec<String> = standbys.iter().map(|b| b.log_text()).collect();
+    assert_eq!(
+        takers(),
+        1,
+        "one takeover; logs:\n{}",
+        logs.join("\n-----\n")
+    );
+    for log in &logs {
+        assert!(
+            !log.contains("lease lost; stepping down"),
+            "the new holder lost its lease during its own restore:\n{log}"
+        );
+    }
+    proxy.delay_command("find", "voice_sessions", Duration::ZERO);
+    for b in &standbys {
+        env.assert_clean(b);
+    }
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When

@@ -83,6 +83,8 @@ struct Shared {
     holding: AtomicBool,
     /// Bumped to let held replies through.
     release: watch::Sender<u64>,
+    /// Added delay for requests of one `(command, first value)`.
+    slow: Mutex<Option<(String, String, Duration)>>,
     /// Requests forwarded per `(command, first value)`.
     target_counts: Mutex<HashMap<(String, String), u64>>,
     /// `(command, first value)` whose next reply starts an outage.
@@ -200,6 +202,7 @@ impl FaultProxy {
             holding: AtomicBool::new(false),
             release,
             target_counts: Mutex::new(HashMap::new()),
+            slow: Mutex::new(None),
             delay_us: AtomicU64::new(0),
             down: AtomicBool::new(false),
             blackhole: AtomicBool::new(false),
@@ -269,6 +272,14 @@ impl FaultProxy {
     pub fn down_after_reply(&self, command: &str, target: &str) {
         *self.handle.shared.down_after.lock().unwrap() =
             Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// Holds every request whose command is `command` and whose command
+    /// value is `target` (for `find`, the collection) for `delay` before it
+    /// is forwarded (`Duration::ZERO`: off). Other requests are not delayed.
+    pub fn delay_command(&self, command: &str, target: &str, delay: Duration) {
+        *self.handle.shared.slow.lock().unwrap() =
+            (!delay.is_zero()).then(|| (command.to_owned(), target.to_owned(), delay));
     }
 
     /// Arms a one-shot hold: the next request whose command is `command` and
@@ -493,7 +504,11 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 if shared.is_last_before_down(&req) {
                     *last_before_down.lock().unwrap() = Some(req.request_id);
                 }
-                let delay = shared.delay();
+                let slow = shared.slow.lock().unwrap().as_ref().and_then(|(c, t, d)| {
+                    (req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t))
+                        .then_some(*d)
+                });
+                let delay = shared.delay() + slow.unwrap_or_default();
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
                 if tx.send((deadline, frame)).is_err() {
                     return Ok(());
