@@ -383,15 +383,25 @@ impl WriterTasks {
                 );
             }
         }
+        // The applier's stop (it saves the high-water mark, up to 0.8 s)
+        // comes out of `timeout` too.
+        let applier_stop = Duration::from_secs(1).min(timeout / 4);
         let drained = self
             .writer
-            .wait_idle(deadline.saturating_duration_since(Instant::now()))
+            .wait_idle(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .saturating_sub(applier_stop),
+            )
             .await;
         self.stop_applier.cancel();
         let mut applier = self.applier;
-        if tokio::time::timeout(Duration::from_secs(1), &mut applier)
-            .await
-            .is_err()
+        if tokio::time::timeout(
+            applier_stop.min(deadline.saturating_duration_since(Instant::now())),
+            &mut applier,
+        )
+        .await
+        .is_err()
         {
             applier.abort();
         }
