@@ -161,6 +161,19 @@ pub(super) struct Seat {
     /// restore, a step-down): renewals run beside a takeover, so a lease
     /// lost during one is handled between its steps, not in the middle.
     pub(super) transition: tokio::sync::Mutex<()>,
+    /// The gateway as the lease sees it (`None`: never observed, headless).
+    pub(super) gateway: Mutex<Option<GatewaySeen>>,
+    /// When the seat was made (a gateway never healthy is unhealthy since).
+    pub(super) created: Instant,
+}
+
+/// The gateway's health, for the lease: a holder cut off from Discord
+/// stops renewing, a standby cut off does not take the lease.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct GatewaySeen {
+    pub(super) healthy: bool,
+    /// The last observation that found it healthy, if any.
+    pub(super) last_healthy: Option<Instant>,
 }
 
 impl Seat {
@@ -185,6 +198,8 @@ impl Seat {
             presence: Mutex::new((HashSet::new(), HashMap::new())),
             voice_log: Mutex::new(VecDeque::new()),
             transition: tokio::sync::Mutex::new(()),
+            gateway: Mutex::new(None),
+            created: Instant::now(),
         }
     }
 
@@ -204,6 +219,34 @@ impl Seat {
 
     pub(super) fn voice_counts(&self) -> bool {
         self.voice_counts.load(Ordering::SeqCst)
+    }
+
+    /// What the gateway watch saw of the link.
+    pub(super) fn saw_gateway(&self, link: crate::core::link::Link) {
+        let healthy = link == crate::core::link::Link::Healthy;
+        let mut seen = self
+            .gateway
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last_healthy = if healthy {
+            Some(Instant::now())
+        } else {
+            seen.and_then(|g| g.last_healthy)
+        };
+        *seen = Some(GatewaySeen {
+            healthy,
+            last_healthy,
+        });
+    }
+
+    /// How long the gateway has been unhealthy (down or stalled); `None`:
+    /// healthy, or never observed (headless: no gateway to judge).
+    pub(super) fn gateway_unhealthy_for(&self) -> Option<Duration> {
+        let seen = (*self
+            .gateway
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))?;
+        (!seen.healthy).then(|| seen.last_healthy.unwrap_or(self.created).elapsed())
     }
 
     /// Keeps a voice change seen while standing by (call under the tracker

@@ -506,6 +506,59 @@ async fn a_takeover_whose_restore_outlasts_the_ttl_keeps_the_lease() {
     }
 }
 
+/// A holder cut off from Discord (its shard stuck reconnecting) while a
+/// standby's gateway is fine: after two TTLs without a healthy gateway it
+/// stops renewing, and the standby takes over; a standby whose own gateway
+/// is down never takes the lease (a Discord-wide outage must not make it
+/// flap). In process, with the gateway's health fed to each app.
+#[tokio::test]
+async fn a_holder_cut_off_from_discord_lets_a_healthy_standby_take_over() {
+    use study_tracker::app::now_millis;
+    use study_tracker::core::link::Link;
+
+    use crate::support::app::{spawn_app, test_settings};
+    use crate::support::db::fresh_db;
+
+    let db = fresh_db().await;
+    let (spool_a, spool_b, spool_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = |dir: &std::path::Path| {
+        let mut s = test_settings(&db.uri, &db.name, dir);
+        s.tracking.lease_ttl_secs = 3;
+        s
+    };
+    let a = spawn_app(settings(spool_a.path())).await;
+    assert!(a.app.lease().held());
+    let b = spawn_app(settings(spool_b.path())).await;
+    let c = spawn_app(settings(spool_c.path())).await;
+    assert!(!b.app.lease().held() && !c.app.lease().held());
+    // A's gateway goes down; B's is healthy, C's down.
+    a.app.gateway_link(0, Link::Down, now_millis()).await;
+    c.app.gateway_link(0, Link::Down, now_millis()).await;
+    let healthy = async {
+        loop {
+            b.app.gateway_link(0, Link::Healthy, now_millis()).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let took = tokio::select! {
+        () = healthy => unreachable!(),
+        took = eventually(Duration::from_secs(15), || std::future::ready(b.app.lease().held())) => took,
+    };
+    assert!(took, "the healthy standby never took the lease");
+    assert!(!a.app.lease().held(), "the cut-off holder stood down");
+    assert!(
+        !c.app.lease().held(),
+        "a standby without a gateway stays a standby"
+    );
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When
