@@ -10,7 +10,7 @@ use mongodb::bson::{doc, Document};
 
 use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
 use crate::lease::{leased, pair, ready};
-use crate::support::bot::spawn_bot;
+use crate::support::bot::{spawn_bot, Bot};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::http::{get, parse_prometheus, value};
 use crate::support::poll::eventually;
@@ -306,11 +306,8 @@ async fn a_holder_restarted_on_its_spool_under_a_new_hostname_in_an_outage_write
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stored(&store, ALICE).await.2, sent, "exactly once");
     let metrics = parse_prometheus(&get(a.http_addr(), "/metrics").await.body);
-    assert_eq!(
-        value(&metrics, "study_tracker_ops_fenced_total", &[]).unwrap_or(0.0),
-        0.0,
-        "nothing fenced"
-    );
+    let fenced = value(&metrics, "study_tracker_ops_fenced_total", &[]).unwrap_or(0.0);
+    assert!(fenced < 0.5, "nothing fenced: {fenced}");
     env.assert_clean(&a);
 }
 
@@ -487,7 +484,7 @@ async fn a_takeover_whose_restore_outlasts_the_ttl_keeps_the_lease() {
     );
     // Past the restore and two TTLs.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let logs: Vec<String> = standbys.iter().map(|b| b.log_text()).collect();
+    let logs: Vec<String> = standbys.iter().map(Bot::log_text).collect();
     assert_eq!(
         takers(),
         1,

@@ -142,6 +142,37 @@ impl Shared {
         hit
     }
 
+    /// Counts `req` and notes, by its request id, what to do with its reply:
+    /// swallow it, start an outage after it, or hold it back.
+    fn mark(
+        &self,
+        req: &Request,
+        doomed: &Mutex<HashSet<i32>>,
+        last_before_down: &Mutex<Option<i32>>,
+        held: &Mutex<Option<i32>>,
+    ) {
+        self.count(req.command.as_deref());
+        self.count_target(req);
+        if self.is_held(req) {
+            *held.lock().unwrap() = Some(req.request_id);
+        }
+        if self.doom(req) {
+            doomed.lock().unwrap().insert(req.request_id);
+        }
+        if self.is_last_before_down(req) {
+            *last_before_down.lock().unwrap() = Some(req.request_id);
+        }
+    }
+
+    /// The delay for `req`: the round-trip delay, plus the one
+    /// [`FaultProxy::delay_command`] set for its command.
+    fn delay_of(&self, req: &Request) -> Duration {
+        let slow = self.slow.lock().unwrap().as_ref().and_then(|(c, t, d)| {
+            (req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t)).then_some(*d)
+        });
+        self.delay() + slow.unwrap_or_default()
+    }
+
     fn count(&self, command: Option<&str>) {
         self.total.fetch_add(1, SeqCst);
         if let Some(cmd) = command {
@@ -493,22 +524,8 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                     continue;
                 }
                 let req = parse_request(&frame);
-                shared.count(req.command.as_deref());
-                shared.count_target(&req);
-                if shared.is_held(&req) {
-                    *held.lock().unwrap() = Some(req.request_id);
-                }
-                if shared.doom(&req) {
-                    doomed.lock().unwrap().insert(req.request_id);
-                }
-                if shared.is_last_before_down(&req) {
-                    *last_before_down.lock().unwrap() = Some(req.request_id);
-                }
-                let slow = shared.slow.lock().unwrap().as_ref().and_then(|(c, t, d)| {
-                    (req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t))
-                        .then_some(*d)
-                });
-                let delay = shared.delay() + slow.unwrap_or_default();
+                shared.mark(&req, doomed, last_before_down, held);
+                let delay = shared.delay_of(&req);
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
                 if tx.send((deadline, frame)).is_err() {
                     return Ok(());
@@ -544,14 +561,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 shared.dropped.fetch_add(1, SeqCst);
                 return Ok(()); // swallow the reply and close the client
             }
-            let hold = *held.lock().unwrap() == Some(response_to);
-            if hold {
-                let mut release = shared.release.subscribe();
-                shared.holding.store(true, SeqCst);
-                let _ = release.changed().await;
-                shared.holding.store(false, SeqCst);
-                *held.lock().unwrap() = None;
-            }
+            wait_if_held(&shared, &held, response_to).await;
             client_write.write_all(&frame).await?;
             let last = *last_before_down.lock().unwrap() == Some(response_to);
             if last {
@@ -570,6 +580,19 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
     if killed {
         let _ = client_write.as_ref().set_zero_linger();
     }
+}
+
+/// Waits for [`FaultProxy::release_held`] if the reply to `response_to` is
+/// the one [`FaultProxy::hold_reply`] armed.
+async fn wait_if_held(shared: &Shared, held: &Mutex<Option<i32>>, response_to: i32) {
+    if *held.lock().unwrap() != Some(response_to) {
+        return;
+    }
+    let mut release = shared.release.subscribe();
+    shared.holding.store(true, SeqCst);
+    let _ = release.changed().await;
+    shared.holding.store(false, SeqCst);
+    *held.lock().unwrap() = None;
 }
 
 /// Reads one wire message; `Ok(None)` on a clean EOF before a header.
