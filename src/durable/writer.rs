@@ -229,15 +229,13 @@ impl Writer {
         self.spool.instance_id()
     }
 
-    /// The last lease epoch this spool directory held (see
-    /// [`Spool::held_epoch`]).
+    /// See [`Spool::held_epoch`].
     #[must_use]
     pub fn held_epoch(&self) -> Option<u64> {
         self.spool.held_epoch()
     }
 
-    /// Records `epoch` as held by this spool directory (see
-    /// [`Spool::save_held_epoch`]); call before stamping it on anything.
+    /// See [`Spool::save_held_epoch`]; call before stamping `epoch`.
     ///
     /// # Errors
     /// The file cannot be written.
@@ -383,26 +381,17 @@ impl WriterTasks {
                 );
             }
         }
-        // The applier's stop (it saves the high-water mark, up to 0.8 s)
-        // comes out of `timeout` too.
+        // The applier's stop (up to 0.8 s) comes out of `timeout` too.
         let applier_stop = Duration::from_secs(1).min(timeout / 4);
+        let left = || deadline.saturating_duration_since(Instant::now());
         let drained = self
             .writer
-            .wait_idle(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .saturating_sub(applier_stop),
-            )
+            .wait_idle(left().saturating_sub(applier_stop))
             .await;
         self.stop_applier.cancel();
         let mut applier = self.applier;
-        if tokio::time::timeout(
-            applier_stop.min(deadline.saturating_duration_since(Instant::now())),
-            &mut applier,
-        )
-        .await
-        .is_err()
-        {
+        let stopped = tokio::time::timeout(applier_stop.min(left()), &mut applier).await;
+        if stopped.is_err() {
             applier.abort();
         }
         let left = self.writer.spool.usage().pending_records;

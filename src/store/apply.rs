@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 
-use super::error::{HOLD_CODES, PER_DOCUMENT_CODES, RETRYABLE_CODES};
+use super::error::{HOLD_CODES, RETRYABLE_CODES};
+use super::refusals::{about_the_collection, fenced_write, first_refusal};
+pub use super::refusals::{WriteGuard, FENCED};
 use super::schema::{int, DUPLICATE_KEY};
 use super::statements::{group, DocOps};
 use super::{Store, StoreError};
@@ -55,33 +57,6 @@ impl std::ops::AddAssign for ApplyReport {
     }
 }
 
-/// Asked before every command a batch sends, re-sends included: `false`
-/// stops the attempt there (the lease holder's validity lapsed, or its
-/// epoch was fenced), before the command goes out.
-#[derive(Clone)]
-pub struct WriteGuard(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
-
-impl WriteGuard {
-    pub fn new(allows: impl Fn() -> bool + Send + Sync + 'static) -> WriteGuard {
-        WriteGuard(std::sync::Arc::new(allows))
-    }
-
-    fn check(guard: Option<&WriteGuard>) -> Result<(), StoreError> {
-        match guard {
-            Some(g) if !(g.0)() => Err(StoreError::Transient(
-                "writes paused: this instance's lease is not known valid".into(),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl std::fmt::Debug for WriteGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteGuard")
-    }
-}
-
 /// How far a batch got, so that a retry resumes instead of starting over.
 /// Keep one per batch across its attempts.
 #[derive(Debug, Default)]
@@ -105,12 +80,7 @@ pub struct ApplyProgress {
     pub may_write: Option<WriteGuard>,
 }
 
-/// [`FailedWrite::code`] of ops a document refused because a newer lease
-/// epoch wrote it (fenced, not a poison document: never retried).
-pub const FENCED: i32 = -1;
-
-/// A statement one document refused permanently, or refused as fenced
-/// (code [`FENCED`]).
+/// A statement one document refused permanently (or as fenced: [`FENCED`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedWrite {
     pub collection: &'static str,
@@ -247,10 +217,7 @@ impl Store {
         if about_the_collection(&failed, alone) {
             return Err(StoreError::Permanent(format!(
                 "every document of {coll} refused its write: {}",
-                failed
-                    .iter()
-                    .find(|f| f.code != FENCED)
-                    .map_or("", |f| f.error.as_str())
+                first_refusal(&failed)
             )));
         }
         Ok((report, failed))
@@ -268,8 +235,7 @@ impl Store {
         let mut report = ApplyReport::default();
         let mut failed = Vec::new();
         while !docs.is_empty() {
-            // Before every command, a re-send included.
-            WriteGuard::check(guard)?;
+            WriteGuard::check(guard)?; // before every command, re-sends too
             let statements: Vec<Document> =
                 docs.iter().map(|d| d.statement(self.timezone)).collect();
             let reply = self
@@ -329,15 +295,7 @@ impl Store {
                 let (applied_up_to, doc_epoch) = seqs.get(&d.id).copied().unwrap_or((0, 0));
                 if d.fenced_by(doc_epoch) {
                     (fenced, dropped) = (fenced + d.ops.len(), dropped + d.ops.len());
-                    failed.push(FailedWrite {
-                        collection: d.coll,
-                        document: d.id.clone(),
-                        seqs: d.ops.iter().map(|o| o.seq).collect(),
-                        code: FENCED,
-                        error: format!(
-                            "refused: the document was written at lease epoch {doc_epoch}, a newer one"
-                        ),
-                    });
+                    failed.push(fenced_write(d.coll, &d.id, &d.ops, doc_epoch));
                     d.ops.clear();
                     continue;
                 }
@@ -411,19 +369,6 @@ impl Store {
             })
             .collect())
     }
-}
-
-/// Whether the documents sent alone (`alone` of them) all refused their
-/// write the same way, with a code that is not about one document's
-/// content: then it is about the collection or the server, and all writes
-/// hold instead of being set aside one by one.
-/// (Fenced ops are not refusals: they are left out.)
-fn about_the_collection(failed: &[FailedWrite], alone: usize) -> bool {
-    let refused: Vec<&FailedWrite> = failed.iter().filter(|f| f.code != FENCED).collect();
-    alone > 1
-        && refused.len() == alone
-        && refused.windows(2).all(|w| w[0].code == w[1].code)
-        && !PER_DOCUMENT_CODES.contains(&refused[0].code)
 }
 
 /// `(index, code, message)` of each write error in an `update` reply.

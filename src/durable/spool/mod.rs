@@ -43,8 +43,7 @@ const SEQ_FILE_NAME: &str = "spool.seq";
 /// This spool directory's identity, kept across restarts (see
 /// [`Spool::instance_id`]).
 const INSTANCE_FILE_NAME: &str = "instance-id";
-/// The last lease epoch this spool directory held (see
-/// [`Spool::held_epoch`]).
+/// The last lease epoch this spool directory held.
 const HELD_EPOCH_FILE_NAME: &str = "lease-epoch";
 
 /// A batch read from the spool, to be acknowledged with [`Spool::commit`].
@@ -163,17 +162,13 @@ impl Spool {
         &self.instance_id
     }
 
-    /// The last lease epoch a process on this spool directory took (kept in
-    /// `SPOOL_DIR/lease-epoch`, written before any record is stamped with
-    /// it). With [`Spool::instance_id`] it is what proves a lease was this
-    /// spool's own: a restart under another `HOSTNAME` (a Docker recreate,
-    /// a pod rescheduled onto its volume) is still the same holder, and a
-    /// copy of the volume taken before someone else held the lease is not.
-    /// `None`: no epoch recorded (a new spool, or one from a version that
-    /// did not record it).
+    /// The last lease epoch a process on this spool directory took, kept in
+    /// `SPOOL_DIR/lease-epoch` (written before anything is stamped with
+    /// it): with [`Spool::instance_id`], what proves a lease was this
+    /// spool's own under any hostname. `None`: none recorded.
     #[must_use]
     pub fn held_epoch(&self) -> Option<u64> {
-        files::read_held_epoch(&self.dir().join(HELD_EPOCH_FILE_NAME))
+        files::read_held_epoch(&self.path.with_file_name(HELD_EPOCH_FILE_NAME))
     }
 
     /// Records `epoch` as the last lease epoch this spool held, durably.
@@ -181,11 +176,7 @@ impl Spool {
     /// # Errors
     /// The file cannot be written.
     pub fn save_held_epoch(&self, epoch: u64) -> io::Result<()> {
-        files::save_held_epoch(&self.dir().join(HELD_EPOCH_FILE_NAME), epoch)
-    }
-
-    fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        files::save_held_epoch(&self.path.with_file_name(HELD_EPOCH_FILE_NAME), epoch)
     }
 
     /// The first sequence number this process can have issued: records
