@@ -287,6 +287,19 @@ impl App {
         }
     }
 
+    /// Whether a guild snapshot (`GUILD_CREATE`) was seen since start: the
+    /// instance knows who is in voice (warm, for `/readyz`).
+    #[must_use]
+    pub fn guilds_seen(&self) -> bool {
+        !self
+            .seat
+            .presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .is_empty()
+    }
+
     /// Whether the lease is on (`LEASE_TTL_SECS` > 0).
     #[must_use]
     pub fn lease_enabled(&self) -> bool {
