@@ -175,6 +175,9 @@ async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
         "the batch's first command never went out"
     );
     a.freeze();
+    // What the process wrote to its sockets before it stopped (the rest of
+    // the first wave) reaches the proxy meanwhile; nothing new can.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let data_commands = || {
         WRITTEN
             .iter()
@@ -553,6 +556,53 @@ async fn a_holder_cut_off_from_discord_lets_a_healthy_standby_take_over() {
     c.stop().await;
     b.stop().await;
     a.stop().await;
+}
+
+/// Both instances stopped at once (`docker compose down`, a rollback in
+/// the middle of a rollout): the standby's acquire is on its way when its
+/// SIGTERM comes, so it becomes the holder while shutting down. It must
+/// still hand over (release the lease), not leave it held for a TTL.
+#[tokio::test]
+async fn a_standby_stopped_while_taking_over_releases_the_lease() {
+    let env = Env::new().await;
+    let mut a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut config = leased(&env, spool_b.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let n = env.sim.connections() + 1;
+    let mut b = spawn_bot(&config);
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    // B's acquire (once the lease is free) takes 2 s to reach MongoDB.
+    proxy.delay_command("findAndModify", "meta", Duration::from_secs(2));
+    a.sigterm();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            proxy.requests_to("findAndModify", "meta") >= 1
+        })
+        .await,
+        "B never asked for the released lease"
+    );
+    b.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(b.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(b.log_text().contains("took the lease"), "{}", b.log_text());
+    let lease = env
+        .db
+        .db()
+        .collection::<Document>("meta")
+        .find_one(doc! { "_id": "lease" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lease.get_bool("released").ok(),
+        Some(true),
+        "{lease}; B's log:\n{}",
+        b.log_text()
+    );
 }
 
 /// An instance that cannot reach MongoDB at start counts provisionally (a
