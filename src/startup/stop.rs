@@ -52,6 +52,18 @@ impl Application {
                 "a background loop did not stop in time"
             );
         }
+        // A standby whose takeover was under way at the signal (both
+        // instances stopped at once) is the holder now: it hands over too,
+        // from this moment (it counted up to here from its buffer).
+        let late = !handing_over && self.app.lease_enabled() && self.app.lease().held();
+        let (stopped_at, handoff, handing_over) = if late {
+            let now = now_millis();
+            self.app.begin_handover(snowflake_at(now));
+            tracing::info!("took the lease while stopping; handing it over too");
+            (now, snowflake_at(now), true)
+        } else {
+            (stopped_at, handoff, handing_over)
+        };
         if let Ok(credited) = timeout_at(work, self.app.stop_and_credit(stopped_at)).await {
             tracing::info!(
                 sessions = credited.sessions,
