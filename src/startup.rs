@@ -74,6 +74,9 @@ impl Application {
         writer_options: WriterOptions,
     ) -> anyhow::Result<Application> {
         settings.validate()?;
+        for warning in settings.tracking.lease_warnings() {
+            tracing::warn!("{warning}");
+        }
         tracing::info!(
             mongodb = %redact_uri(&settings.mongo.uri),
             db = %settings.mongo.db,
