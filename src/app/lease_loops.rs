@@ -40,7 +40,8 @@ impl App {
             return; // lost meanwhile (stepped down)
         }
         if self.writer.wait_idle(self.seat.ttl / 3).await {
-            self.release_lease(snowflake_at(at), at).await;
+            let until = tokio::time::Instant::now() + self.seat.ttl / 3;
+            self.release_lease(snowflake_at(at), at, until).await;
         } else {
             self.writer.allow_writes_until(Some(Instant::now()));
             tracing::error!(

@@ -333,7 +333,10 @@ impl App {
     }
 
     /// Releases the lease, recording where this holder stopped.
-    pub async fn release_lease(&self, snowflake: u64, at: i64) {
+    /// A release that fails (a reset connection, a primary stepping down)
+    /// is tried again until `until`: a standby then takes over at once from
+    /// the handoff, rather than at the expiry.
+    pub async fn release_lease(&self, snowflake: u64, at: i64, until: tokio::time::Instant) {
         let Role::Holder { epoch, .. } = self.seat.role() else {
             return;
         };
@@ -342,20 +345,35 @@ impl App {
             at,
             seq: self.writer.last_seq(),
         };
-        match self
-            .store
-            .release_lease(&self.seat.holder, epoch, handoff)
-            .await
-        {
-            Ok(true) => tracing::info!(
-                epoch,
-                seq = handoff.seq,
-                "lease released; the standby takes over"
-            ),
-            Ok(false) => tracing::warn!(epoch, "the lease was no longer ours at release"),
-            Err(e) => {
-                tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::time::timeout_at(
+                until,
+                self.store.release_lease(&self.seat.holder, epoch, handoff),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(true)) => tracing::info!(
+                    epoch,
+                    seq = handoff.seq,
+                    "lease released; the standby takes over"
+                ),
+                Ok(Ok(false)) => tracing::warn!(epoch, "the lease was no longer ours at release"),
+                Ok(Err(e)) if tokio::time::Instant::now() + delay < until => {
+                    tracing::warn!(error = %cause_chain(&e), retry_in_ms = delay.as_millis(), "cannot release the lease; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
+                }
+                Err(_) => tracing::error!(
+                    consequence = "a standby takes over when the lease expires",
+                    "the lease release did not finish in time"
+                ),
             }
+            break;
         }
         self.writer.allow_writes_until(Some(Instant::now()));
         self.seat.set_role(Role::Standby);

@@ -605,6 +605,46 @@ async fn a_standby_stopped_while_taking_over_releases_the_lease() {
     );
 }
 
+/// The holder's release fails once (a primary stepping down, a reset
+/// connection): it tries again until its shutdown budget ends, so the
+/// standby takes over at once from the handoff instead of waiting for the
+/// lease to expire (and losing the messages in between).
+#[tokio::test]
+async fn a_release_that_fails_once_is_tried_again() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    // A TTL the test would notice: a takeover at the expiry comes late.
+    let slow_ttl = |mut c: crate::support::bot::BotConfig| {
+        c.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+        c.extra_env.push(("LEASE_TTL_SECS".into(), "15".into()));
+        c
+    };
+    let mut config = slow_ttl(leased(&env, env.spool.path()));
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let mut a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&slow_ttl(leased(&env, spool_b.path())));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let signalled = Instant::now();
+    a.sigterm();
+    // Every lease command of A fails for 1.5 s: the release among them.
+    proxy.refuse_requests(Some(("update", "meta")));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    proxy.refuse_requests(None);
+    b.wait_log("took the lease", Duration::from_secs(20)).await;
+    let took = signalled.elapsed();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(
+        took < Duration::from_secs(5),
+        "the standby took over after {took:?} (the expiry); A's log:\n{}",
+        a.log_text()
+    );
+    env.assert_clean(&b);
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When

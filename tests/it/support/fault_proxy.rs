@@ -83,6 +83,9 @@ struct Shared {
     holding: AtomicBool,
     /// Bumped to let held replies through.
     release: watch::Sender<u64>,
+    /// `(command, first value)` whose requests are refused: the connection
+    /// is closed before the request is forwarded (not applied).
+    refuse: Mutex<Option<(String, String)>>,
     /// Added delay for requests of one `(command, first value)`.
     slow: Mutex<Option<(String, String, Duration)>>,
     /// Requests forwarded per `(command, first value)`.
@@ -164,6 +167,13 @@ impl Shared {
         }
     }
 
+    /// Whether [`FaultProxy::refuse_requests`] refuses `req`.
+    fn refused(&self, req: &Request) -> bool {
+        self.refuse.lock().unwrap().as_ref().is_some_and(|(c, t)| {
+            req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t)
+        })
+    }
+
     /// The delay for `req`: the round-trip delay, plus the one
     /// [`FaultProxy::delay_command`] set for its command.
     fn delay_of(&self, req: &Request) -> Duration {
@@ -234,6 +244,7 @@ impl FaultProxy {
             release,
             target_counts: Mutex::new(HashMap::new()),
             slow: Mutex::new(None),
+            refuse: Mutex::new(None),
             delay_us: AtomicU64::new(0),
             down: AtomicBool::new(false),
             blackhole: AtomicBool::new(false),
@@ -303,6 +314,15 @@ impl FaultProxy {
     pub fn down_after_reply(&self, command: &str, target: &str) {
         *self.handle.shared.down_after.lock().unwrap() =
             Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// While set, every request whose command is `command` and whose
+    /// command value is `target` is not forwarded: the client connection is
+    /// closed instead (the client sees a network error; nothing applied).
+    /// `None`: off.
+    pub fn refuse_requests(&self, rule: Option<(&str, &str)>) {
+        *self.handle.shared.refuse.lock().unwrap() =
+            rule.map(|(c, t)| (c.to_owned(), t.to_owned()));
     }
 
     /// Holds every request whose command is `command` and whose command
@@ -524,6 +544,9 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                     continue;
                 }
                 let req = parse_request(&frame);
+                if shared.refused(&req) {
+                    return Ok(()); // closes the connection, unforwarded
+                }
                 shared.mark(&req, doomed, last_before_down, held);
                 let delay = shared.delay_of(&req);
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
