@@ -5,13 +5,19 @@
 
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ReturnDocument;
+use mongodb::options::{ReturnDocument, WriteConcern};
 
 use super::schema::{int, seq_bson, to_i64, DUPLICATE_KEY, META};
 use super::{Store, StoreError};
 use crate::core::Millis;
 
 const LEASE: &str = "lease";
+
+/// Every lease command is acknowledged by a majority, whatever
+/// `MONGODB_WRITE_CONCERN` says for the data: a lease taken or renewed on a
+/// primary and rolled back by a failover would give two holders one epoch.
+static LEASE_WRITE_CONCERN: std::sync::LazyLock<Document> =
+    std::sync::LazyLock::new(|| doc! { "w": "majority" });
 
 /// Where a graceful holder stopped counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +129,7 @@ impl Store {
                 self.command_timeout,
                 self.decisive(META)
                     .find_one_and_update(filter, update)
+                    .write_concern(WriteConcern::majority())
                     .return_document(ReturnDocument::Before),
             )
             .await
@@ -149,7 +156,7 @@ impl Store {
                     "u": { "$setOnInsert": { "epoch": 0_i64, "released": true, "holder": "" } },
                     "upsert": true,
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(reply.get_array("upserted").is_ok_and(|u| !u.is_empty()))
@@ -172,9 +179,10 @@ impl Store {
                 "update": META,
                 "updates": [{
                     "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch), "released": false },
-                    "u": { "$set": { "expires_at": DateTime::from_millis(now + ttl_ms) } },
+                    // `$max`: a renewal applied late never moves the expiry back.
+                    "u": { "$max": { "expires_at": DateTime::from_millis(now + ttl_ms) } },
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(int(&reply, "n") > 0)
@@ -205,7 +213,7 @@ impl Store {
                         },
                     } },
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(int(&reply, "n") > 0)

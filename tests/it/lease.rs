@@ -184,6 +184,35 @@ async fn an_acquire_whose_reply_was_lost_keeps_the_previous_stop_point() {
     assert!(retried.reclaimed, "{retried:?}");
 }
 
+/// A renewal delayed in the network and applied after a newer one never
+/// moves the expiry back (a standby could take a lease renewed since).
+#[tokio::test]
+async fn a_late_renewal_never_lowers_the_expiry() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .renew_lease("a", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
+    // The renewal sent at NOW + 1 000 arrives last.
+    assert!(store
+        .renew_lease("a", a.epoch, NOW + 1_000, 3_000)
+        .await
+        .unwrap());
+    let lease = store.read_lease().await.unwrap().unwrap();
+    assert_eq!(lease.expires_at, NOW + 5_000);
+    assert!(store
+        .acquire_lease(&claim("b", None), NOW + 4_500, 3_000)
+        .await
+        .unwrap()
+        .is_none());
+}
+
 #[tokio::test]
 async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     let db = fresh_db().await;
