@@ -3,13 +3,15 @@
 //! lost, taking over from the previous holder, and handing over at
 //! shutdown.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::lease::{snowflake_at, Role};
 use super::{now_millis, App};
 use crate::core::tracker::Tracker;
-use crate::core::Presence;
+use crate::core::tracker::VoiceSession;
+use crate::core::{MemberKey, Millis, Presence};
 use crate::durable::op::Op;
 use crate::store::{Claimant, Handoff, Taken};
 use crate::telemetry::cause_chain;
@@ -193,7 +195,12 @@ impl App {
         // longer than the lease's TTL.
         drop(transition);
         // Sessions continue from the previous holder's last credit.
-        self.restore_sessions(restore.0, restore.1).await;
+        let restored: HashMap<MemberKey, VoiceSession> = self
+            .restore_sessions(restore.0, restore.1)
+            .await
+            .into_iter()
+            .map(|r| (r.member, r.session))
+            .collect();
         let _transition = self.seat.transition.lock().await;
         if !matches!(self.seat.role(), Role::Holder { epoch, .. } if epoch == taken.epoch) {
             // Lost during the restore (and stepped down): start over clean.
@@ -210,17 +217,7 @@ impl App {
             self.seat.voice_counts.store(true, Ordering::SeqCst);
             // Voice changes since the previous holder stopped, at their times.
             let replay_from = stopped.unwrap_or(0);
-            let log = std::mem::take(&mut *lock(&self.seat.voice_log));
-            let mut replayed = 0;
-            for (member, presence, at) in log {
-                if at >= replay_from && at <= now {
-                    replayed += 1;
-                    let effects = tracker.voice_update(member, presence, at);
-                    super::intake::log_effects(&effects);
-                    self.writer
-                        .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
-                }
-            }
+            let replayed = self.replay_voice_log(&mut tracker, &restored, replay_from, now);
             tracing::info!(
                 replayed,
                 from_ms = replay_from,
@@ -254,6 +251,47 @@ impl App {
             from_snowflake = from,
             "buffered messages from the handoff point on counted"
         );
+    }
+
+    /// Replays the voice changes seen while standing by, from `replay_from`
+    /// to `now`, at their own times; returns how many.
+    fn replay_voice_log(
+        &self,
+        tracker: &mut Tracker,
+        restored: &HashMap<MemberKey, VoiceSession>,
+        replay_from: Millis,
+        now: Millis,
+    ) -> usize {
+        let log = std::mem::take(&mut *lock(&self.seat.voice_log));
+        let mut replayed = 0;
+        let mut resumed = HashSet::new();
+        for (member, presence, at) in log {
+            if at < replay_from || at > now {
+                continue;
+            }
+            let mut effects = Vec::new();
+            if let Some(s) = restored.get(&member) {
+                if at < s.last_credit {
+                    continue; // the previous holder credited past it
+                }
+                // In voice at the handoff as last credited: resumed there
+                // first, so a leave, move or toggle counts from the handoff.
+                if resumed.insert(member) {
+                    let was = Presence {
+                        channel: s.channel,
+                        camera: s.camera,
+                    };
+                    effects =
+                        tracker.voice_update(member, Some(was), s.last_credit.max(replay_from));
+                }
+            }
+            replayed += 1;
+            effects.extend(tracker.voice_update(member, presence, at));
+            super::intake::log_effects(&effects);
+            self.writer
+                .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        }
+        replayed
     }
 
     /// Renews the lease; on loss, steps down to standby. Writes are
