@@ -312,6 +312,8 @@ pub fn redact_uri(uri: &str) -> String {
     format!("{}{}{}", &uri[..scheme_end + 3], redacted, &rest[at..])
 }
 
+mod lease_checks;
+
 #[cfg(test)]
 mod tests {
     use super::*;

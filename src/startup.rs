@@ -14,13 +14,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{flush_loop, lease_loop, now_millis, ping_loop, snowflake_at, App};
+use crate::app::{flush_loop, lease_loop, ping_loop, renew_loop, App};
 use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
 use crate::http::{Health, HttpServer, Limits, Loops};
 use crate::store::Store;
 use crate::telemetry::{cause_chain, prometheus};
+
+mod stop;
 
 /// How long start-up waits for the previous run's spool before giving up on
 /// resuming sessions.
@@ -32,11 +34,6 @@ const RESTORE_READ: Duration = Duration::from_secs(15);
 const DB_ANSWER_WINDOW: Duration = Duration::from_secs(30);
 /// ...so it is pinged when nothing answered for this long.
 const DB_PING_EVERY: Duration = Duration::from_secs(10);
-/// How long a lease holder handing over still counts messages sent before
-/// the handoff (they may still be on their way).
-const HANDOVER_SETTLE: Duration = Duration::from_secs(1);
-/// How long requests in progress may take once shutdown is done.
-const HTTP_STOP: Duration = Duration::from_secs(1);
 
 /// A bot with its parts assembled and its background tasks running.
 #[derive(Debug)]
@@ -77,6 +74,9 @@ impl Application {
         writer_options: WriterOptions,
     ) -> anyhow::Result<Application> {
         settings.validate()?;
+        for warning in settings.tracking.lease_warnings() {
+            tracing::warn!("{warning}");
+        }
         tracing::info!(
             mongodb = %redact_uri(&settings.mongo.uri),
             db = %settings.mongo.db,
@@ -221,93 +221,6 @@ impl Application {
         self.stop(Some(shards)).await;
         outcome
     }
-
-    /// Stops intake, lets the background loops finish their iteration,
-    /// credits every open session up to this moment, closes the shards and
-    /// drains the writer, then stops the HTTP listener (`/readyz` says
-    /// "stopping" meanwhile, and `/metrics` shows the drain). Each wait is
-    /// bounded by `SHUTDOWN_TIMEOUT_SECS`; what MongoDB has not taken stays
-    /// in the spool.
-    async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
-        let stopped_at = now_millis();
-        // The lease holder hands over: messages from `handoff` on are the
-        // next holder's (it buffered them).
-        let handing_over = self.app.lease_enabled() && self.app.lease().held();
-        let handoff = snowflake_at(stopped_at);
-        if handing_over {
-            self.app.begin_handover(handoff);
-        }
-        // One budget for the whole shutdown: the platform's kill comes
-        // `SHUTDOWN_TIMEOUT_SECS` plus its own margin after the signal.
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
-        self.stop_tasks.cancel();
-        self.tasks.close();
-        if tokio::time::timeout_at(deadline, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                consequence = "the credits of that flush are lost",
-                "a background loop did not stop in time"
-            );
-        }
-        if let Ok(credited) =
-            tokio::time::timeout_at(deadline, self.app.stop_and_credit(stopped_at)).await
-        {
-            tracing::info!(
-                sessions = credited.sessions,
-                secs = credited.secs,
-                "credited open sessions up to shutdown"
-            );
-        } else {
-            tracing::error!(
-                consequence = "open sessions are not credited up to shutdown",
-                "the spool is full and MongoDB unreachable"
-            );
-        }
-        if handing_over {
-            // Messages sent before the handoff may still be on their way.
-            tokio::time::sleep(HANDOVER_SETTLE).await;
-        }
-        self.app.end_message_intake();
-        if handing_over {
-            // The gateway stays up (commands answered) until the release.
-            let drain = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .max(Duration::from_secs(1));
-            // A fresh validity for the drain (writes pause once it lapses).
-            self.app.renew_lease().await;
-            if self.app.writer().wait_idle(drain).await {
-                self.app.release_lease(handoff, stopped_at).await;
-            } else {
-                tracing::error!(
-                    consequence = "the standby takes over when the lease expires",
-                    "the spool did not drain; the lease is not released"
-                );
-            }
-        }
-        if let Some(shards) = shards {
-            // Serenity allows each shard 5 s to close; the spool comes first.
-            let budget = deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .min(Duration::from_secs(2));
-            if tokio::time::timeout(budget, shards.shutdown_all())
-                .await
-                .is_err()
-            {
-                tracing::warn!("the Discord shards did not close in time; leaving them");
-            }
-        }
-        let drain = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .max(Duration::from_secs(1));
-        let report = self.writer_tasks.shutdown(drain).await;
-        if let Some(http) = self.http {
-            http.shutdown(HTTP_STOP).await;
-        }
-        tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
-    }
 }
 
 /// Takes the lease (or stands by) and keeps it, or, without a lease,
@@ -319,6 +232,9 @@ async fn start_counting(
     stop: &CancellationToken,
 ) {
     if app.lease_enabled() {
+        // Before the first takeover: it renews while that one restores.
+        let renewing = tasks.spawn(renew_loop(app.clone(), stop.clone()));
+        loops.watch("lease_renewal", renewing.abort_handle());
         // Holder: the takeover restores; standby: the later one does.
         if !app.start_lease((RESTORE_WAIT, RESTORE_READ)).await {
             tracing::info!(

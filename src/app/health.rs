@@ -23,6 +23,7 @@ impl App {
     }
 
     pub(super) fn saw_gateway(&self, link: Link) {
+        self.seat.saw_gateway(link);
         *self
             .link
             .lock()

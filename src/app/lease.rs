@@ -140,7 +140,11 @@ impl Messages {
 #[derive(Debug)]
 pub(super) struct Seat {
     pub(super) ttl: Duration,
+    /// `HOSTNAME:instance-id`, for people reading the lease.
     pub(super) holder: String,
+    /// The spool directory's id: with the last epoch it held, what makes a
+    /// lease this instance's own.
+    pub(super) instance: String,
     pub(super) role: Mutex<Role>,
     pub(super) messages: Mutex<Messages>,
     /// Whether voice events reach the tracker (read under the tracker lock).
@@ -153,13 +157,30 @@ pub(super) struct Seat {
     /// so joins, camera toggles and leaves during a handover are credited
     /// at their own times.
     pub(super) voice_log: Mutex<VecDeque<(MemberKey, Option<Presence>, Millis)>>,
+    /// Held while the role changes (a takeover's steps before and after its
+    /// restore, a step-down): renewals run beside a takeover, so a lease
+    /// lost during one is handled between its steps, not in the middle.
+    pub(super) transition: tokio::sync::Mutex<()>,
+    /// The gateway as the lease sees it (`None`: never observed, headless).
+    pub(super) gateway: Mutex<Option<GatewaySeen>>,
+    /// When the seat was made (a gateway never healthy is unhealthy since).
+    pub(super) created: Instant,
+}
+
+/// The gateway's health, for the lease: a holder cut off from Discord
+/// stops renewing, a standby cut off does not take the lease.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct GatewaySeen {
+    pub(super) healthy: bool,
+    /// The last observation that found it healthy, if any.
+    pub(super) last_healthy: Option<Instant>,
 }
 
 impl Seat {
-    /// `instance`: the spool directory's id. The holder's name is the same
-    /// after a restart on the same disk, which is how a restarted holder
-    /// knows a lease is its own (two processes never share a spool
-    /// directory: its lock).
+    /// `instance`: the spool directory's id. A restarted holder knows a
+    /// lease is its own by it and by the last epoch its spool held (two
+    /// processes never share a spool directory: its lock), never by the
+    /// hostname, which is only shown.
     pub(super) fn new(ttl: Duration, instance: &str) -> Seat {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let holder = format!("{host}:{instance}");
@@ -167,6 +188,7 @@ impl Seat {
         Seat {
             ttl,
             holder,
+            instance: instance.to_owned(),
             role: Mutex::new(if single { Role::Single } else { Role::Standby }),
             messages: Mutex::new(Messages {
                 standby: !single,
@@ -175,6 +197,9 @@ impl Seat {
             voice_counts: AtomicBool::new(single),
             presence: Mutex::new((HashSet::new(), HashMap::new())),
             voice_log: Mutex::new(VecDeque::new()),
+            transition: tokio::sync::Mutex::new(()),
+            gateway: Mutex::new(None),
+            created: Instant::now(),
         }
     }
 
@@ -194,6 +219,34 @@ impl Seat {
 
     pub(super) fn voice_counts(&self) -> bool {
         self.voice_counts.load(Ordering::SeqCst)
+    }
+
+    /// What the gateway watch saw of the link.
+    pub(super) fn saw_gateway(&self, link: crate::core::link::Link) {
+        let healthy = link == crate::core::link::Link::Healthy;
+        let mut seen = self
+            .gateway
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last_healthy = if healthy {
+            Some(Instant::now())
+        } else {
+            seen.and_then(|g| g.last_healthy)
+        };
+        *seen = Some(GatewaySeen {
+            healthy,
+            last_healthy,
+        });
+    }
+
+    /// How long the gateway has been unhealthy (down or stalled); `None`:
+    /// healthy, or never observed (headless: no gateway to judge).
+    pub(super) fn gateway_unhealthy_for(&self) -> Option<Duration> {
+        let seen = (*self
+            .gateway
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))?;
+        (!seen.healthy).then(|| seen.last_healthy.unwrap_or(self.created).elapsed())
     }
 
     /// Keeps a voice change seen while standing by (call under the tracker
@@ -232,6 +285,19 @@ impl App {
                 mode: "lease in MongoDB (not reachable yet)",
             },
         }
+    }
+
+    /// Whether a guild snapshot (`GUILD_CREATE`) was seen since start: the
+    /// instance knows who is in voice (warm, for `/readyz`).
+    #[must_use]
+    pub fn guilds_seen(&self) -> bool {
+        !self
+            .seat
+            .presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .is_empty()
     }
 
     /// Whether the lease is on (`LEASE_TTL_SECS` > 0).

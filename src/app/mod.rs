@@ -11,6 +11,7 @@
 //! - [`health`]: what the health endpoints read (gateway, MongoDB ping).
 //! - [`lease`]: whether this instance counts (the lease's state).
 //! - [`takeover`]: taking, renewing, losing and handing over the lease.
+//! - [`lease_loops`]: the standby's tries, the renewals, stepping aside.
 
 mod flush;
 mod gateway;
@@ -18,6 +19,7 @@ mod health;
 mod intake;
 mod leaderboard;
 mod lease;
+mod lease_loops;
 mod queries;
 mod restore;
 mod takeover;
@@ -32,8 +34,8 @@ pub use flush::{flush_loop, FlushReport};
 pub use health::ping_loop;
 pub use leaderboard::{leaderboard_page, member_voice_ranks};
 pub use lease::{snowflake_at, Lease, LeaseState};
+pub use lease_loops::{lease_loop, renew_loop};
 pub use queries::{MemberCard, CARD_DAYS};
-pub use takeover::lease_loop;
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::App;
+use crate::core::tracker::RestoredSession;
 use crate::telemetry::cause_chain;
 
 impl App {
@@ -12,7 +13,8 @@ impl App {
     /// `drain` for the spool, then gives the read its own budget, `read`;
     /// if MongoDB is down, members in voice are tracked from the moment they
     /// are seen, and the log says so. A read cut short resumes what it got.
-    pub async fn restore_sessions(&self, drain: Duration, read: Duration) {
+    /// Returns the sessions handed to the tracker.
+    pub async fn restore_sessions(&self, drain: Duration, read: Duration) -> Vec<RestoredSession> {
         let timeout = drain;
         let started = Instant::now();
         loop {
@@ -24,7 +26,7 @@ impl App {
             let waited = started.elapsed();
             if waited >= timeout || (!status.db_ok && waited >= Duration::from_secs(2)) {
                 tracing::warn!(backlog = status.backlog, consequence = "sessions from before the restart are not resumed; members in voice are tracked from now", "the previous run's spool is not applied yet (MongoDB unreachable?)");
-                return;
+                return Vec::new();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -59,10 +61,12 @@ impl App {
                         "loading session checkpoints did not finish in time"
                     );
                 }
-                self.tracker.lock().await.restore(found.sessions);
+                self.tracker.lock().await.restore(found.sessions.clone());
+                found.sessions
             }
             Err(e) => {
                 tracing::warn!(error = %cause_chain(&e), consequence = "members in voice are tracked from now", "cannot load session checkpoints");
+                Vec::new()
             }
         }
     }

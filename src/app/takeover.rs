@@ -1,30 +1,45 @@
-//! The lease's life: taking it (at start, then every second as a standby),
-//! renewing it as the holder, stepping down when it is lost, taking over
-//! from the previous holder, and handing over at shutdown.
+//! The lease's life: taking it (at start, then by a standby's tries in
+//! `lease_loops`), renewing it as the holder, stepping down when it is
+//! lost, taking over from the previous holder, and handing over at
+//! shutdown.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio_util::sync::CancellationToken;
 
 use super::lease::{snowflake_at, Role};
 use super::{now_millis, App};
 use crate::core::tracker::Tracker;
-use crate::core::Presence;
+use crate::core::tracker::VoiceSession;
+use crate::core::{MemberKey, Millis, Presence};
 use crate::durable::op::Op;
-use crate::store::{Handoff, Taken};
+use crate::store::{Claimant, Handoff, Taken};
 use crate::telemetry::cause_chain;
-
-/// How often a standby tries to take the lease (one `findAndModify` each):
-/// after a release, commands go unanswered for at most this long.
-const STANDBY_TRY: Duration = Duration::from_millis(250);
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl App {
+    /// This instance as it asks for the lease: its spool directory's id and
+    /// the last epoch that directory held.
+    fn claimant(&self) -> Claimant<'_> {
+        Claimant {
+            name: &self.seat.holder,
+            instance: &self.seat.instance,
+            held_epoch: self.writer.held_epoch(),
+        }
+    }
+
+    /// Records the epoch just taken in `SPOOL_DIR` before anything is
+    /// stamped with it: a restart on this spool (under any hostname) then
+    /// knows the lease as its own.
+    fn record_held_epoch(&self, epoch: u64) {
+        if let Err(e) = self.writer.save_held_epoch(epoch) {
+            tracing::error!(error = %e, epoch, consequence = "after a restart on this spool, what it holds from this epoch may be fenced instead of written", "cannot record the lease epoch in SPOOL_DIR");
+        }
+    }
+
     fn ttl_ms(&self) -> i64 {
         i64::try_from(self.seat.ttl.as_millis()).unwrap_or(i64::MAX)
     }
@@ -43,7 +58,7 @@ impl App {
         let asked = Instant::now();
         match self
             .store
-            .acquire_lease(&self.seat.holder, now_millis(), self.ttl_ms())
+            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
             .await
         {
             Ok(Some(taken)) => {
@@ -75,7 +90,7 @@ impl App {
         let asked = Instant::now();
         let taken = match self
             .store
-            .acquire_lease(&self.seat.holder, now_millis(), self.ttl_ms())
+            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
             .await
         {
             Ok(Some(t)) => t,
@@ -111,6 +126,7 @@ impl App {
     /// The lease was free: what was counted provisionally stands.
     async fn confirm_provisional(&self, taken: Taken, asked: Instant) {
         self.raise_seq_floor().await;
+        self.record_held_epoch(taken.epoch);
         self.writer.set_epoch(taken.epoch);
         let valid_until = self.valid_until(asked);
         self.seat.set_role(Role::Holder {
@@ -142,10 +158,12 @@ impl App {
     }
 
     async fn take_over(&self, taken: Taken, asked: Instant, restore: (Duration, Duration)) {
+        let transition = self.seat.transition.lock().await;
         // Numbers above the previous holder's, and above the saved mark.
         self.writer
             .raise_seq_floor(taken.handoff.map_or(0, |h| h.seq));
         self.raise_seq_floor().await;
+        self.record_held_epoch(taken.epoch);
         self.writer.set_epoch(taken.epoch);
         // What this spool holds from an earlier epoch of ours was counted
         // under a lease another instance has held since: that holder resumed
@@ -173,25 +191,33 @@ impl App {
             expired_at_ms = taken.expired_at,
             "took the lease; this instance counts now"
         );
+        // Renewals go on meanwhile (`renew_loop`): a restore may take
+        // longer than the lease's TTL.
+        drop(transition);
         // Sessions continue from the previous holder's last credit.
-        self.restore_sessions(restore.0, restore.1).await;
+        let restored: HashMap<MemberKey, VoiceSession> = self
+            .restore_sessions(restore.0, restore.1)
+            .await
+            .into_iter()
+            .map(|r| (r.member, r.session))
+            .collect();
+        let _transition = self.seat.transition.lock().await;
+        if !matches!(self.seat.role(), Role::Holder { epoch, .. } if epoch == taken.epoch) {
+            // Lost during the restore (and stepped down): start over clean.
+            self.stand_by().await;
+            tracing::warn!(
+                epoch = taken.epoch,
+                "the lease was lost while restoring sessions; standing by"
+            );
+            return;
+        }
         let now = now_millis();
         {
             let mut tracker = self.tracker.lock().await;
             self.seat.voice_counts.store(true, Ordering::SeqCst);
             // Voice changes since the previous holder stopped, at their times.
             let replay_from = stopped.unwrap_or(0);
-            let log = std::mem::take(&mut *lock(&self.seat.voice_log));
-            let mut replayed = 0;
-            for (member, presence, at) in log {
-                if at >= replay_from && at <= now {
-                    replayed += 1;
-                    let effects = tracker.voice_update(member, presence, at);
-                    super::intake::log_effects(&effects);
-                    self.writer
-                        .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
-                }
-            }
+            let replayed = self.replay_voice_log(&mut tracker, &restored, replay_from, now);
             tracing::info!(
                 replayed,
                 from_ms = replay_from,
@@ -225,6 +251,47 @@ impl App {
             from_snowflake = from,
             "buffered messages from the handoff point on counted"
         );
+    }
+
+    /// Replays the voice changes seen while standing by, from `replay_from`
+    /// to `now`, at their own times; returns how many.
+    fn replay_voice_log(
+        &self,
+        tracker: &mut Tracker,
+        restored: &HashMap<MemberKey, VoiceSession>,
+        replay_from: Millis,
+        now: Millis,
+    ) -> usize {
+        let log = std::mem::take(&mut *lock(&self.seat.voice_log));
+        let mut replayed = 0;
+        let mut resumed = HashSet::new();
+        for (member, presence, at) in log {
+            if at < replay_from || at > now {
+                continue;
+            }
+            let mut effects = Vec::new();
+            if let Some(s) = restored.get(&member) {
+                if at < s.last_credit {
+                    continue; // the previous holder credited past it
+                }
+                // In voice at the handoff as last credited: resumed there
+                // first, so a leave, move or toggle counts from the handoff.
+                if resumed.insert(member) {
+                    let was = Presence {
+                        channel: s.channel,
+                        camera: s.camera,
+                    };
+                    effects =
+                        tracker.voice_update(member, Some(was), s.last_credit.max(replay_from));
+                }
+            }
+            replayed += 1;
+            effects.extend(tracker.voice_update(member, presence, at));
+            super::intake::log_effects(&effects);
+            self.writer
+                .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+        }
+        replayed
     }
 
     /// Renews the lease; on loss, steps down to standby. Writes are
@@ -263,6 +330,7 @@ impl App {
     }
 
     async fn step_down(&self, epoch: u64, why: &str) {
+        let _transition = self.seat.transition.lock().await;
         // Nothing counted under this epoch is written any more.
         self.writer.allow_writes_until(Some(Instant::now()));
         self.writer.fence_below(epoch + 1);
@@ -277,7 +345,7 @@ impl App {
 
     /// Stops counting and starts standing by: the tracker starts over (a
     /// takeover restores it), voice changes and messages are kept for it.
-    async fn stand_by(&self) {
+    pub(super) async fn stand_by(&self) {
         let mut tracker = self.tracker.lock().await;
         self.seat.voice_counts.store(false, Ordering::SeqCst);
         *tracker = Tracker::new(self.resume_grace_ms);
@@ -303,7 +371,10 @@ impl App {
     }
 
     /// Releases the lease, recording where this holder stopped.
-    pub async fn release_lease(&self, snowflake: u64, at: i64) {
+    /// A release that fails (a reset connection, a primary stepping down)
+    /// is tried again until `until`: a standby then takes over at once from
+    /// the handoff, rather than at the expiry.
+    pub async fn release_lease(&self, snowflake: u64, at: i64, until: tokio::time::Instant) {
         let Role::Holder { epoch, .. } = self.seat.role() else {
             return;
         };
@@ -312,46 +383,37 @@ impl App {
             at,
             seq: self.writer.last_seq(),
         };
-        match self
-            .store
-            .release_lease(&self.seat.holder, epoch, handoff)
-            .await
-        {
-            Ok(true) => tracing::info!(
-                epoch,
-                seq = handoff.seq,
-                "lease released; the standby takes over"
-            ),
-            Ok(false) => tracing::warn!(epoch, "the lease was no longer ours at release"),
-            Err(e) => {
-                tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::time::timeout_at(
+                until,
+                self.store.release_lease(&self.seat.holder, epoch, handoff),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(true)) => tracing::info!(
+                    epoch,
+                    seq = handoff.seq,
+                    "lease released; the standby takes over"
+                ),
+                Ok(Ok(false)) => tracing::warn!(epoch, "the lease was no longer ours at release"),
+                Ok(Err(e)) if tokio::time::Instant::now() + delay < until => {
+                    tracing::warn!(error = %cause_chain(&e), retry_in_ms = delay.as_millis(), "cannot release the lease; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
+                }
+                Err(_) => tracing::error!(
+                    consequence = "a standby takes over when the lease expires",
+                    "the lease release did not finish in time"
+                ),
             }
+            break;
         }
         self.writer.allow_writes_until(Some(Instant::now()));
         self.seat.set_role(Role::Standby);
-    }
-}
-
-/// Renews the lease every third of its TTL as holder; tries to take it
-/// every second as standby. Stops between iterations.
-pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: CancellationToken) {
-    loop {
-        let every = match app.seat.role() {
-            Role::Single => return,
-            Role::Holder { .. } => app.seat.ttl / 3,
-            Role::Standby | Role::Provisional { .. } => STANDBY_TRY,
-        };
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        match app.seat.role() {
-            Role::Holder { .. } => app.renew_lease().await,
-            Role::Standby | Role::Provisional { .. } => {
-                app.try_take_lease(restore).await;
-            }
-            Role::Single => return,
-        }
     }
 }

@@ -16,7 +16,7 @@ use super::outbox::Outbox;
 use super::retry::apply_with_retry;
 use super::spool::Spool;
 use super::writer::{Shared, WriterOptions};
-use crate::store::Store;
+use crate::store::{FailedWrite, Store, FENCED};
 use crate::telemetry::{cause_chain, prometheus as metric};
 
 /// Longest wait for the rest of a burst to reach the spool before a batch
@@ -102,11 +102,22 @@ pub(super) async fn run_applier(
         // A batch has one epoch. If the lease is lost while it waits for the
         // gate (or retries), it is read again and set aside.
         let epoch = live.first().map_or(0, |r| r.epoch);
+        // Biased: once fenced, the batch is abandoned before it is polled
+        // again (it re-checks the gate before every command anyway).
         let (report, failed) = tokio::select! {
-            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
+            biased;
             () = shared.gate.until_fenced(epoch), if !live.is_empty() => continue,
             () = stop.cancelled() => return,
+            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
         };
+        // Refused by the store's fence (a newer epoch wrote the document):
+        // set aside like the ops fenced here, never counted as applied.
+        let (refused, failed): (Vec<FailedWrite>, Vec<FailedWrite>) =
+            failed.into_iter().partition(|f| f.code == FENCED);
+        let refused_seqs: HashSet<u64> = refused.iter().flat_map(|f| f.seqs.clone()).collect();
+        if !refused.is_empty() {
+            record_refused(&fenced, &batch.records, &refused, &refused_seqs, &shared).await;
+        }
         if !failed.is_empty() {
             match set_aside(&dead, &batch.records, &failed).await {
                 Ok(n) => {
@@ -127,7 +138,12 @@ pub(super) async fn run_applier(
         shared
             .seq_anomalies
             .fetch_add(report.seq_anomalies, Ordering::Relaxed);
-        let events = batch.records.iter().map(|r| r.op.events()).sum();
+        let events = batch
+            .records
+            .iter()
+            .filter(|r| !refused_seqs.contains(&r.seq))
+            .map(|r| r.op.events())
+            .sum();
         shared.applied.fetch_add(events, Ordering::Relaxed);
         metrics::counter!(metric::OPS_APPLIED).increment(events);
         shared
@@ -198,4 +214,57 @@ async fn set_aside_fenced(
             None
         }
     }
+}
+
+/// Records in `fenced.log` the ops of `batch` (`seqs`) that the store
+/// refused as fenced (`refused`: a document a newer lease epoch wrote), and
+/// counts them as fenced. They were not applied where refused; they may
+/// have applied to other documents (a batch is several commands).
+async fn record_refused(
+    file: &DeadLetters,
+    batch: &[Sequenced],
+    refused: &[FailedWrite],
+    seqs: &HashSet<u64>,
+    shared: &Shared,
+) {
+    let at = chrono::Utc::now().timestamp_millis();
+    let letters: Vec<DeadLetter> = batch
+        .iter()
+        .filter(|r| seqs.contains(&r.seq))
+        .map(|r| {
+            let on: Vec<String> = refused
+                .iter()
+                .filter(|f| f.seqs.contains(&r.seq))
+                .map(|f| format!("{}/{}", f.collection, f.document))
+                .collect();
+            DeadLetter {
+                seq: r.seq,
+                op: r.op.clone(),
+                collection: "fenced".into(),
+                document: format!("epoch {}", r.epoch),
+                error: format!(
+                    "refused by MongoDB as fenced on {} (written at a newer lease epoch); applied to the other documents of its batch, if any",
+                    on.join(", ")
+                ),
+                at,
+            }
+        })
+        .collect();
+    let n = letters.len() as u64;
+    shared.fenced.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!(metric::OPS_FENCED).increment(n);
+    let f = file.clone();
+    let written = tokio::task::spawn_blocking(move || f.append(&letters)).await;
+    let error = match written {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(cause_chain(&e)),
+        Err(e) => Some(cause_chain(&e)),
+    };
+    tracing::error!(
+        ops = n,
+        path = %file.path().display(),
+        not_recorded = error.as_deref(),
+        consequence = "not applied where refused: a newer lease holder wrote those documents",
+        "increments refused by MongoDB as fenced"
+    );
 }

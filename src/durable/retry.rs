@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::op::Sequenced;
 use super::writer::Shared;
-use crate::store::{ApplyProgress, ApplyReport, FailedWrite, Store, StoreError};
+use crate::store::{ApplyProgress, ApplyReport, FailedWrite, Store, StoreError, WriteGuard};
 use crate::telemetry::{cause_chain, prometheus as metric};
 
 /// Exponential backoff with full jitter.
@@ -53,7 +54,7 @@ impl RetryPolicy {
 pub(super) async fn apply_with_retry(
     store: &Store,
     records: &[Sequenced],
-    shared: &Shared,
+    shared: &Arc<Shared>,
     policy: RetryPolicy,
     fresh_from: u64,
     excluded: &HashSet<(u64, String)>,
@@ -62,6 +63,14 @@ pub(super) async fn apply_with_retry(
     // Steps of this batch already applied: a retry resumes after them.
     let mut progress = ApplyProgress::fresh_from(fresh_from);
     progress.excluded.clone_from(excluded);
+    // The gate is asked before every command of the batch, not only before
+    // each attempt: a holder frozen between two commands (SIGSTOP, a
+    // stalled VM) wakes with its validity lapsed and sends nothing more.
+    let epoch = records.first().map_or(0, |r| r.epoch);
+    let gate = shared.clone();
+    progress.may_write = Some(WriteGuard::new(move || {
+        gate.gate.is_open() && !gate.gate.fenced(epoch)
+    }));
     loop {
         let mut attempt = 0;
         let error = loop {
@@ -85,6 +94,13 @@ pub(super) async fn apply_with_retry(
                         "batch written"
                     );
                     return (report, std::mem::take(&mut progress.failed));
+                }
+                Err(_) if !shared.gate.is_open() || shared.gate.fenced(epoch) => {
+                    // Stopped by the gate (or failed as it closed): wait
+                    // for it again; not a failure of MongoDB. (A fenced
+                    // batch is abandoned by the applier meanwhile.)
+                    attempt -= 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => {
                     shared.db_ok.store(false, Ordering::Relaxed);

@@ -229,6 +229,20 @@ impl Writer {
         self.spool.instance_id()
     }
 
+    /// See [`Spool::held_epoch`].
+    #[must_use]
+    pub fn held_epoch(&self) -> Option<u64> {
+        self.spool.held_epoch()
+    }
+
+    /// See [`Spool::save_held_epoch`]; call before stamping `epoch`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save_held_epoch(&self, epoch: u64) -> std::io::Result<()> {
+        self.spool.save_held_epoch(epoch)
+    }
+
     /// The highest sequence number issued so far (the handoff point).
     #[must_use]
     pub fn last_seq(&self) -> u64 {
@@ -367,16 +381,17 @@ impl WriterTasks {
                 );
             }
         }
+        // The applier's stop (up to 0.8 s) comes out of `timeout` too.
+        let applier_stop = Duration::from_secs(1).min(timeout / 4);
+        let left = || deadline.saturating_duration_since(Instant::now());
         let drained = self
             .writer
-            .wait_idle(deadline.saturating_duration_since(Instant::now()))
+            .wait_idle(left().saturating_sub(applier_stop))
             .await;
         self.stop_applier.cancel();
         let mut applier = self.applier;
-        if tokio::time::timeout(Duration::from_secs(1), &mut applier)
-            .await
-            .is_err()
-        {
+        let stopped = tokio::time::timeout(applier_stop.min(left()), &mut applier).await;
+        if stopped.is_err() {
             applier.abort();
         }
         let left = self.writer.spool.usage().pending_records;

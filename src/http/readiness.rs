@@ -3,17 +3,22 @@
 //!
 //! - **Alive** (`/healthz`): every background loop still runs, or shutdown
 //!   has begun (loops then end on purpose). A standby is alive.
-//! - **Ready** (`/readyz`): not shutting down, and all four hold: this
-//!   instance holds the lease; its shards are connected (not applicable
-//!   when headless: no gateway runs); MongoDB answered within
-//!   [`Limits::db_window`] and its latest command did not fail; at most
-//!   [`Limits::max_backlog`] increments wait to reach MongoDB.
+//! - **Ready** (`/readyz`): *warm*, able to count now or to take over:
+//!   not shutting down, and all four hold: this instance holds the lease
+//!   or stands by (not while counting provisionally, before MongoDB has
+//!   said which); its shards are connected and a guild snapshot
+//!   (`GUILD_CREATE`) was seen (not applicable when headless: no gateway
+//!   runs); MongoDB answered within [`Limits::db_window`] and its latest
+//!   command did not fail; at most [`Limits::max_backlog`] increments wait
+//!   to reach MongoDB. A rollout that waits for readiness before stopping
+//!   the old instance therefore waits for a warm standby; the body (and
+//!   `study_tracker_lease_state`) says which role it has.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::Lease;
+use crate::app::{Lease, LeaseState};
 use crate::core::link::Link;
 use crate::core::Millis;
 use crate::store::Contact;
@@ -37,6 +42,8 @@ pub struct Snapshot {
     pub stopping: bool,
     pub lease: Lease,
     pub gateway: Gateway,
+    /// A guild snapshot (`GUILD_CREATE`) was seen since start.
+    pub guilds_seen: bool,
     pub db: Contact,
     /// Increments not yet applied to MongoDB.
     pub backlog: u64,
@@ -74,6 +81,9 @@ pub struct LeaseCheck {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ShardsCheck {
     pub ok: bool,
+    /// A guild snapshot (`GUILD_CREATE`) was seen: the instance knows who
+    /// is in voice.
+    pub guilds_seen: bool,
     /// `connected`, `stalled` (heartbeat acks overdue), `down`, `starting`,
     /// or `headless` (no gateway: the condition does not apply).
     pub state: &'static str,
@@ -100,7 +110,8 @@ pub struct SpoolCheck {
 #[must_use]
 pub fn readiness(s: &Snapshot, limits: &Limits) -> Readiness {
     let lease = LeaseCheck {
-        ok: s.lease.held(),
+        // Warm either way: the holder counts, a standby can take over.
+        ok: matches!(s.lease.state, LeaseState::Holder | LeaseState::Standby),
         held: s.lease.held(),
         state: s.lease.state.name(),
         epoch: s.lease.epoch,
@@ -109,14 +120,17 @@ pub fn readiness(s: &Snapshot, limits: &Limits) -> Readiness {
     let shards = match s.gateway {
         Gateway::Headless => ShardsCheck {
             ok: true,
+            guilds_seen: s.guilds_seen,
             state: "headless",
         },
         Gateway::Starting => ShardsCheck {
             ok: false,
+            guilds_seen: s.guilds_seen,
             state: "starting",
         },
         Gateway::Seen(link) => ShardsCheck {
-            ok: link == Link::Healthy,
+            ok: link == Link::Healthy && s.guilds_seen,
+            guilds_seen: s.guilds_seen,
             state: match link {
                 Link::Healthy => "connected",
                 Link::Stalled => "stalled",

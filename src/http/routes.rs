@@ -63,6 +63,7 @@ fn snapshot(h: &Health) -> Snapshot {
             (true, None) => Gateway::Starting,
             (true, Some(link)) => Gateway::Seen(link),
         },
+        guilds_seen: h.app.guilds_seen(),
         db: h.app.store().contact(),
         backlog: h.app.writer().status().backlog,
     }

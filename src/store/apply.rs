@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 
-use super::error::{HOLD_CODES, PER_DOCUMENT_CODES, RETRYABLE_CODES};
+use super::error::{HOLD_CODES, RETRYABLE_CODES};
+use super::refusals::{about_the_collection, fenced_write, first_refusal};
+pub use super::refusals::{WriteGuard, FENCED};
 use super::schema::{int, DUPLICATE_KEY};
 use super::statements::{group, DocOps};
 use super::{Store, StoreError};
@@ -59,9 +61,11 @@ pub struct ApplyProgress {
     /// `(seq, "collection/_id")` of ops already set aside as dead letters:
     /// never applied through the normal path (a replay after a crash).
     pub excluded: std::collections::HashSet<(u64, String)>,
+    /// Asked before every command (see [`WriteGuard`]); `None`: always.
+    pub may_write: Option<WriteGuard>,
 }
 
-/// A statement one document refused permanently.
+/// A statement one document refused permanently (or as fenced: [`FENCED`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedWrite {
     pub collection: &'static str,
@@ -134,6 +138,8 @@ impl Store {
         // they did is recorded.
         let in_flight = self.commands_in_flight.load(Ordering::Relaxed).max(1);
         let fresh_from = progress.fresh_from.unwrap_or(u64::MAX);
+        let guard = progress.may_write.clone();
+        let guard = guard.as_ref();
         let mut steps = steps.into_iter();
         let mut running = futures::stream::FuturesUnordered::new();
         loop {
@@ -141,8 +147,12 @@ impl Store {
                 let Some((i, coll, docs)) = steps.next() else {
                     break;
                 };
-                running
-                    .push(async move { (i, self.update_idempotent(coll, docs, fresh_from).await) });
+                running.push(async move {
+                    (
+                        i,
+                        self.update_idempotent(coll, docs, fresh_from, guard).await,
+                    )
+                });
             }
             let Some((i, result)) = futures::StreamExt::next(&mut running).await else {
                 break;
@@ -184,11 +194,13 @@ impl Store {
         coll: &str,
         docs: Vec<DocOps<'_>>,
         fresh_from: u64,
+        guard: Option<&WriteGuard>,
     ) -> Result<(ApplyReport, Vec<FailedWrite>), StoreError> {
-        let (mut report, mut failed, split) = self.update_docs(coll, docs, fresh_from).await?;
+        let (mut report, mut failed, split) =
+            self.update_docs(coll, docs, fresh_from, guard).await?;
         let alone = split.len();
         for d in split {
-            let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from).await?;
+            let (r, f, rest) = self.update_docs(coll, vec![d], fresh_from, guard).await?;
             debug_assert!(rest.is_empty(), "a single statement never splits");
             report += r;
             failed.extend(f);
@@ -196,7 +208,7 @@ impl Store {
         if about_the_collection(&failed, alone) {
             return Err(StoreError::Permanent(format!(
                 "every document of {coll} refused its write: {}",
-                failed[0].error
+                first_refusal(&failed)
             )));
         }
         Ok((report, failed))
@@ -209,10 +221,12 @@ impl Store {
         coll: &str,
         mut docs: Vec<DocOps<'a>>,
         fresh_from: u64,
+        guard: Option<&WriteGuard>,
     ) -> Result<(ApplyReport, Vec<FailedWrite>, Vec<DocOps<'a>>), StoreError> {
         let mut report = ApplyReport::default();
         let mut failed = Vec::new();
         while !docs.is_empty() {
+            WriteGuard::check(guard)?; // before every command, re-sends too
             let statements: Vec<Document> =
                 docs.iter().map(|d| d.statement(self.timezone)).collect();
             let reply = self
@@ -272,6 +286,7 @@ impl Store {
                 let (applied_up_to, doc_epoch) = seqs.get(&d.id).copied().unwrap_or((0, 0));
                 if d.fenced_by(doc_epoch) {
                     (fenced, dropped) = (fenced + d.ops.len(), dropped + d.ops.len());
+                    failed.push(fenced_write(d.coll, &d.id, &d.ops, doc_epoch));
                     d.ops.clear();
                     continue;
                 }
@@ -345,17 +360,6 @@ impl Store {
             })
             .collect())
     }
-}
-
-/// Whether the documents sent alone (`alone` of them) all refused their
-/// write the same way, with a code that is not about one document's
-/// content: then it is about the collection or the server, and all writes
-/// hold instead of being set aside one by one.
-fn about_the_collection(failed: &[FailedWrite], alone: usize) -> bool {
-    alone > 1
-        && failed.len() == alone
-        && failed.windows(2).all(|w| w[0].code == w[1].code)
-        && !PER_DOCUMENT_CODES.contains(&failed[0].code)
 }
 
 /// `(index, code, message)` of each write error in an `update` reply.

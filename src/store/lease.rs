@@ -5,13 +5,19 @@
 
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ReturnDocument;
+use mongodb::options::{ReturnDocument, WriteConcern};
 
 use super::schema::{int, seq_bson, to_i64, DUPLICATE_KEY, META};
 use super::{Store, StoreError};
 use crate::core::Millis;
 
 const LEASE: &str = "lease";
+
+/// Every lease command is acknowledged by a majority, whatever
+/// `MONGODB_WRITE_CONCERN` says for the data: a lease taken or renewed on a
+/// primary and rolled back by a failover would give two holders one epoch.
+static LEASE_WRITE_CONCERN: std::sync::LazyLock<Document> =
+    std::sync::LazyLock::new(|| doc! { "w": "majority" });
 
 /// Where a graceful holder stopped counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +30,20 @@ pub struct Handoff {
     pub seq: u64,
 }
 
+/// Who asks for the lease: its spool directory, which is what proves a
+/// lease is its own (never the hostname, which a Docker recreate or a pod
+/// rescheduled onto its volume changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimant<'a> {
+    /// For people reading the lease (`HOSTNAME:instance-id`), and what
+    /// renewals and the release match on (one process).
+    pub name: &'a str,
+    /// The spool directory's id (`SPOOL_DIR/instance-id`).
+    pub instance: &'a str,
+    /// The last epoch this spool directory held (`SPOOL_DIR/lease-epoch`).
+    pub held_epoch: Option<u64>,
+}
+
 /// What the lease looked like when this instance took it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken {
@@ -33,65 +53,94 @@ pub struct Taken {
     /// When the previous holder's lease expired, if it did not release it
     /// (`None`: there was no previous holder).
     pub expired_at: Option<Millis>,
-    /// The previous holder was this instance (same spool directory): a
-    /// process restarted after a crash takes its lease back at once, and
-    /// what its spool holds was counted by nobody else.
+    /// The previous holder was this spool directory (its instance id, at
+    /// the last epoch it held, whatever the hostname): a process restarted
+    /// after a crash takes its lease back at once, and what its spool holds
+    /// was counted by nobody else.
     pub reclaimed: bool,
 }
 
 impl Store {
-    /// Takes the lease for `holder` for `ttl_ms` if it is free (expired,
-    /// released or absent) or already `holder`'s (a restart on the same
-    /// spool directory). `None`: another instance holds it.
+    /// Takes the lease for `me` for `ttl_ms` if it is free (expired,
+    /// released or absent) or already its spool directory's (a restart on
+    /// the same spool, under any hostname). `None`: another instance holds
+    /// it.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
     pub async fn acquire_lease(
         &self,
-        holder: &str,
+        me: &Claimant<'_>,
         now: Millis,
         ttl_ms: i64,
     ) -> Result<Option<Taken>, StoreError> {
-        let filter = doc! {
-            "_id": LEASE,
-            "$or": [
-                { "expires_at": { "$lt": DateTime::from_millis(now) } },
-                { "released": true },
-                { "holder": holder },
-            ],
-        };
-        let update = doc! {
-            "$inc": { "epoch": 1_i64 },
-            "$set": {
-                "holder": holder,
-                "expires_at": DateTime::from_millis(now + ttl_ms),
-                "released": false,
-                "handoff": null,
-            },
-        };
-        // No upsert here: an upsert whose filter misses an existing lease
-        // would have to fail with a duplicate key, and not every server
-        // reports that as 11000 (FerretDB v2 reports `InternalError`). A
-        // miss is "someone else holds it" once the document is known to
-        // exist, so a missing document is created free first.
+        // Read, then compare-and-set on what was read (the epoch and the
+        // rule that made it free): the update records where the previous
+        // holder stopped (`prev`), computed from what was read, so that a
+        // retry after a lost reply still finds it (see `previous`). No
+        // upsert and no duplicate key are relied on: not every server
+        // reports one from `findAndModify` as 11000 (FerretDB v2 says
+        // `InternalError`), so a missing document is created free first.
         for _ in 0..2 {
+            let read = tokio::time::timeout(
+                self.command_timeout,
+                self.decisive(META).find_one(doc! { "_id": LEASE }),
+            )
+            .await
+            .map_err(|_| StoreError::Transient("reading the lease: no reply".into()))??;
+            let Some(before) = read else {
+                // Created here or by someone else meanwhile: read it again.
+                self.create_free_lease().await?;
+                continue;
+            };
+            let expired = before
+                .get_datetime("expires_at")
+                .is_ok_and(|t| t.timestamp_millis() < now);
+            let released = before.get_bool("released").unwrap_or(false);
+            if !(expired || released || instance_of(&before) == me.instance) {
+                return Ok(None);
+            }
+            let prev = previous(&before, me);
+            let epoch = int(&before, "epoch");
+            let next = next_epoch(epoch, now, me.held_epoch);
+            let filter = doc! {
+                "_id": LEASE,
+                "epoch": epoch,
+                "$or": [
+                    { "expires_at": { "$lt": DateTime::from_millis(now) } },
+                    { "released": true },
+                    { "instance": me.instance },
+                    // Taken by a version that named its holder `HOSTNAME:id` only.
+                    { "instance": { "$exists": false }, "holder": { "$regex": format!(":{}$", me.instance) } },
+                ],
+            };
+            let update = doc! {
+                "$set": {
+                    "epoch": next,
+                    "holder": me.name,
+                    "instance": me.instance,
+                    "expires_at": DateTime::from_millis(now + ttl_ms),
+                    "released": false,
+                    "handoff": null,
+                    "prev": prev.clone(),
+                },
+            };
             let found = tokio::time::timeout(
                 self.command_timeout,
                 self.decisive(META)
-                    .find_one_and_update(filter.clone(), update.clone())
+                    .find_one_and_update(filter, update)
+                    .write_concern(WriteConcern::majority())
                     .return_document(ReturnDocument::Before),
             )
             .await
             .map_err(|_| StoreError::Transient("taking the lease: no reply".into()))?;
-            match found {
-                Ok(Some(before)) => return Ok(Some(taken_from(&before, holder))),
-                Ok(None) => {}
-                Err(e) if is_duplicate(&e) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-            if !self.create_free_lease().await? {
-                return Ok(None);
-            }
+            return match found {
+                Ok(Some(_)) => Ok(Some(taken_from(&prev, next, me))),
+                // Changed since it was read (renewed, or taken by another).
+                Ok(None) => Ok(None),
+                Err(e) if is_duplicate(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(None)
     }
@@ -107,7 +156,7 @@ impl Store {
                     "u": { "$setOnInsert": { "epoch": 0_i64, "released": true, "holder": "" } },
                     "upsert": true,
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(reply.get_array("upserted").is_ok_and(|u| !u.is_empty()))
@@ -130,9 +179,10 @@ impl Store {
                 "update": META,
                 "updates": [{
                     "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch), "released": false },
-                    "u": { "$set": { "expires_at": DateTime::from_millis(now + ttl_ms) } },
+                    // `$max`: a renewal applied late never moves the expiry back.
+                    "u": { "$max": { "expires_at": DateTime::from_millis(now + ttl_ms) } },
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(int(&reply, "n") > 0)
@@ -163,7 +213,7 @@ impl Store {
                         },
                     } },
                 }],
-                "writeConcern": { "w": self.write_concern.clone() },
+                "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
             .await?;
         Ok(int(&reply, "n") > 0)
@@ -208,10 +258,65 @@ impl Store {
     }
 }
 
-fn taken_from(d: &Document, holder: &str) -> Taken {
-    let epoch = u64::try_from(int(d, "epoch")).unwrap_or(0) + 1;
-    let released = d.get_bool("released").unwrap_or(false);
-    let handoff = d
+/// The spool directory that held the lease `d` describes: its `instance`,
+/// or, for a lease taken by an older version, what follows the last `:` of
+/// `holder`.
+fn instance_of(d: &Document) -> &str {
+    d.get_str("instance").unwrap_or_else(|_| {
+        let holder = d.get_str("holder").unwrap_or_default();
+        holder.rsplit_once(':').map_or(holder, |(_, id)| id)
+    })
+}
+
+/// Where the holder before this acquire stopped, as the lease document
+/// `before` (read just before it) shows: `before` itself, unless `before`
+/// is this spool directory's own lease at an epoch it never recorded (an
+/// acquire of ours whose reply was lost, or a crash before the epoch was
+/// recorded): then nobody counted under it, and the holder before it is
+/// the one kept in `before.prev`.
+fn previous(before: &Document, me: &Claimant<'_>) -> Document {
+    let unseen = instance_of(before) == me.instance
+        && me.held_epoch != Some(epoch_of(before))
+        && before.get_document("prev").is_ok();
+    match before.get_document("prev") {
+        Ok(prev) if unseen => prev.clone(),
+        _ => {
+            let mut stop = doc! {
+                "holder": before.get_str("holder").unwrap_or_default(),
+                "instance": instance_of(before),
+                "epoch": int(before, "epoch"),
+                "released": before.get_bool("released").unwrap_or(false),
+            };
+            if let Ok(t) = before.get_datetime("expires_at") {
+                stop.insert("expires_at", *t);
+            }
+            if let Ok(h) = before.get_document("handoff") {
+                stop.insert("handoff", h.clone());
+            }
+            stop
+        }
+    }
+}
+
+/// The epoch a takeover gets: above the lease document's (`epoch`), and
+/// never below the wall clock in milliseconds nor above what this spool
+/// directory last held, so that epochs keep rising when the document is
+/// deleted or restored from an older backup (documents written at a higher
+/// epoch would refuse every write, as fenced). The clock part holds as long
+/// as no acquirer's clock is behind the moment of an earlier takeover.
+fn next_epoch(epoch: i64, now: Millis, held: Option<u64>) -> i64 {
+    let held = held.map_or(0, |e| i64::try_from(e).unwrap_or(i64::MAX));
+    epoch.saturating_add(1).max(now).max(held.saturating_add(1))
+}
+
+fn epoch_of(d: &Document) -> u64 {
+    u64::try_from(int(d, "epoch")).unwrap_or(0)
+}
+
+/// The lease taken at `epoch` after the holder `prev` (see `previous`).
+fn taken_from(prev: &Document, epoch: i64, me: &Claimant<'_>) -> Taken {
+    let released = prev.get_bool("released").unwrap_or(false);
+    let handoff = prev
         .get_document("handoff")
         .ok()
         .filter(|_| released)
@@ -220,15 +325,19 @@ fn taken_from(d: &Document, holder: &str) -> Taken {
             at: h.get_datetime("at").map_or(0, |t| t.timestamp_millis()),
             seq: u64::try_from(int(h, "seq")).unwrap_or(0),
         });
-    let expired_at = d
+    let expired_at = prev
         .get_datetime("expires_at")
         .ok()
         .map(|t| t.timestamp_millis());
     Taken {
-        epoch,
+        epoch: u64::try_from(epoch).unwrap_or(0),
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
-        reclaimed: d.get_str("holder") == Ok(holder),
+        // Its own lease if this spool directory held it at that epoch (a
+        // spool that never recorded one is from before the record).
+        reclaimed: !me.instance.is_empty()
+            && instance_of(prev) == me.instance
+            && me.held_epoch.is_none_or(|e| e == epoch_of(prev)),
     }
 }
 

@@ -5,7 +5,8 @@
 //! - this file: the [`Store`] handle, connecting, start-up preparation.
 //! - [`error`]: transient vs permanent errors (they decide retries).
 //! - [`schema`]: collection names, document ids, indexes, BSON conversions.
-//! - [`apply`]: the idempotent batch apply; [`statements`] builds its upserts.
+//! - [`apply`]: the idempotent batch apply; [`statements`] builds its upserts;
+//!   [`refusals`]: the write gate asked before each command, fenced refusals.
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
 //! - [`rollups`]: which day and period rollups an op adds to, and how much.
@@ -35,6 +36,7 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
+mod refusals;
 mod rollups;
 mod schema;
 mod server;
@@ -52,11 +54,11 @@ use mongodb::options::{
 };
 use mongodb::{Client, Database};
 
-pub use apply::{ApplyProgress, ApplyReport, FailedWrite};
+pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;
-pub use lease::{Handoff, LeaseRecord, Taken};
+pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;
 

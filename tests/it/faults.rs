@@ -223,6 +223,46 @@ async fn sigterm_during_an_outage_keeps_everything_for_the_next_start() {
     leave_and_settle(&env, bot, ALICE, false, join, "session across the restart").await;
 }
 
+/// From SIGTERM to exit, the whole shutdown fits `SHUTDOWN_TIMEOUT_SECS`
+/// (the platform's kill comes after its own grace period), for a lease
+/// holder with MongoDB unreachable (the renewal, the drain and the release
+/// cannot succeed) and with MongoDB there.
+#[tokio::test]
+async fn shutdown_fits_its_timeout_in_and_out_of_an_outage() {
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let env = Env::new().await;
+    let (proxy, mut config) = proxied(&env).await;
+    config
+        .extra_env
+        .retain(|(k, _)| k != "SHUTDOWN_TIMEOUT_SECS" && k != "LEASE_TTL_SECS");
+    config.extra_env.push((
+        "SHUTDOWN_TIMEOUT_SECS".into(),
+        TIMEOUT.as_secs().to_string(),
+    ));
+    for outage in [true, false] {
+        let mut bot = env.start_bot(&config).await;
+        bot.wait_log("took the lease", CONNECT).await;
+        env.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+        send_messages(&env, BOB, 5).await;
+        proxy.set_down(outage);
+        send_messages(&env, BOB, 5).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let signalled = Instant::now();
+        bot.sigterm();
+        bot.wait_exit(Duration::from_secs(30)).await;
+        let took = signalled.elapsed();
+        assert!(
+            took <= TIMEOUT + Duration::from_millis(300),
+            "outage: {outage}: shutdown took {took:?} against SHUTDOWN_TIMEOUT_SECS={}; log:\n{}",
+            TIMEOUT.as_secs(),
+            bot.log_text()
+        );
+        env.sim.set_voice(GUILD, ALICE, None, false).await;
+        proxy.set_down(false);
+    }
+    assert_messages_exactly(&env, BOB, 20).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_starts_and_tracks_while_mongodb_is_down_at_startup() {
     let env = Env::new().await;

@@ -139,7 +139,8 @@ async fn readyz_follows_mongodb_and_metrics_move_with_traffic() {
         value(&after, metric::LEASE_STATE, &[("state", "standby")]),
         Some(0.0)
     );
-    assert_eq!(value(&after, metric::LEASE_EPOCH, &[]), Some(1.0));
+    // The first epoch is the taker's clock in ms (epochs never go back).
+    assert!(value(&after, metric::LEASE_EPOCH, &[]).is_some_and(|e| e >= 1.0));
     assert!(value(&after, metric::SPOOL_BYTES, &[]).is_some());
     assert!(value(&after, metric::SPOOL_OLDEST_UNAPPLIED, &[]).is_some());
 

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use mongodb::bson::doc;
 use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
-use study_tracker::store::{Handoff, Store};
+use study_tracker::durable::spool::Spool;
+use study_tracker::durable::writer::{self, WriterOptions};
+use study_tracker::store::{Claimant, Handoff, Store};
 
 use crate::e2e::{
     assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1,
@@ -19,22 +21,45 @@ use crate::support::poll::eventually;
 
 const NOW: i64 = 1_795_687_200_000;
 
+/// An instance named `name` (its spool directory's id too), whose spool
+/// last held epoch `held`.
+fn claim(name: &str, held: Option<u64>) -> Claimant<'_> {
+    Claimant {
+        name,
+        instance: name,
+        held_epoch: held,
+    }
+}
+
 #[tokio::test]
 async fn the_lease_is_taken_renewed_released_and_taken_over() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
-    let a = store.acquire_lease("a", NOW, 3_000).await.unwrap().unwrap();
-    assert_eq!((a.epoch, a.handoff, a.expired_at), (1, None, None));
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.handoff, a.expired_at), (None, None));
+    // Epochs never below the clock (ms): a deleted lease document cannot
+    // send them back.
+    assert!(a.epoch >= u64::try_from(NOW).unwrap(), "{a:?}");
     // Held: nobody else gets it, and only its holder renews it.
     assert!(store
-        .acquire_lease("b", NOW + 1_000, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 1_000, 3_000)
         .await
         .unwrap()
         .is_none());
-    assert!(store.renew_lease("a", 1, NOW + 2_000, 3_000).await.unwrap());
-    assert!(!store.renew_lease("b", 1, NOW + 2_000, 3_000).await.unwrap());
     assert!(store
-        .acquire_lease("b", NOW + 4_000, 3_000)
+        .renew_lease("a", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_lease("b", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
+    assert!(store
+        .acquire_lease(&claim("b", None), NOW + 4_000, 3_000)
         .await
         .unwrap()
         .is_none());
@@ -44,41 +69,58 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         at: NOW + 4_500,
         seq: 77,
     };
-    assert!(store.release_lease("a", 1, h).await.unwrap());
+    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
     let b = store
-        .acquire_lease("b", NOW + 4_600, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 4_600, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((b.epoch, b.handoff, b.expired_at), (2, Some(h), None));
+    assert_eq!((b.handoff, b.expired_at), (Some(h), None));
+    assert!(b.epoch > a.epoch);
     // The old holder can neither renew nor release any more.
-    assert!(!store.renew_lease("a", 1, NOW + 4_700, 3_000).await.unwrap());
-    assert!(!store.release_lease("a", 1, h).await.unwrap());
+    assert!(!store
+        .renew_lease("a", a.epoch, NOW + 4_700, 3_000)
+        .await
+        .unwrap());
+    assert!(!store.release_lease("a", a.epoch, h).await.unwrap());
     // Expired without a release: taken, with the expiry and no handoff.
     let c = store
-        .acquire_lease("c", NOW + 8_000, 3_000)
+        .acquire_lease(&claim("c", None), NOW + 8_000, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (c.epoch, c.handoff, c.expired_at),
-        (3, None, Some(NOW + 7_600))
-    );
+    assert_eq!((c.handoff, c.expired_at), (None, Some(NOW + 7_600)));
+    assert!(c.epoch > b.epoch);
     assert!(!c.reclaimed);
     // Its holder restarted on the same spool directory takes it back at
     // once, unexpired, under a new epoch; nobody else can.
     assert!(store
-        .acquire_lease("b", NOW + 8_100, 3_000)
+        .acquire_lease(&claim("b", None), NOW + 8_100, 3_000)
         .await
         .unwrap()
         .is_none());
     let again = store
-        .acquire_lease("c", NOW + 8_200, 3_000)
+        .acquire_lease(&claim("c", Some(c.epoch)), NOW + 8_200, 3_000)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((again.epoch, again.reclaimed), (4, true));
-    assert!(!store.renew_lease("c", 3, NOW + 8_300, 3_000).await.unwrap());
+    assert!(again.reclaimed && again.epoch > c.epoch, "{again:?}");
+    assert!(!store
+        .renew_lease("c", c.epoch, NOW + 8_300, 3_000)
+        .await
+        .unwrap());
+    // The same spool directory under another hostname is the same holder.
+    let renamed = Claimant {
+        name: "other-host:c",
+        instance: "c",
+        held_epoch: Some(again.epoch),
+    };
+    let moved = store
+        .acquire_lease(&renamed, NOW + 8_400, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(moved.reclaimed && moved.epoch > again.epoch, "{moved:?}");
     // `check` says who holds it (here: expired long ago, by the wall clock).
     let (status, stdout, stderr) = crate::support::bot::run_cli(
         &["check"],
@@ -86,9 +128,89 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
     );
     assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("lease: expired") && stdout.contains("last held by c at epoch 4"),
+        stdout.contains("lease: expired")
+            && stdout.contains(&format!(
+                "last held by other-host:c at epoch {}",
+                moved.epoch
+            )),
         "{stdout}"
     );
+}
+
+/// An acquire whose reply never came is not "my own lease back": the
+/// retry still gets the previous holder's handoff (or expiry), and a crash
+/// before the epoch was recorded in `SPOOL_DIR` is the same case.
+#[tokio::test]
+async fn an_acquire_whose_reply_was_lost_keeps_the_previous_stop_point() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let h = Handoff {
+        snowflake: 42 << 22,
+        at: NOW + 500,
+        seq: 77,
+    };
+    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
+    // Taken twice, the first reply (and the second) unseen by B.
+    for _ in 0..2 {
+        store
+            .acquire_lease(&claim("b", None), NOW + 600, 3_000)
+            .await
+            .unwrap();
+    }
+    let b = store
+        .acquire_lease(&claim("b", None), NOW + 700, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.handoff, b.reclaimed), (Some(h), false));
+    // B took it (recorded its epoch), then died: its restart reclaims.
+    let again = store
+        .acquire_lease(&claim("b", Some(b.epoch)), NOW + 800, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.reclaimed && again.handoff.is_none(), "{again:?}");
+    // The reply to that one lost too: still B's own, from the epoch it held.
+    let retried = store
+        .acquire_lease(&claim("b", Some(b.epoch)), NOW + 900, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(retried.reclaimed, "{retried:?}");
+}
+
+/// A renewal delayed in the network and applied after a newer one never
+/// moves the expiry back (a standby could take a lease renewed since).
+#[tokio::test]
+async fn a_late_renewal_never_lowers_the_expiry() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let a = store
+        .acquire_lease(&claim("a", None), NOW, 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .renew_lease("a", a.epoch, NOW + 2_000, 3_000)
+        .await
+        .unwrap());
+    // The renewal sent at NOW + 1 000 arrives last.
+    assert!(store
+        .renew_lease("a", a.epoch, NOW + 1_000, 3_000)
+        .await
+        .unwrap());
+    let lease = store.read_lease().await.unwrap().unwrap();
+    assert_eq!(lease.expires_at, NOW + 5_000);
+    assert!(store
+        .acquire_lease(&claim("b", None), NOW + 4_500, 3_000)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -125,12 +247,65 @@ async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
     assert_eq!(m.messages, 3);
 }
 
+/// A statement the store refuses because a newer epoch wrote the document
+/// is set aside like any fenced op (`fenced.log`, the fenced count), and is
+/// not counted as applied.
+#[tokio::test]
+async fn ops_the_store_refuses_as_fenced_are_counted_fenced_not_applied() {
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let member = MemberKey { guild: 1, user: 2 };
+    let tz = chrono_tz::UTC;
+    // A newer holder (epoch 9) wrote the member's totals.
+    store
+        .apply(&[Sequenced {
+            seq: 10,
+            op: Op::message(member, NOW, tz),
+            epoch: 9,
+        }])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    w.set_epoch(5);
+    w.submit([Op::message(member, NOW, tz)]);
+    assert!(w.wait_idle(Duration::from_secs(20)).await);
+    let status = w.status();
+    assert_eq!((status.fenced, status.applied), (1, 0), "{status:?}");
+    let fenced = study_tracker::durable::dead_letters::DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap();
+    assert_eq!(fenced.len(), 1, "{fenced:?}");
+    let m = store.member(member, 0, "0000-00-00").await.unwrap();
+    assert_eq!(m.messages, 1, "refused, not applied");
+    tasks.shutdown(Duration::from_secs(5)).await;
+}
+
 pub fn leased(env: &Env, spool: &std::path::Path) -> BotConfig {
     let mut c = BotConfig::new(&env.sim, &env.db.uri, &env.db.name, spool);
     c.extra_env.push(("LEASE_TTL_SECS".into(), "3".into()));
     c.extra_env
         .push(("SHUTDOWN_TIMEOUT_SECS".into(), "5".into()));
     c
+}
+
+/// Waits until `/readyz` says `bot` is ready (warm) as a standby.
+async fn wait_warm_standby(bot: &Bot) {
+    let warm = eventually(Duration::from_secs(10), || async {
+        ready(bot).await.0 == 200
+    })
+    .await;
+    let body = ready(bot).await.1;
+    assert!(warm, "{body}");
+    assert_eq!(body["lease"]["held"], false);
+    assert_eq!(body["lease"]["state"], "standby");
+}
+
+/// Whether `/readyz` says the bot is ready and holds the lease.
+pub async fn holds(bot: &Bot) -> bool {
+    let (status, body) = ready(bot).await;
+    status == 200 && body["lease"]["held"] == true
 }
 
 pub async fn ready(bot: &Bot) -> (u16, serde_json::Value) {
@@ -162,9 +337,9 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
         })
         .await
     );
-    let (status, body) = ready(&b).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["lease"]["held"], false);
+    // A warm standby is ready (a rollout may stop the old one now); the
+    // body says it stands by.
+    wait_warm_standby(&b).await;
     // Both are alive (a platform may start the new one before stopping the
     // old), and `/metrics` says which holds the lease.
     for (bot, state) in [(&a, "holder"), (&b, "standby")] {
@@ -197,12 +372,7 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
     assert!(a.wait_exit(Duration::from_secs(20)).await.success());
     let sent: i64 = sender.await.unwrap();
     b.wait_log("took the lease", Duration::from_secs(10)).await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            ready(&b).await.0 == 200
-        })
-        .await
-    );
+    assert!(eventually(Duration::from_secs(10), || async { holds(&b).await }).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     env.sim.set_voice(GUILD, CAROL, None, true).await;
     env.sim.set_voice(GUILD, DAVE, None, false).await;

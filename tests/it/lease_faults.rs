@@ -6,8 +6,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mongodb::bson::{doc, Document};
+
 use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, GUILD, TEXT, VC1};
-use crate::lease::{leased, pair, ready};
+use crate::lease::{holds, leased, pair, ready};
+use crate::support::bot::{spawn_bot, Bot};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::http::{get, parse_prometheus, value};
 use crate::support::poll::eventually;
@@ -74,13 +77,12 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
     a.wait_log("lease lost; stepping down", Duration::from_secs(10))
         .await;
     sent += send(&env, ALICE, 10).await;
-    assert_eq!(ready(&a).await.0, 503, "the old holder is not ready");
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            ready(&b).await.0 == 200
-        })
-        .await
+    assert_eq!(
+        ready(&a).await.1["lease"]["state"],
+        "standby",
+        "the old holder stands by"
     );
+    assert!(eventually(Duration::from_secs(10), || async { holds(&b).await }).await);
     env.sim.set_voice(GUILD, CAROL, None, false).await;
     let left = Instant::now();
     let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
@@ -109,6 +111,91 @@ async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
         applied(a.http_addr()).await,
         before,
         "the frozen holder wrote nothing after it woke; log:\n{}",
+        a.log_text()
+    );
+    env.assert_clean(&b);
+}
+
+/// The data collections a batch writes, one `update` command each (or more).
+const WRITTEN: [&str; 6] = [
+    "member_stats",
+    "member_days",
+    "member_weeks",
+    "member_months",
+    "voice_segments",
+    "voice_sessions",
+];
+
+/// A holder frozen between two commands of one batch (a SIGSTOP, CPU
+/// throttling, a stalled VM): the reply to its first command is held back
+/// by the proxy while the process is stopped, the lease expires and the
+/// standby takes over. When the holder wakes, the rest of its batch must
+/// not go out: its validity lapsed, and the gate is checked before every
+/// command, not once per attempt.
+#[tokio::test]
+async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&leased(&env, spool_b.path()));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let store = env.store();
+    let sent = send(&env, ALICE, 3).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let reply = get(a.http_addr(), "/metrics").await;
+            value(&parse_prometheus(&reply.body), BACKLOG, &[]) == Some(0.0)
+        })
+        .await
+    );
+    // A flush's batch: six commands (the totals, the rollups, the segment
+    // and the checkpoint), in two waves on a server taking four at once.
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.1 >= 1
+        })
+        .await
+    );
+    proxy.hold_reply("update", "member_stats");
+    assert!(
+        eventually(Duration::from_secs(10), || async { proxy.holding() }).await,
+        "the batch's first command never went out"
+    );
+    a.freeze();
+    // What the process wrote to its sockets before it stopped (the rest of
+    // the first wave) reaches the proxy meanwhile; nothing new can.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let data_commands = || {
+        WRITTEN
+            .iter()
+            .map(|c| proxy.requests_to("update", c))
+            .sum::<u64>()
+    };
+    let before = data_commands();
+    // The reply waits in the frozen process's socket.
+    proxy.release_held();
+    b.wait_log("took the lease", Duration::from_secs(15)).await;
+    a.thaw();
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        data_commands(),
+        before,
+        "the woken holder sent the rest of its batch after its lease lapsed; log:\n{}",
         a.log_text()
     );
     env.assert_clean(&b);
@@ -164,6 +251,400 @@ async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spo
     env.assert_clean(&a);
 }
 
+/// Docker recreates a container, Kubernetes reschedules a pod onto its
+/// volume: the same `SPOOL_DIR`, a new `HOSTNAME`. The holder dies during a
+/// MongoDB outage with counts in its spool and is restarted at once, still
+/// in the outage, under another hostname: it counts provisionally, and once
+/// MongoDB answers, the spool proves the lease was its own (its instance id
+/// and the last epoch it held), so what it spooled is written, not fenced.
+#[tokio::test]
+async fn a_holder_restarted_on_its_spool_under_a_new_hostname_in_an_outage_writes_the_spool() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    // Unexpired when MongoDB comes back: only the spool can say it is ours.
+    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+    config
+        .extra_env
+        .push(("LEASE_TTL_SECS".into(), "60".into()));
+    let mut first = config.clone();
+    first
+        .extra_env
+        .push(("HOSTNAME".into(), "study-tracker-7c9f-abcde".into()));
+    let mut a = env.start_bot(&first).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    proxy.set_down(true);
+    sent += send(&env, ALICE, 5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill().await;
+    let mut second = config.clone();
+    second
+        .extra_env
+        .push(("HOSTNAME".into(), "study-tracker-7c9f-fghij".into()));
+    let a = env.start_bot(&second).await;
+    a.wait_log("counting provisionally", CONNECT).await;
+    sent += send(&env, ALICE, 5).await;
+    proxy.set_down(false);
+    a.wait_log("took the lease", Duration::from_secs(15)).await;
+    sent += send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent
+        })
+        .await,
+        "stored {} of {sent}; log:\n{}",
+        stored(&store, ALICE).await.2,
+        a.log_text()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored(&store, ALICE).await.2, sent, "exactly once");
+    let metrics = parse_prometheus(&get(a.http_addr(), "/metrics").await.body);
+    let fenced = value(&metrics, "study_tracker_ops_fenced_total", &[]).unwrap_or(0.0);
+    assert!(fenced < 0.5, "nothing fenced: {fenced}");
+    env.assert_clean(&a);
+}
+
+/// The standby's `findAndModify` takes the released lease but its reply is
+/// lost (a reset connection, a timeout while the primary waits for the
+/// majority; no retryable writes on FerretDB or a standalone server). Its
+/// retry finds its own name on the lease: that must not read as "my own
+/// lease back, nobody counted meanwhile" (every buffered message from
+/// snowflake 0, the whole voice log replayed), but as the previous
+/// holder's handoff, kept through the unseen acquire.
+#[tokio::test]
+async fn a_lost_reply_to_the_standbys_acquire_keeps_the_handoff() {
+    let env = Env::new().await;
+    let a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let mut a = a;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut config = leased(&env, spool_b.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&config);
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let store = env.store();
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    // Counted by A, buffered by B.
+    let mut sent = send(&env, ALICE, 10).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    let b_instance = std::fs::read_to_string(spool_b.path().join("instance-id")).unwrap();
+    let meta = env.db.db().collection::<Document>("meta");
+    let b_holds = || async {
+        meta.find_one(doc! { "_id": "lease" })
+            .await
+            .unwrap()
+            .is_some_and(|d| {
+                d.get_str("holder")
+                    .unwrap_or_default()
+                    .ends_with(b_instance.trim())
+                    && !d.get_bool("released").unwrap_or(true)
+            })
+    };
+    // Every reply to B's findAndModify is lost until the lease is B's.
+    proxy.drop_replies("findAndModify", 1);
+    a.sigterm();
+    assert!(
+        eventually(Duration::from_secs(15), b_holds).await,
+        "B never took the lease"
+    );
+    proxy.drop_replies("findAndModify", 0);
+    assert!(proxy.dropped_replies() >= 1);
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    sent += send(&env, ALICE, 10).await;
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    let left = Instant::now();
+    let want = secs(joined, left);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent && stored(&store, CAROL).await.1 >= want - 1
+        })
+        .await,
+        "stored {:?} of {sent} messages, {:?} of {want} s",
+        stored(&store, ALICE).await,
+        stored(&store, CAROL).await
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stored(&store, ALICE).await.2,
+        sent,
+        "each message once; log:\n{}",
+        b.log_text()
+    );
+    assert_close(stored(&store, CAROL).await.1, want, "voice once");
+    env.assert_clean(&b);
+}
+
+/// The lease document deleted (to "unstick" a standby) or restored from an
+/// older backup must not send the epoch back: every document written at a
+/// higher epoch would then refuse the holder's writes, silently.
+#[tokio::test]
+async fn a_deleted_lease_document_never_sends_the_epoch_backwards() {
+    let env = Env::new().await;
+    let meta = env.db.db().collection::<Document>("meta");
+    // A lease with a history: epoch 5 was the last, released.
+    meta.insert_one(doc! {
+        "_id": "lease",
+        "epoch": 5_i64,
+        "released": true,
+        "holder": "old-host:00000000000000aa",
+        "instance": "00000000000000aa",
+    })
+    .await
+    .unwrap();
+    let a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    meta.delete_one(doc! { "_id": "lease" }).await.unwrap();
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    let taken = || {
+        a.logs()
+            .iter()
+            .filter(|l| l.contains("took the lease"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(taken() >= 2)).await,
+        "never took the lease again"
+    );
+    sent += send(&env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, ALICE).await.2 >= sent
+        })
+        .await,
+        "stored {} of {sent}; log:\n{}",
+        stored(&store, ALICE).await.2,
+        a.log_text()
+    );
+    env.assert_clean(&a);
+}
+
+/// A takeover whose restore outlasts the lease's TTL (a slow read of the
+/// checkpoints, a backlog to drain first: up to 30 s against a 15 s TTL)
+/// keeps its lease: it renews while it restores, so its gate stays open and
+/// a second standby cannot take the lease mid-takeover.
+#[tokio::test]
+async fn a_takeover_whose_restore_outlasts_the_ttl_keeps_the_lease() {
+    let env = Env::new().await;
+    let mut a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let (spool_b, spool_c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut standbys = Vec::new();
+    for spool in [&spool_b, &spool_c] {
+        let mut config = leased(&env, spool.path());
+        config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+        let n = env.sim.connections() + 1;
+        let bot = spawn_bot(&config);
+        env.sim.wait_connections(n, CONNECT).await;
+        bot.wait_log("guild snapshot", CONNECT).await;
+        standbys.push(bot);
+    }
+    // The checkpoints take 5 s to read, past the 3 s TTL.
+    proxy.delay_command("find", "voice_sessions", Duration::from_secs(5));
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    let takers = || {
+        standbys
+            .iter()
+            .filter(|b| b.log_text().contains("took the lease"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            takers() >= 1
+        ))
+        .await,
+        "nobody took the lease"
+    );
+    // Past the restore and two TTLs.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let logs: Vec<String> = standbys.iter().map(Bot::log_text).collect();
+    assert_eq!(
+        takers(),
+        1,
+        "one takeover; logs:\n{}",
+        logs.join("\n-----\n")
+    );
+    for log in &logs {
+        assert!(
+            !log.contains("lease lost; stepping down"),
+            "the new holder lost its lease during its own restore:\n{log}"
+        );
+    }
+    proxy.delay_command("find", "voice_sessions", Duration::ZERO);
+    for b in &standbys {
+        env.assert_clean(b);
+    }
+}
+
+/// A holder cut off from Discord (its shard stuck reconnecting) while a
+/// standby's gateway is fine: after two TTLs without a healthy gateway it
+/// stops renewing, and the standby takes over; a standby whose own gateway
+/// is down never takes the lease (a Discord-wide outage must not make it
+/// flap). In process, with the gateway's health fed to each app.
+#[tokio::test]
+async fn a_holder_cut_off_from_discord_lets_a_healthy_standby_take_over() {
+    use study_tracker::app::now_millis;
+    use study_tracker::core::link::Link;
+
+    use crate::support::app::{spawn_app, test_settings};
+    use crate::support::db::fresh_db;
+
+    let db = fresh_db().await;
+    let (spool_a, spool_b, spool_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = |dir: &std::path::Path| {
+        let mut s = test_settings(&db.uri, &db.name, dir);
+        s.tracking.lease_ttl_secs = 3;
+        s
+    };
+    let a = spawn_app(settings(spool_a.path())).await;
+    assert!(a.app.lease().held());
+    let b = spawn_app(settings(spool_b.path())).await;
+    let c = spawn_app(settings(spool_c.path())).await;
+    assert!(!b.app.lease().held() && !c.app.lease().held());
+    // A's gateway goes down; B's is healthy, C's down.
+    a.app.gateway_link(0, Link::Down, now_millis()).await;
+    c.app.gateway_link(0, Link::Down, now_millis()).await;
+    let healthy = async {
+        loop {
+            b.app.gateway_link(0, Link::Healthy, now_millis()).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let took = tokio::select! {
+        () = healthy => unreachable!(),
+        took = eventually(Duration::from_secs(15), || std::future::ready(b.app.lease().held())) => took,
+    };
+    assert!(took, "the healthy standby never took the lease");
+    assert!(!a.app.lease().held(), "the cut-off holder stood down");
+    assert!(
+        !c.app.lease().held(),
+        "a standby without a gateway stays a standby"
+    );
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Both instances stopped at once (`docker compose down`, a rollback in
+/// the middle of a rollout): the standby's acquire is on its way when its
+/// SIGTERM comes, so it becomes the holder while shutting down. It must
+/// still hand over (release the lease), not leave it held for a TTL.
+#[tokio::test]
+async fn a_standby_stopped_while_taking_over_releases_the_lease() {
+    let env = Env::new().await;
+    let mut a = env.start_bot(&leased(&env, env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut config = leased(&env, spool_b.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let n = env.sim.connections() + 1;
+    let mut b = spawn_bot(&config);
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    // B's acquire (once the lease is free) takes 2 s to reach MongoDB.
+    proxy.delay_command("findAndModify", "meta", Duration::from_secs(2));
+    a.sigterm();
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            proxy.requests_to("findAndModify", "meta") >= 1
+        })
+        .await,
+        "B never asked for the released lease"
+    );
+    b.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(b.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(b.log_text().contains("took the lease"), "{}", b.log_text());
+    let lease = env
+        .db
+        .db()
+        .collection::<Document>("meta")
+        .find_one(doc! { "_id": "lease" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lease.get_bool("released").ok(),
+        Some(true),
+        "{lease}; B's log:\n{}",
+        b.log_text()
+    );
+}
+
+/// The holder's release fails once (a primary stepping down, a reset
+/// connection): it tries again until its shutdown budget ends, so the
+/// standby takes over at once from the handoff instead of waiting for the
+/// lease to expire (and losing the messages in between).
+#[tokio::test]
+async fn a_release_that_fails_once_is_tried_again() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    // A TTL the test would notice: a takeover at the expiry comes late.
+    let slow_ttl = |mut c: crate::support::bot::BotConfig| {
+        c.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+        c.extra_env.push(("LEASE_TTL_SECS".into(), "15".into()));
+        c
+    };
+    let mut config = slow_ttl(leased(&env, env.spool.path()));
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let mut a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let n = env.sim.connections() + 1;
+    let b = spawn_bot(&slow_ttl(leased(&env, spool_b.path())));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let signalled = Instant::now();
+    a.sigterm();
+    // Every lease command of A fails for 1.5 s: the release among them.
+    proxy.refuse_requests(Some(("update", "meta")));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    proxy.refuse_requests(None);
+    b.wait_log("took the lease", Duration::from_secs(20)).await;
+    let took = signalled.elapsed();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    assert!(
+        took < Duration::from_secs(5),
+        "the standby took over after {took:?} (the expiry); A's log:\n{}",
+        a.log_text()
+    );
+    env.assert_clean(&b);
+}
+
 /// An instance that cannot reach MongoDB at start counts provisionally (a
 /// lone bot starting during an outage loses nothing: see
 /// `faults::bot_starts_and_tracks_while_mongodb_is_down_at_startup`). When
@@ -210,6 +691,10 @@ async fn a_provisional_instance_that_finds_a_holder_writes_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stored(&store, ALICE).await.2, sent, "each message once");
     assert_close(stored(&store, CAROL).await.0, want, "voice once");
-    assert_eq!(ready(&b).await.0, 503, "B stands by");
+    assert_eq!(
+        ready(&b).await.1["lease"]["state"],
+        "standby",
+        "B stands by"
+    );
     env.assert_clean(&b);
 }

@@ -81,3 +81,42 @@ async fn voice_changes_during_a_handover_are_credited_at_their_own_moments() {
     );
     b.stop().await;
 }
+
+/// A member who leaves during the handover (after the old holder's
+/// shutdown credit, before the takeover) is credited until the leave: the
+/// new holder saw her there, so the seconds from the handoff to the leave
+/// are not lost.
+#[tokio::test]
+async fn a_leave_during_a_handover_is_credited_until_the_leave() {
+    let db = fresh_db().await;
+    let (spool_a, spool_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = leased(&db.uri, &db.name, spool_a.path()).await;
+    let b = leased(&db.uri, &db.name, spool_b.path()).await;
+    assert!(a.app.lease().held() && !b.app.lease().counts());
+    let (app_a, app_b) = (a.app.clone(), b.app.clone());
+    let signal = now_millis();
+    // Half a second past a whole one at the signal, so that 0.9 s later is
+    // in the next whole second.
+    let joined = signal - 20_500;
+    both(&app_a, &app_b, CAROL, Some(presence(false)), joined).await;
+    let stopping = a.begin_shutdown();
+    while now_millis() < signal + 900 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = now_millis();
+    both(&app_a, &app_b, CAROL, None, left).await;
+    stopping.await.unwrap().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async { app_b.lease().held() }).await,
+        "B takes over"
+    );
+    assert!(app_b.writer().wait_idle(Duration::from_secs(20)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let carol = app_b.store().member(CAROL, 0, "0000-00-00").await.unwrap();
+    assert_eq!(
+        carol.cam_off_secs,
+        whole_secs(joined, left),
+        "Carol: until she left, during the handover"
+    );
+    b.stop().await;
+}

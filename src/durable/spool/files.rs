@@ -57,3 +57,21 @@ pub(super) fn instance_id(path: &Path) -> io::Result<String> {
     }
     Ok(id)
 }
+
+/// The last lease epoch this spool directory held (see
+/// [`super::Spool::held_epoch`]); `None`: none recorded.
+pub(super) fn read_held_epoch(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Records `epoch` in `path` durably (written aside, synced, renamed).
+pub(super) fn save_held_epoch(path: &Path, epoch: u64) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, epoch.to_string())?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}

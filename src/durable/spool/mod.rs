@@ -43,6 +43,8 @@ const SEQ_FILE_NAME: &str = "spool.seq";
 /// This spool directory's identity, kept across restarts (see
 /// [`Spool::instance_id`]).
 const INSTANCE_FILE_NAME: &str = "instance-id";
+/// The last lease epoch this spool directory held.
+const HELD_EPOCH_FILE_NAME: &str = "lease-epoch";
 
 /// A batch read from the spool, to be acknowledged with [`Spool::commit`].
 #[derive(Debug, Default)]
@@ -158,6 +160,23 @@ impl Spool {
     #[must_use]
     pub fn instance_id(&self) -> &str {
         &self.instance_id
+    }
+
+    /// The last lease epoch a process on this spool directory took, kept in
+    /// `SPOOL_DIR/lease-epoch` (written before anything is stamped with
+    /// it): with [`Spool::instance_id`], what proves a lease was this
+    /// spool's own under any hostname. `None`: none recorded.
+    #[must_use]
+    pub fn held_epoch(&self) -> Option<u64> {
+        files::read_held_epoch(&self.path.with_file_name(HELD_EPOCH_FILE_NAME))
+    }
+
+    /// Records `epoch` as the last lease epoch this spool held, durably.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save_held_epoch(&self, epoch: u64) -> io::Result<()> {
+        files::save_held_epoch(&self.path.with_file_name(HELD_EPOCH_FILE_NAME), epoch)
     }
 
     /// The first sequence number this process can have issued: records

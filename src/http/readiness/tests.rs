@@ -17,6 +17,7 @@ fn ready() -> Snapshot {
         stopping: false,
         lease: Lease::SINGLE_INSTANCE,
         gateway: Gateway::Seen(Link::Healthy),
+        guilds_seen: true,
         db: Contact {
             last_answer: Some(NOW - 1_000),
             last_failure: None,
@@ -43,7 +44,7 @@ fn the_single_instance_holds_the_lease_at_epoch_zero() {
 }
 
 #[test]
-fn a_standby_is_not_ready() {
+fn a_warm_standby_is_ready_and_says_it_stands_by() {
     let mut s = ready();
     s.lease = Lease {
         state: LeaseState::Standby,
@@ -51,10 +52,29 @@ fn a_standby_is_not_ready() {
         mode: "test",
     };
     let r = readiness(&s, &LIMITS);
-    assert!(!r.ready && !r.lease.ok && !r.lease.held);
+    assert!(r.ready && r.lease.ok && !r.lease.held, "{r:?}");
     assert_eq!(r.lease.state, "standby");
-    // Only the lease fails.
+}
+
+#[test]
+fn counting_provisionally_is_not_ready() {
+    let mut s = ready();
+    s.lease = Lease {
+        state: LeaseState::Provisional,
+        epoch: 0,
+        mode: "test",
+    };
+    let r = readiness(&s, &LIMITS);
+    assert!(!r.ready && !r.lease.ok);
     assert!(r.shards.ok && r.mongodb.ok && r.spool.ok);
+}
+
+#[test]
+fn not_warm_before_a_guild_snapshot() {
+    let mut s = ready();
+    s.guilds_seen = false;
+    let r = readiness(&s, &LIMITS);
+    assert!(!r.ready && !r.shards.ok && !r.shards.guilds_seen);
 }
 
 #[test]

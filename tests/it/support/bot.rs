@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,14 +60,28 @@ fn free_local_addr() -> SocketAddr {
         .expect("a free local port")
 }
 
+/// A hostname of its own for every process started, as a container or a
+/// pod gets (a Docker recreate, a pod rescheduled onto its volume: the
+/// same `SPOOL_DIR` under a new `HOSTNAME`).
+fn new_hostname() -> String {
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "bot-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Starts the real binary with `config` (`study-tracker run`), its HTTP
-/// listener on a free local port (unless `extra_env` sets `HTTP_ADDR`).
+/// listener on a free local port (unless `extra_env` sets `HTTP_ADDR`),
+/// under a `HOSTNAME` of its own (unless `extra_env` sets one).
 pub fn spawn_bot(config: &BotConfig) -> Bot {
     let http_addr = free_local_addr();
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOSTNAME", new_hostname())
         .env("DISCORD_TOKEN", BOT_TOKEN)
         .env("DISCORD_API_URL", &config.api_url)
         .env("MONGODB_URI", &config.mongodb_uri)

@@ -18,7 +18,10 @@
 //! * [`FaultProxy::reset_all`]: every current connection is reset (RST) once;
 //! * [`FaultProxy::down_after_reply`]: an outage that starts right after one
 //!   chosen command's reply reached the client (to cut a sequence of commands
-//!   between two of them).
+//!   between two of them);
+//! * [`FaultProxy::hold_reply`]: one chosen command's reply is held back
+//!   (the command applied) until [`FaultProxy::release_held`], for example
+//!   to freeze the client between two commands of one batch.
 //!
 //! It can also keep the bodies of chosen commands ([`FaultProxy::capture`]),
 //! so a test can look at exactly what a client sent (and, say, `explain` it).
@@ -77,6 +80,19 @@ struct DropRule {
 
 struct Shared {
     upstream: SocketAddr,
+    /// `(command, first value)` whose next reply is held back.
+    hold: Mutex<Option<(String, String)>>,
+    /// Whether a reply is held back now.
+    holding: AtomicBool,
+    /// Bumped to let held replies through.
+    release: watch::Sender<u64>,
+    /// `(command, first value)` whose requests are refused: the connection
+    /// is closed before the request is forwarded (not applied).
+    refuse: Mutex<Option<(String, String)>>,
+    /// Added delay for requests of one `(command, first value)`.
+    slow: Mutex<Option<(String, String, Duration)>>,
+    /// Requests forwarded per `(command, first value)`.
+    target_counts: Mutex<HashMap<(String, String), u64>>,
     /// `(command, first value)` whose next reply starts an outage.
     down_after: Mutex<Option<(String, String)>>,
     delay_us: AtomicU64,
@@ -108,6 +124,68 @@ impl Shared {
 
     fn delay(&self) -> Duration {
         Duration::from_micros(self.delay_us.load(SeqCst))
+    }
+
+    fn count_target(&self, req: &Request) {
+        if let (Some(cmd), Some(target)) = (&req.command, &req.target) {
+            *self
+                .target_counts
+                .lock()
+                .unwrap()
+                .entry((cmd.clone(), target.clone()))
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// Whether `req` is the one [`FaultProxy::hold_reply`] armed (it
+    /// disarms the rule).
+    fn is_held(&self, req: &Request) -> bool {
+        let mut armed = self.hold.lock().unwrap();
+        let hit = armed.as_ref().is_some_and(|(cmd, target)| {
+            req.command.as_deref() == Some(cmd) && req.target.as_deref() == Some(target)
+        });
+        if hit {
+            *armed = None;
+        }
+        hit
+    }
+
+    /// Counts `req` and notes, by its request id, what to do with its reply:
+    /// swallow it, start an outage after it, or hold it back.
+    fn mark(
+        &self,
+        req: &Request,
+        doomed: &Mutex<HashSet<i32>>,
+        last_before_down: &Mutex<Option<i32>>,
+        held: &Mutex<Option<i32>>,
+    ) {
+        self.count(req.command.as_deref());
+        self.count_target(req);
+        if self.is_held(req) {
+            *held.lock().unwrap() = Some(req.request_id);
+        }
+        if self.doom(req) {
+            doomed.lock().unwrap().insert(req.request_id);
+        }
+        if self.is_last_before_down(req) {
+            *last_before_down.lock().unwrap() = Some(req.request_id);
+        }
+    }
+
+    /// Whether [`FaultProxy::refuse_requests`] refuses `req`.
+    fn refused(&self, req: &Request) -> bool {
+        self.refuse.lock().unwrap().as_ref().is_some_and(|(c, t)| {
+            req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t)
+        })
+    }
+
+    /// The delay for `req`: the round-trip delay, plus the one
+    /// [`FaultProxy::delay_command`] set for its command.
+    fn delay_of(&self, req: &Request) -> Duration {
+        let slow = self.slow.lock().unwrap().as_ref().and_then(|(c, t, d)| {
+            (req.command.as_deref() == Some(c) && req.target.as_deref() == Some(t)).then_some(*d)
+        });
+        self.delay() + slow.unwrap_or_default()
     }
 
     fn count(&self, command: Option<&str>) {
@@ -175,8 +253,15 @@ impl FaultProxy {
             .expect("fault proxy: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fault proxy: local_addr");
         let (kill, _) = watch::channel(0u64);
+        let (release, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             upstream,
+            hold: Mutex::new(None),
+            holding: AtomicBool::new(false),
+            release,
+            target_counts: Mutex::new(HashMap::new()),
+            slow: Mutex::new(None),
+            refuse: Mutex::new(None),
             delay_us: AtomicU64::new(0),
             down: AtomicBool::new(false),
             blackhole: AtomicBool::new(false),
@@ -247,6 +332,56 @@ impl FaultProxy {
     pub fn down_after_reply(&self, command: &str, target: &str) {
         *self.handle.shared.down_after.lock().unwrap() =
             Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// While set, every request whose command is `command` and whose
+    /// command value is `target` is not forwarded: the client connection is
+    /// closed instead (the client sees a network error; nothing applied).
+    /// `None`: off.
+    pub fn refuse_requests(&self, rule: Option<(&str, &str)>) {
+        *self.handle.shared.refuse.lock().unwrap() =
+            rule.map(|(c, t)| (c.to_owned(), t.to_owned()));
+    }
+
+    /// Holds every request whose command is `command` and whose command
+    /// value is `target` (for `find`, the collection) for `delay` before it
+    /// is forwarded (`Duration::ZERO`: off). Other requests are not delayed.
+    pub fn delay_command(&self, command: &str, target: &str, delay: Duration) {
+        *self.handle.shared.slow.lock().unwrap() =
+            (!delay.is_zero()).then(|| (command.to_owned(), target.to_owned(), delay));
+    }
+
+    /// Arms a one-shot hold: the next request whose command is `command` and
+    /// whose command value is `target` is forwarded (so applied), and its
+    /// reply is held back until [`FaultProxy::release_held`].
+    pub fn hold_reply(&self, command: &str, target: &str) {
+        *self.handle.shared.hold.lock().unwrap() = Some((command.to_owned(), target.to_owned()));
+    }
+
+    /// Whether a reply armed by [`FaultProxy::hold_reply`] is held back now.
+    pub fn holding(&self) -> bool {
+        self.handle.shared.holding.load(SeqCst)
+    }
+
+    /// Lets held-back replies through.
+    pub fn release_held(&self) {
+        self.handle
+            .shared
+            .release
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Number of requests forwarded with command `command` whose command
+    /// value is `target` (for `update`, the collection).
+    pub fn requests_to(&self, command: &str, target: &str) -> u64 {
+        self.handle
+            .shared
+            .target_counts
+            .lock()
+            .unwrap()
+            .get(&(command.to_owned(), target.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Database outage: while `down`, all current connections are closed and
@@ -423,11 +558,13 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
     let doomed: Mutex<HashSet<i32>> = Mutex::new(HashSet::new());
     // requestId whose reply, once relayed, starts an outage.
     let last_before_down: Mutex<Option<i32>> = Mutex::new(None);
+    // requestId whose reply is held back until released.
+    let held: Mutex<Option<i32>> = Mutex::new(None);
     let (tx, mut rx) = mpsc::unbounded_channel::<(Option<Instant>, Vec<u8>)>();
 
     let client_to_queue = {
         let (shared, doomed, client_read) = (&shared, &doomed, &mut client_read);
-        let last_before_down = &last_before_down;
+        let (last_before_down, held) = (&last_before_down, &held);
         async move {
             let tx = tx; // dropped at EOF so that the writer drains and ends
             loop {
@@ -438,15 +575,12 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                     continue;
                 }
                 let req = parse_request(&frame);
-                shared.count(req.command.as_deref());
+                if shared.refused(&req) {
+                    return Ok(()); // closes the connection, unforwarded
+                }
                 shared.keep_body(&req, &frame);
-                if shared.doom(&req) {
-                    doomed.lock().unwrap().insert(req.request_id);
-                }
-                if shared.is_last_before_down(&req) {
-                    *last_before_down.lock().unwrap() = Some(req.request_id);
-                }
-                let delay = shared.delay();
+                shared.mark(&req, doomed, last_before_down, held);
+                let delay = shared.delay_of(&req);
                 let deadline = (!delay.is_zero()).then(|| Instant::now() + delay);
                 if tx.send((deadline, frame)).is_err() {
                     return Ok(());
@@ -482,6 +616,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                 shared.dropped.fetch_add(1, SeqCst);
                 return Ok(()); // swallow the reply and close the client
             }
+            wait_if_held(&shared, &held, response_to).await;
             client_write.write_all(&frame).await?;
             let last = *last_before_down.lock().unwrap() == Some(response_to);
             if last {
@@ -500,6 +635,19 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
     if killed {
         let _ = client_write.as_ref().set_zero_linger();
     }
+}
+
+/// Waits for [`FaultProxy::release_held`] if the reply to `response_to` is
+/// the one [`FaultProxy::hold_reply`] armed.
+async fn wait_if_held(shared: &Shared, held: &Mutex<Option<i32>>, response_to: i32) {
+    if *held.lock().unwrap() != Some(response_to) {
+        return;
+    }
+    let mut release = shared.release.subscribe();
+    shared.holding.store(true, SeqCst);
+    let _ = release.changed().await;
+    shared.holding.store(false, SeqCst);
+    *held.lock().unwrap() = None;
 }
 
 /// Reads one wire message; `Ok(None)` on a clean EOF before a header.

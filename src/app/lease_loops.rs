@@ -1,0 +1,108 @@
+//! The lease's loops: taking it as a standby, renewing it as the holder
+//! (on its own task, beside a takeover), and stepping aside when the
+//! holder is cut off from Discord.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::lease::{snowflake_at, Role};
+use super::{now_millis, App};
+
+/// How often a standby tries to take the lease (one read, and a
+/// `findAndModify` when it is free): after a release, commands go
+/// unanswered for at most this long.
+const STANDBY_TRY: Duration = Duration::from_millis(250);
+
+impl App {
+    /// The holder's gateway has been down for `down` (past two TTLs): it
+    /// counts nothing, so it drains what it has, releases the lease with
+    /// the handoff at its gateway's last healthy moment (a standby whose
+    /// gateway works counts from there, from its buffer) and stands by. If
+    /// the drain does not finish, it stands by without releasing (the
+    /// standby takes over at the expiry).
+    async fn step_aside_cut_off(&self, down: Duration) {
+        let Role::Holder { epoch, .. } = self.seat.role() else {
+            return;
+        };
+        let down_ms = i64::try_from(down.as_millis()).unwrap_or(i64::MAX);
+        let at = now_millis().saturating_sub(down_ms);
+        tracing::error!(
+            epoch,
+            gateway_down_secs = down.as_secs(),
+            consequence = "a standby with a working gateway takes over from the gateway's last healthy moment",
+            "the Discord gateway is down; handing the lease over"
+        );
+        // A fresh validity for the drain.
+        self.renew_lease().await;
+        if !matches!(self.seat.role(), Role::Holder { .. }) {
+            return; // lost meanwhile (stepped down)
+        }
+        if self.writer.wait_idle(self.seat.ttl / 3).await {
+            let until = tokio::time::Instant::now() + self.seat.ttl / 3;
+            self.release_lease(snowflake_at(at), at, until).await;
+        } else {
+            self.writer.allow_writes_until(Some(Instant::now()));
+            tracing::error!(
+                epoch,
+                consequence = "a standby takes over when the lease expires",
+                "the spool did not drain; the lease is not released"
+            );
+        }
+        let _transition = self.seat.transition.lock().await;
+        self.stand_by().await;
+    }
+}
+
+/// Tries to take the lease every 250 ms while standing by (or counting
+/// provisionally); a takeover runs here, however long its restore takes,
+/// while `renew_loop` keeps the lease. Stops between iterations.
+pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: CancellationToken) {
+    loop {
+        if app.seat.role() == Role::Single {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(STANDBY_TRY) => {}
+        }
+        match app.seat.role() {
+            // A standby cut off from Discord would take over blind: it
+            // waits for its gateway (a Discord-wide outage does not make
+            // the lease flap).
+            Role::Standby if app.seat.gateway_unhealthy_for().is_some() => {}
+            Role::Standby | Role::Provisional { .. } => {
+                app.try_take_lease(restore).await;
+            }
+            Role::Holder { .. } | Role::Single => {}
+        }
+    }
+}
+
+/// Renews the lease every third of its TTL while this instance holds it,
+/// on its own task: independent of a takeover in progress (its restore can
+/// outlast the TTL), so the gate stays open and no other standby can take
+/// the lease mid-takeover. Stops between iterations.
+pub async fn renew_loop(app: Arc<App>, stop: CancellationToken) {
+    loop {
+        if app.seat.role() == Role::Single {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(app.seat.ttl / 3) => {}
+        }
+        if !matches!(app.seat.role(), Role::Holder { .. }) {
+            continue;
+        }
+        // A holder cut off from Discord counts nothing: past two TTLs it
+        // hands the lease over, for a standby whose gateway works.
+        match app.seat.gateway_unhealthy_for() {
+            Some(down) if down > app.seat.ttl * 2 => app.step_aside_cut_off(down).await,
+            _ => app.renew_lease().await,
+        }
+    }
+}
