@@ -423,7 +423,7 @@ pub fn probe_report(p: &Probes) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 thousands(r.docs as u64),
                 if r.indexed {
-                    "`_id` + `member_stats`' 3 `rank_*`"
+                    "`_id` + `member_stats`' `rank_*` as the store makes them here"
                 } else {
                     "`_id` only"
                 },
