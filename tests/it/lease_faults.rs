@@ -33,6 +33,43 @@ async fn send(env: &Env, author: u64, n: i64) -> i64 {
     n
 }
 
+/// A bot behind `proxy` whose lease (60 s) outlasts the test: waiting for
+/// it to expire would fail it.
+fn long_lease(env: &Env, proxy: &FaultProxy) -> crate::support::bot::BotConfig {
+    let mut config = leased(env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+    config
+        .extra_env
+        .push(("LEASE_TTL_SECS".into(), "60".into()));
+    config
+}
+
+/// The holder takes the lease and stores 5 messages; then MongoDB is out of
+/// reach, 5 more wait in its spool, and the process is killed (the outage
+/// goes on). Returns the messages sent.
+async fn killed_in_an_outage(
+    env: &Env,
+    proxy: &FaultProxy,
+    config: &crate::support::bot::BotConfig,
+) -> i64 {
+    let mut a = env.start_bot(config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let store = env.store();
+    let mut sent = send(env, ALICE, 5).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == sent
+        })
+        .await
+    );
+    proxy.set_down(true);
+    sent += send(env, ALICE, 5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.kill().await;
+    sent
+}
+
 #[tokio::test]
 async fn a_holder_frozen_past_its_lease_writes_nothing_after_the_takeover() {
     let env = Env::new().await;
@@ -205,28 +242,9 @@ async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
 async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spool() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
-    let mut config = leased(&env, env.spool.path());
-    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
-    // Far longer than the test: waiting for it to expire would fail it.
-    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
-    config
-        .extra_env
-        .push(("LEASE_TTL_SECS".into(), "60".into()));
-    let mut a = env.start_bot(&config).await;
-    a.wait_log("took the lease", CONNECT).await;
+    let config = long_lease(&env, &proxy);
     let store = env.store();
-    let mut sent = send(&env, ALICE, 5).await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            stored(&store, ALICE).await.2 == sent
-        })
-        .await
-    );
-    // MongoDB out of reach: these wait in the spool, then the process dies.
-    proxy.set_down(true);
-    sent += send(&env, ALICE, 5).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    a.kill().await;
+    let mut sent = killed_in_an_outage(&env, &proxy, &config).await;
     proxy.set_down(false);
     let restarted = Instant::now();
     let a = env.start_bot(&config).await;
@@ -261,31 +279,14 @@ async fn a_holder_restarted_on_its_spool_takes_its_lease_back_and_writes_the_spo
 async fn a_holder_restarted_on_its_spool_under_a_new_hostname_in_an_outage_writes_the_spool() {
     let env = Env::new().await;
     let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
-    let mut config = leased(&env, env.spool.path());
-    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
     // Unexpired when MongoDB comes back: only the spool can say it is ours.
-    config.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
-    config
-        .extra_env
-        .push(("LEASE_TTL_SECS".into(), "60".into()));
+    let config = long_lease(&env, &proxy);
     let mut first = config.clone();
     first
         .extra_env
         .push(("HOSTNAME".into(), "study-tracker-7c9f-abcde".into()));
-    let mut a = env.start_bot(&first).await;
-    a.wait_log("took the lease", CONNECT).await;
     let store = env.store();
-    let mut sent = send(&env, ALICE, 5).await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            stored(&store, ALICE).await.2 == sent
-        })
-        .await
-    );
-    proxy.set_down(true);
-    sent += send(&env, ALICE, 5).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    a.kill().await;
+    let mut sent = killed_in_an_outage(&env, &proxy, &first).await;
     let mut second = config.clone();
     second
         .extra_env
