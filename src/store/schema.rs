@@ -50,17 +50,7 @@ impl Store {
         // Its former `by_member` index is dropped: every index is updated by
         // every write (on DocumentDB each costs about as much as the
         // document itself; BENCHMARKS.md, "Server ceiling").
-        // Not `self.command`: an absent index or collection is an error
-        // reply, which is no sign of an unhealthy database.
-        let dropped = tokio::time::timeout(
-            self.command_timeout,
-            self.db
-                .run_command(doc! { "dropIndexes": MEMBER_STATS, "index": "by_member" }),
-        )
-        .await;
-        if let Ok(Ok(_)) = dropped {
-            tracing::info!("dropped the unused index member_stats.by_member");
-        }
+        self.drop_index_if_present(MEMBER_STATS, "by_member").await;
         let indexes = [
             (
                 MEMBER_DAYS,
@@ -95,13 +85,8 @@ impl Store {
         for (coll, period_field) in RANKED {
             for (metric, name) in RANKED_BY {
                 if !ordered && metric != "voice_secs" {
-                    let _ = tokio::time::timeout(
-                        self.command_timeout,
-                        self.db.run_command(
-                            doc! { "dropIndexes": coll, "index": format!("rank_{name}") },
-                        ),
-                    )
-                    .await;
+                    self.drop_index_if_present(coll, &format!("rank_{name}"))
+                        .await;
                     continue;
                 }
                 let mut key = doc! { "guild_id": 1 };
@@ -115,6 +100,27 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Drops an index an earlier version made, if it is there. Not
+    /// `self.command`: an absent index or collection is an error reply,
+    /// which is no sign of an unhealthy database.
+    async fn drop_index_if_present(&self, coll: &str, name: &str) {
+        let dropped = tokio::time::timeout(
+            self.command_timeout,
+            self.db
+                .run_command(doc! { "dropIndexes": coll, "index": name }),
+        )
+        .await;
+        if let Ok(Ok(_)) = dropped {
+            tracing::info!(
+                collection = coll,
+                index = name,
+                "dropped an index the store no longer uses"
+            );
+        }
     }
 }
 
