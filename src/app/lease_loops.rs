@@ -55,6 +55,15 @@ impl App {
     }
 }
 
+/// Waits `d`; `false` when `stop` fired first (the loop ends).
+async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
 /// Tries to take the lease every 250 ms while standing by (or counting
 /// provisionally); a takeover runs here, however long its restore takes,
 /// while `renew_loop` keeps the lease. Stops between iterations.
@@ -63,10 +72,8 @@ pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: Canc
         if app.seat.role() == Role::Single {
             return;
         }
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(STANDBY_TRY) => {}
+        if !pause(&stop, STANDBY_TRY).await {
+            return;
         }
         match app.seat.role() {
             // A standby cut off from Discord would take over blind: it
@@ -90,10 +97,8 @@ pub async fn renew_loop(app: Arc<App>, stop: CancellationToken) {
         if app.seat.role() == Role::Single {
             return;
         }
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(app.seat.ttl / 3) => {}
+        if !pause(&stop, app.seat.ttl / 3).await {
+            return;
         }
         if !matches!(app.seat.role(), Role::Holder { .. }) {
             continue;
