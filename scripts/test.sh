@@ -47,6 +47,21 @@ else
   build_ferretdb_v1
 fi
 
+# The clock-skew tests (tests/it/lease_handoff.rs) preload libfaketime into
+# the bot: Debian's faketime package.
+if ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null && [[ ! -e /usr/lib/faketime/libfaketime.so.1 ]]; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing faketime (libfaketime, for the clock-skew tests)..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends faketime >/dev/null
+    }
+  else
+    echo "test.sh: error: the clock-skew tests need libfaketime: install Debian's faketime package (apt-get install faketime) or run as root." >&2
+    exit 1
+  fi
+fi
+
 echo "test.sh: cargo test --locked $*"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

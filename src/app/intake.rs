@@ -78,27 +78,40 @@ impl App {
             .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
     }
 
-    /// A message by a member at `now` (its id taken from the time).
+    /// A message by a member at `now` (its id made from the time and a
+    /// counter, as Discord's are: two messages in one millisecond are two).
     pub fn message(&self, member: MemberKey, now: Millis) {
-        self.message_with_id(member, snowflake_at(now), now);
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x3f_ffff;
+        self.message_with_id(member, snowflake_at(now) | n, now);
     }
 
     /// A message by a member, with its snowflake `id`: counted by the lease
-    /// holder (while handing over, only below the handoff snowflake),
-    /// buffered by a standby.
+    /// holder unless it was counted already (by this instance or, as its
+    /// handoff said, by the holder before: a replayed or late delivery),
+    /// buffered by a standby. Handing over, the holder counts until its
+    /// intake closes; the next holder counts what it did not.
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub fn message_with_id(&self, member: MemberKey, id: u64, now: Millis) {
         let mut messages = lock(&self.seat.messages);
-        if let Some(below) = messages.below {
-            if id >= below {
-                return; // the next holder counts it
-            }
-        } else if messages.standby {
+        if messages.closed {
+            return; // handed over: the next holder counts it
+        }
+        if messages.standby {
             messages.buffer(id, member, now);
             return;
-        } else if !self.accepting() {
+        }
+        if !messages.handing_over && !self.accepting() {
             return;
         }
+        if messages.ids.accounted(id) {
+            tracing::debug!(
+                message_id = id,
+                "message already counted; not counted again"
+            );
+            return;
+        }
+        messages.ids.record(id, std::time::Instant::now());
         if messages.keep {
             messages.buffer(id, member, now);
         }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::message_ids::MessageIds;
 use super::App;
 use crate::core::{MemberKey, Millis, Presence};
 
@@ -109,8 +110,14 @@ pub(super) enum Role {
 pub(super) struct Messages {
     /// Standing by: messages are buffered, not counted.
     pub(super) standby: bool,
-    /// Handing over: only messages below this snowflake are counted.
-    pub(super) below: Option<u64>,
+    /// Handing over: messages are still counted (intake is otherwise
+    /// closed), until `closed`.
+    pub(super) handing_over: bool,
+    /// Handed over (or handing over, past its settle): nothing is counted.
+    pub(super) closed: bool,
+    /// The messages already counted, by id (here or by the holder before):
+    /// never counted again, and what a handover passes on.
+    pub(super) ids: MessageIds,
     pub(super) buffer: VecDeque<(u64, MemberKey, Millis)>,
     pub(super) dropped: u64,
     /// Provisional: messages are counted and also buffered, to be counted

@@ -39,6 +39,8 @@ impl App {
         if !matches!(self.seat.role(), Role::Holder { .. }) {
             return; // lost meanwhile (stepped down)
         }
+        // What it counted is final: the release hands those ids over.
+        self.end_message_intake();
         if self.writer.wait_idle(self.seat.ttl / 3).await {
             let until = tokio::time::Instant::now() + self.seat.ttl / 3;
             self.release_lease(snowflake_at(at), at, until).await;

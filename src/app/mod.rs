@@ -12,14 +12,18 @@
 //! - [`lease`]: whether this instance counts (the lease's state).
 //! - [`takeover`]: taking, renewing, losing and handing over the lease.
 //! - [`lease_loops`]: the standby's tries, the renewals, stepping aside.
+//! - [`handover`]: handing the lease over at shutdown (messages by id).
+//! - [`message_ids`]: the messages already counted, by id.
 
 mod flush;
 mod gateway;
+mod handover;
 mod health;
 mod intake;
 mod leaderboard;
 mod lease;
 mod lease_loops;
+mod message_ids;
 mod queries;
 mod restore;
 mod takeover;

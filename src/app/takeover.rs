@@ -7,13 +7,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::lease::{snowflake_at, Role};
+use super::lease::Role;
+use super::message_ids::MessageIds;
 use super::{now_millis, App};
 use crate::core::tracker::Tracker;
 use crate::core::tracker::VoiceSession;
 use crate::core::{MemberKey, Millis, Presence};
 use crate::durable::op::Op;
-use crate::store::{Claimant, Handoff, Taken};
+use crate::store::{Claimant, Taken};
 use crate::telemetry::cause_chain;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -178,11 +179,9 @@ impl App {
             valid_until,
         });
         self.writer.allow_writes_until(Some(valid_until));
-        // The previous holder counted messages below `from`.
-        // Where the previous holder stopped counting (its own lease taken
-        // back: nobody counted after it, so from the start).
+        // Where the previous holder stopped counting voice (its own lease
+        // taken back: nobody counted after it, so from the start).
         let stopped = taken.previous_stop().filter(|_| !taken.reclaimed);
-        let from = stopped.map_or(0, snowflake_at);
         tracing::info!(
             epoch = taken.epoch,
             holder = %self.seat.holder,
@@ -194,6 +193,8 @@ impl App {
         // Renewals go on meanwhile (`renew_loop`): a restore may take
         // longer than the lease's TTL.
         drop(transition);
+        // The messages the previous holder accounted for, by id.
+        let owned = self.previous_holders_ids(&taken).await;
         // Sessions continue from the previous holder's last credit.
         let restored: HashMap<MemberKey, VoiceSession> = self
             .restore_sessions(restore.0, restore.1)
@@ -236,20 +237,30 @@ impl App {
                     .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
             }
         }
+        // Every buffered message the previous holder did not account for,
+        // then (intake) every new one it did not: refused for good, so a
+        // late or replayed delivery of one it counted is not counted again.
         let mut messages = lock(&self.seat.messages);
+        messages.ids = MessageIds::inherit(owned.floor, &owned.ids);
         let buffered = std::mem::take(&mut messages.buffer);
-        let mut counted = 0;
+        let (mut counted, mut skipped) = (0, 0);
+        let seen = Instant::now();
         for (id, member, at) in buffered {
-            if id >= from {
-                counted += 1;
-                self.writer.submit([Op::message(member, at, self.tz)]);
+            if messages.ids.accounted(id) {
+                skipped += 1;
+                continue;
             }
+            messages.ids.record(id, seen);
+            counted += 1;
+            self.writer.submit([Op::message(member, at, self.tz)]);
         }
         messages.standby = false;
         tracing::info!(
             counted,
-            from_snowflake = from,
-            "buffered messages from the handoff point on counted"
+            skipped,
+            floor = owned.floor,
+            previous_holders_ids = owned.ids.len(),
+            "buffered messages the previous holder did not count counted"
         );
     }
 
@@ -355,65 +366,10 @@ impl App {
             let mut messages = lock(&self.seat.messages);
             messages.standby = true;
             messages.keep = false;
+            messages.handing_over = false;
+            messages.closed = false;
+            messages.ids = MessageIds::default();
         }
-        self.seat.set_role(Role::Standby);
-    }
-
-    /// Starts handing over: messages from snowflake `h` on are left to the
-    /// next holder (it buffered them).
-    pub fn begin_handover(&self, h: u64) {
-        lock(&self.seat.messages).below = Some(h);
-    }
-
-    /// Stops counting messages (the settle window is over).
-    pub fn end_message_intake(&self) {
-        lock(&self.seat.messages).below = Some(0);
-    }
-
-    /// Releases the lease, recording where this holder stopped.
-    /// A release that fails (a reset connection, a primary stepping down)
-    /// is tried again until `until`: a standby then takes over at once from
-    /// the handoff, rather than at the expiry.
-    pub async fn release_lease(&self, snowflake: u64, at: i64, until: tokio::time::Instant) {
-        let Role::Holder { epoch, .. } = self.seat.role() else {
-            return;
-        };
-        let handoff = Handoff {
-            snowflake,
-            at,
-            seq: self.writer.last_seq(),
-        };
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let attempt = tokio::time::timeout_at(
-                until,
-                self.store.release_lease(&self.seat.holder, epoch, handoff),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(true)) => tracing::info!(
-                    epoch,
-                    seq = handoff.seq,
-                    "lease released; the standby takes over"
-                ),
-                Ok(Ok(false)) => tracing::warn!(epoch, "the lease was no longer ours at release"),
-                Ok(Err(e)) if tokio::time::Instant::now() + delay < until => {
-                    tracing::warn!(error = %cause_chain(&e), retry_in_ms = delay.as_millis(), "cannot release the lease; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
-                }
-                Err(_) => tracing::error!(
-                    consequence = "a standby takes over when the lease expires",
-                    "the lease release did not finish in time"
-                ),
-            }
-            break;
-        }
-        self.writer.allow_writes_until(Some(Instant::now()));
         self.seat.set_role(Role::Standby);
     }
 }

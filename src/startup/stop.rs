@@ -6,8 +6,9 @@ use std::time::Duration;
 use super::Application;
 use crate::app::{now_millis, snowflake_at};
 
-/// How long a lease holder handing over still counts messages sent before
-/// the handoff (they may still be on their way).
+/// How long a lease holder handing over still counts messages (any id: the
+/// next holder counts exactly those it did not): fewer are left to a
+/// standby whose deliveries lag.
 const HANDOVER_SETTLE: Duration = Duration::from_secs(1);
 /// How long requests in progress may take once shutdown is done.
 const HTTP_STOP: Duration = Duration::from_secs(1);
@@ -37,12 +38,12 @@ impl Application {
         let hard = Instant::now() + timeout;
         let work = hard - (timeout / 4).min(FINAL_STEPS);
         let left = |until: Instant| until.saturating_duration_since(Instant::now());
-        // The lease holder hands over: messages from `handoff` on are the
-        // next holder's (it buffered them).
+        // The lease holder hands over: it counts messages until its intake
+        // closes; the next holder counts those it did not (by id).
         let handing_over = self.app.lease_enabled() && self.app.lease().held();
         let handoff = snowflake_at(stopped_at);
         if handing_over {
-            self.app.begin_handover(handoff);
+            self.app.begin_handover();
         }
         self.stop_tasks.cancel();
         self.tasks.close();
@@ -58,7 +59,7 @@ impl Application {
         let late = !handing_over && self.app.lease_enabled() && self.app.lease().held();
         let (stopped_at, handoff, handing_over) = if late {
             let now = now_millis();
-            self.app.begin_handover(snowflake_at(now));
+            self.app.begin_handover();
             tracing::info!("took the lease while stopping; handing it over too");
             (now, snowflake_at(now), true)
         } else {
@@ -77,7 +78,8 @@ impl Application {
             );
         }
         if handing_over {
-            // Messages sent before the handoff may still be on their way.
+            // Messages on their way to both instances: counted here, so a
+            // standby whose deliveries lag does not miss them.
             tokio::time::sleep(HANDOVER_SETTLE.min(left(work))).await;
         }
         self.app.end_message_intake();

@@ -12,6 +12,8 @@ use super::{Store, StoreError};
 use crate::core::Millis;
 
 const LEASE: &str = "lease";
+/// The message ids the last graceful holder counted near its handoff.
+const HANDOFF_IDS: &str = "handoff-ids";
 
 /// Every lease command is acknowledged by a majority, whatever
 /// `MONGODB_WRITE_CONCERN` says for the data: a lease taken or renewed on a
@@ -22,12 +24,24 @@ static LEASE_WRITE_CONCERN: std::sync::LazyLock<Document> =
 /// Where a graceful holder stopped counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handoff {
-    /// Messages with an id below it were counted by the previous holder.
+    /// Above every message id the previous holder counted (and at least
+    /// the snowflake of its handoff moment): what a taker that cannot read
+    /// [`HandoffIds`] (or a version without them) counts from, losing
+    /// rather than doubling.
     pub snowflake: u64,
     /// The moment its open sessions were credited up to.
     pub at: Millis,
     /// The last sequence number it issued.
     pub seq: u64,
+}
+
+/// The messages a graceful holder accounted for, by id: every id below
+/// `floor`, and `ids` (the ones at or above it that it counted, or that the
+/// holder before it had). The next holder counts exactly the others.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandoffIds {
+    pub floor: u64,
+    pub ids: Vec<u64>,
 }
 
 /// Who asks for the lease: its spool directory, which is what proves a
@@ -48,6 +62,9 @@ pub struct Claimant<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Taken {
     pub epoch: u64,
+    /// The previous holder's epoch (0: none), whose [`HandoffIds`] a
+    /// takeover after a handoff reads.
+    pub prev_epoch: u64,
     /// The previous holder's handoff (it released the lease).
     pub handoff: Option<Handoff>,
     /// When the previous holder's lease expired, if it did not release it
@@ -189,7 +206,9 @@ impl Store {
     }
 
     /// Releases the lease `holder` holds at `epoch`, recording `handoff`
-    /// for the next holder. `false`: it was no longer this holder's.
+    /// and the message ids it accounted for (`ids`, in their own document,
+    /// so the lease document standbys read every 250 ms stays small).
+    /// `false`: it was no longer this holder's.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
@@ -198,7 +217,24 @@ impl Store {
         holder: &str,
         epoch: u64,
         handoff: Handoff,
+        ids: &HandoffIds,
     ) -> Result<bool, StoreError> {
+        let counted: Vec<i64> = ids.ids.iter().map(|&id| to_i64(id)).collect();
+        // The ids first: a release is never seen without them.
+        self.command(doc! {
+            "update": META,
+            "updates": [{
+                "q": { "_id": HANDOFF_IDS },
+                "u": { "$set": {
+                    "epoch": to_i64(epoch),
+                    "floor": to_i64(ids.floor),
+                    "ids": counted,
+                } },
+                "upsert": true,
+            }],
+            "writeConcern": LEASE_WRITE_CONCERN.clone(),
+        })
+        .await?;
         let reply = self
             .command(doc! {
                 "update": META,
@@ -217,6 +253,33 @@ impl Store {
             })
             .await?;
         Ok(int(&reply, "n") > 0)
+    }
+
+    /// The message ids the holder at `epoch` handed over with its release;
+    /// `None`: it left none (a version without them, or another holder's).
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn handoff_ids(&self, epoch: u64) -> Result<Option<HandoffIds>, StoreError> {
+        let found = tokio::time::timeout(
+            self.command_timeout,
+            self.decisive(META)
+                .find_one(doc! { "_id": HANDOFF_IDS, "epoch": to_i64(epoch) }),
+        )
+        .await
+        .map_err(|_| StoreError::Transient("reading the handoff ids: no reply".into()))??;
+        Ok(found.map(|d| HandoffIds {
+            floor: u64::try_from(int(&d, "floor")).unwrap_or(0),
+            ids: d
+                .get_array("ids")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(mongodb::bson::Bson::as_i64)
+                        .filter_map(|id| u64::try_from(id).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }))
     }
 }
 
@@ -331,6 +394,7 @@ fn taken_from(prev: &Document, epoch: i64, me: &Claimant<'_>) -> Taken {
         .map(|t| t.timestamp_millis());
     Taken {
         epoch: u64::try_from(epoch).unwrap_or(0),
+        prev_epoch: epoch_of(prev),
         handoff,
         expired_at: if handoff.is_some() { None } else { expired_at },
         // Its own lease if this spool directory held it at that epoch (a

@@ -58,7 +58,7 @@ pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use error::StoreError;
-pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
+pub use lease::{Claimant, Handoff, HandoffIds, LeaseRecord, Taken};
 pub use legacy::ImportReport;
 pub use sessions::OpenSessions;
 

@@ -9,7 +9,7 @@ use study_tracker::core::MemberKey;
 use study_tracker::durable::op::{Op, Sequenced};
 use study_tracker::durable::spool::Spool;
 use study_tracker::durable::writer::{self, WriterOptions};
-use study_tracker::store::{Claimant, Handoff, Store};
+use study_tracker::store::{Claimant, Handoff, HandoffIds, Store};
 
 use crate::e2e::{
     assert_close, secs, stored, Env, ALICE, BOB, CAROL, CONNECT, DAVE, GUILD, TEXT, VC1,
@@ -69,7 +69,10 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         at: NOW + 4_500,
         seq: 77,
     };
-    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
+    assert!(store
+        .release_lease("a", a.epoch, h, &HandoffIds::default())
+        .await
+        .unwrap());
     let b = store
         .acquire_lease(&claim("b", None), NOW + 4_600, 3_000)
         .await
@@ -82,7 +85,10 @@ async fn the_lease_is_taken_renewed_released_and_taken_over() {
         .renew_lease("a", a.epoch, NOW + 4_700, 3_000)
         .await
         .unwrap());
-    assert!(!store.release_lease("a", a.epoch, h).await.unwrap());
+    assert!(!store
+        .release_lease("a", a.epoch, h, &HandoffIds::default())
+        .await
+        .unwrap());
     // Expired without a release: taken, with the expiry and no handoff.
     let c = store
         .acquire_lease(&claim("c", None), NOW + 8_000, 3_000)
@@ -154,7 +160,10 @@ async fn an_acquire_whose_reply_was_lost_keeps_the_previous_stop_point() {
         at: NOW + 500,
         seq: 77,
     };
-    assert!(store.release_lease("a", a.epoch, h).await.unwrap());
+    assert!(store
+        .release_lease("a", a.epoch, h, &HandoffIds::default())
+        .await
+        .unwrap());
     // Taken twice, the first reply (and the second) unseen by B.
     for _ in 0..2 {
         store
@@ -432,7 +441,7 @@ async fn a_graceful_handover_counts_everything_exactly_once() {
 
 /// `n` messages, 20 ms apart, from Alice and Bob in turn; the task returns
 /// how many it sent.
-fn steady_messages(env: &Env, n: usize) -> tokio::task::JoinHandle<i64> {
+pub fn steady_messages(env: &Env, n: usize) -> tokio::task::JoinHandle<i64> {
     let sim = env.sim.clone();
     tokio::spawn(async move {
         let mut sent = 0;

@@ -17,6 +17,7 @@ mod history;
 mod leaderboard;
 mod lease;
 mod lease_faults;
+mod lease_handoff;
 mod lease_replay;
 mod proxy_smoke;
 mod readme_card;

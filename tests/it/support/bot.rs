@@ -45,6 +45,39 @@ impl BotConfig {
     }
 }
 
+/// Where Debian's `faketime` package puts the library (scripts/test.sh
+/// installs it).
+const LIBFAKETIME: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+];
+
+impl BotConfig {
+    /// Runs the bot with its wall clock `offset` away from everyone
+    /// else's (libfaketime preloaded, e.g. `"-2s"`, `"+2s"`); its monotonic
+    /// clock is left alone, as a real host's skew would.
+    ///
+    /// # Panics
+    /// Without libfaketime (`apt-get install faketime`).
+    #[must_use]
+    pub fn with_clock_offset(mut self, offset: &str) -> BotConfig {
+        let lib = LIBFAKETIME
+            .iter()
+            .find(|p| Path::new(p).exists())
+            .expect("libfaketime (Debian package faketime; scripts/test.sh installs it)");
+        for (k, v) in [
+            ("LD_PRELOAD", *lib),
+            ("FAKETIME", offset),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ("FAKETIME_DONT_RESET", "1"),
+        ] {
+            self.extra_env.push((k.into(), v.into()));
+        }
+        self
+    }
+}
+
 /// A running bot.
 pub struct Bot {
     child: Child,

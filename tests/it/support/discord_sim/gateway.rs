@@ -237,6 +237,7 @@ fn identify(st: &mut SimState, conn_id: u64, tx: &mpsc::UnboundedSender<Outgoing
         received: BTreeMap::new(),
         resumes: 0,
         replayed: 0,
+        stalled: false,
     });
     let si = st.sessions.len() - 1;
     let live = st.sessions.len();

@@ -39,6 +39,10 @@ pub(super) struct Session {
     pub(super) received: BTreeMap<String, usize>,
     pub(super) resumes: usize,
     pub(super) replayed: usize,
+    /// Dispatches are kept for a `RESUME` but not written, while the
+    /// connection stays up (heartbeats answered): a session whose
+    /// deliveries lag behind the other sessions'.
+    pub(super) stalled: bool,
 }
 
 impl Session {
@@ -156,7 +160,12 @@ impl SimState {
         if s.history.len() > HISTORY_LIMIT {
             s.history.drain(..HISTORY_LIMIT / 10);
         }
-        let line = if s.send(t, text) {
+        let line = if s.stalled {
+            format!(
+                "S{} held {t} s={seq} {summary} (stalled; replayed on RESUME)",
+                s.number
+            )
+        } else if s.send(t, text) {
             format!("{} -> {t} s={seq} {summary}", s.label())
         } else {
             format!(
@@ -277,6 +286,29 @@ impl DiscordSim {
         drop(st);
         self.inner.bump();
         found.is_some()
+    }
+
+    /// Stalls session `id`: its connection and heartbeats go on, its
+    /// dispatches are held (kept for a `RESUME`), as when one process's
+    /// deliveries lag behind another's. False if there is no such session.
+    pub fn stall_session(&self, id: &str) -> bool {
+        let mut st = self.inner.lock();
+        let found = st.sessions.iter_mut().find(|s| s.id == id);
+        let stalled = found.map(|s| s.stalled = true).is_some();
+        if stalled {
+            st.log_line(format!("session {id} stalled"));
+        }
+        stalled
+    }
+
+    /// Ends the stall of session `id` as a shard would notice it: its
+    /// websocket is closed with 4000, the client resumes and gets every
+    /// dispatch it was not sent replayed. False if it is not connected.
+    pub fn resume_stalled_session(&self, id: &str) -> bool {
+        if let Some(s) = self.inner.lock().sessions.iter_mut().find(|s| s.id == id) {
+            s.stalled = false;
+        }
+        self.disconnect_session(id)
     }
 
     /// Forgets session `id` and closes its websocket with 4009, so its client must

@@ -1,0 +1,121 @@
+//! Handing the lease over (at shutdown, or cut off from Discord): the
+//! messages by identity, not by a clock. The holder keeps counting until it
+//! closes its intake, then releases the lease with the ids it accounted for
+//! ([`HandoffIds`]); the next holder counts every message it sees that is
+//! not among them, from its buffer and from then on.
+
+use std::time::{Duration, Instant};
+
+use super::lease::Role;
+use super::App;
+use crate::store::{Handoff, HandoffIds};
+use crate::telemetry::cause_chain;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl App {
+    /// Starts handing over: messages are still counted (whatever their id)
+    /// though intake is otherwise closing; the next holder counts only
+    /// those this instance did not.
+    pub fn begin_handover(&self) {
+        lock(&self.seat.messages).handing_over = true;
+    }
+
+    /// Stops counting messages (the settle window is over): from now on the
+    /// set of ids this instance counted is final, and it is what the
+    /// release hands over.
+    pub fn end_message_intake(&self) {
+        lock(&self.seat.messages).closed = true;
+    }
+
+    /// Releases the lease, recording where this holder stopped: `at` for
+    /// voice, and for messages the ids it accounted for; `snowflake` (the
+    /// handoff moment's) is raised above every id it counted, for a taker
+    /// that cannot read the ids. A release that fails (a reset connection,
+    /// a primary stepping down) is tried again until `until`: a standby
+    /// then takes over at once from the handoff, rather than at the expiry.
+    pub async fn release_lease(&self, snowflake: u64, at: i64, until: tokio::time::Instant) {
+        let Role::Holder { epoch, .. } = self.seat.role() else {
+            return;
+        };
+        let (ids, max_counted) = {
+            let messages = lock(&self.seat.messages);
+            let (floor, ids) = messages.ids.handoff();
+            (HandoffIds { floor, ids }, messages.ids.max_counted())
+        };
+        let handoff = Handoff {
+            snowflake: max_counted.map_or(snowflake, |m| snowflake.max(m + 1)),
+            at,
+            seq: self.writer.last_seq(),
+        };
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let attempt = tokio::time::timeout_at(
+                until,
+                self.store
+                    .release_lease(&self.seat.holder, epoch, handoff, &ids),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(true)) => tracing::info!(
+                    epoch,
+                    seq = handoff.seq,
+                    message_floor = ids.floor,
+                    message_ids = ids.ids.len(),
+                    "lease released; the standby takes over"
+                ),
+                Ok(Ok(false)) => tracing::warn!(epoch, "the lease was no longer ours at release"),
+                Ok(Err(e)) if tokio::time::Instant::now() + delay < until => {
+                    tracing::warn!(error = %cause_chain(&e), retry_in_ms = delay.as_millis(), "cannot release the lease; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %cause_chain(&e), consequence = "a standby takes over when the lease expires", "cannot release the lease");
+                }
+                Err(_) => tracing::error!(
+                    consequence = "a standby takes over when the lease expires",
+                    "the lease release did not finish in time"
+                ),
+            }
+            break;
+        }
+        self.writer.allow_writes_until(Some(Instant::now()));
+        self.seat.set_role(Role::Standby);
+    }
+
+    /// What the previous holder accounted for, as a takeover counts
+    /// messages: after a handoff, its ids (or, if they cannot be read, every
+    /// id below its handoff snowflake: lose rather than double); after an
+    /// expiry, every id below the expiry's snowflake; after our own lease
+    /// (reclaimed), nothing.
+    pub(super) async fn previous_holders_ids(&self, taken: &crate::store::Taken) -> HandoffIds {
+        use super::lease::snowflake_at;
+        if taken.reclaimed {
+            return HandoffIds::default();
+        }
+        let Some(handoff) = taken.handoff else {
+            return HandoffIds {
+                floor: taken.expired_at.map_or(0, snowflake_at),
+                ids: Vec::new(),
+            };
+        };
+        match self.store.handoff_ids(taken.prev_epoch).await {
+            Ok(Some(ids)) => ids,
+            Ok(None) => HandoffIds {
+                floor: handoff.snowflake,
+                ids: Vec::new(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), consequence = "messages the previous holder did not count below its handoff snowflake are not counted", "cannot read the previous holder's message ids");
+                HandoffIds {
+                    floor: handoff.snowflake,
+                    ids: Vec::new(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The message handoff at a graceful handover, by message identity (issue
+//! 14, F7): real processes whose wall clocks disagree with Discord's and
+//! with each other (libfaketime), and a standby whose deliveries lag and
+//! whose shard resumes only after it took over. Every message is counted
+//! exactly once.
+
+use std::time::Duration;
+
+use crate::e2e::{stored, Env, ALICE, BOB, CONNECT};
+use crate::lease::{holds, leased, pair, steady_messages};
+use crate::support::bot::{spawn_bot, Bot, BotConfig};
+use crate::support::poll::eventually;
+
+/// Waits until the messages stored for Alice and Bob reach `sent`, then a
+/// little longer (a double count would show), and returns the total.
+async fn settled_total(env: &Env, sent: i64) -> i64 {
+    let store = env.store();
+    let total = || async { stored(&store, ALICE).await.2 + stored(&store, BOB).await.2 };
+    assert!(
+        eventually(Duration::from_secs(20), || async { total().await >= sent }).await,
+        "messages: {} of {sent}",
+        total().await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    total().await
+}
+
+/// The lease as deployed (15 s) on a bot whose wall clock is `offset` off.
+fn skewed(env: &Env, spool: &std::path::Path, offset: &str) -> BotConfig {
+    let mut c = leased(env, spool).with_clock_offset(offset);
+    c.extra_env.retain(|(k, _)| k != "LEASE_TTL_SECS");
+    c
+}
+
+#[tokio::test]
+async fn a_handover_between_skewed_clocks_counts_each_message_once() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    // The holder's clock 2 s behind Discord's, the standby's 2 s ahead
+    // (within a third of the TTL of each other: the lease itself holds).
+    let mut a = env.start_bot(&skewed(&env, env.spool.path(), "-2s")).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let n = env.sim.connections() + 1;
+    let mut b: Bot = spawn_bot(&skewed(&env, spool_b.path(), "+2s"));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let sender = steady_messages(&env, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    let sent = sender.await.unwrap();
+    // Before: the handoff snowflake was the holder's clock at the signal,
+    // 2 s behind the messages' ids, so the last 2 s before it were counted
+    // by both.
+    assert_eq!(settled_total(&env, sent).await, sent, "every message once");
+    env.assert_clean(&b);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_standby_whose_shard_resumes_after_the_takeover_counts_nothing_twice() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(&env, spool_b.path()).await;
+    let b_session = env
+        .sim
+        .sessions()
+        .last()
+        .expect("the standby's session")
+        .id
+        .clone();
+    let sender = steady_messages(&env, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The standby's deliveries stop reaching it (its connection and
+    // heartbeats go on): the holder counts what it misses.
+    assert!(env.sim.stall_session(&b_session));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(20)).await.success());
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    assert!(eventually(Duration::from_secs(10), || async { holds(&b).await }).await);
+    // Only now its shard notices and resumes: the replay brings the
+    // messages the old holder counted, and those sent since.
+    assert!(env.sim.resume_stalled_session(&b_session));
+    env.sim.wait_resumes(1, Duration::from_secs(10)).await;
+    let sent = sender.await.unwrap();
+    // Before: the replayed messages below the handoff snowflake, counted
+    // by the old holder, were counted again by the new one.
+    assert_eq!(settled_total(&env, sent).await, sent, "every message once");
+    env.assert_clean(&b);
+    b.stop().await;
+}
