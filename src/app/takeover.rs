@@ -170,8 +170,11 @@ impl App {
         // under a lease another instance has held since: that holder resumed
         // from what MongoDB held, so it is fenced off, not written. (A lease
         // taken back from ourselves was held by nobody else meanwhile.)
+        // So is what an earlier run counted provisionally (epoch 0) and
+        // never confirmed: that holder counted the same events.
         if !taken.reclaimed && (taken.handoff.is_some() || taken.expired_at.is_some()) {
             self.writer.fence_below(taken.epoch);
+            self.writer.fence_unleased();
         }
         let valid_until = self.valid_until(asked);
         self.seat.set_role(Role::Holder {

@@ -699,3 +699,64 @@ async fn a_provisional_instance_that_finds_a_holder_writes_nothing() {
     );
     env.assert_clean(&b);
 }
+
+/// F13: records an earlier run counted provisionally (epoch 0, the lease
+/// unknown) and never confirmed are fenced by a takeover from another
+/// holder, as records of an older epoch are: that holder counted the same
+/// events.
+#[tokio::test]
+async fn provisional_records_of_an_earlier_run_are_fenced_by_a_takeover() {
+    use study_tracker::durable::dead_letters::DeadLetters;
+    use study_tracker::durable::op::Op;
+    use study_tracker::durable::spool::Spool;
+    use study_tracker::store::{Claimant, Handoff, HandoffIds, Store};
+
+    use crate::support::app::{spawn_app, test_settings};
+    use crate::support::db::fresh_db;
+
+    let db = fresh_db().await;
+    let store = Store::from_database(db.db());
+    let spool = tempfile::tempdir().unwrap();
+    let member = study_tracker::core::MemberKey { guild: 1, user: 2 };
+    let now = study_tracker::app::now_millis();
+    // The earlier run: one message counted provisionally, left unwritten.
+    {
+        let s = Spool::open(spool.path(), 1 << 20).unwrap();
+        let micros = u64::try_from(now).unwrap() * 1_000;
+        s.append(&[Op::message(member, now, chrono_tz::UTC)], micros)
+            .unwrap();
+    }
+    // Meanwhile another instance held the lease (and counted that message
+    // itself), then handed over.
+    let x = Claimant {
+        name: "x",
+        instance: "x",
+        held_epoch: None,
+    };
+    let taken = store.acquire_lease(&x, now, 15_000).await.unwrap().unwrap();
+    let handoff = Handoff {
+        snowflake: study_tracker::app::snowflake_at(now),
+        at: now,
+        seq: 1,
+    };
+    assert!(store
+        .release_lease("x", taken.epoch, handoff, &HandoffIds::default())
+        .await
+        .unwrap());
+    let mut settings = test_settings(&db.uri, &db.name, spool.path());
+    settings.tracking.lease_ttl_secs = 15;
+    let app = spawn_app(settings).await;
+    assert!(app.app.lease().held());
+    let fenced = DeadLetters::fenced_in_dir(spool.path());
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            fenced.read().is_ok_and(|f| f.len() == 1)
+        ))
+        .await,
+        "the earlier run's provisional record is set aside: {:?}",
+        fenced.read()
+    );
+    let m = store.member(member, 0, "0000-00-00").await.unwrap();
+    assert_eq!(m.messages, 0, "never written");
+    app.stop().await;
+}
