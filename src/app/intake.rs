@@ -34,6 +34,11 @@ impl App {
             self.seat.log_voice(member, presence, now);
             return;
         }
+        if matches!(self.seat.role(), super::lease::Role::Provisional { .. }) {
+            // Kept too: if what it counts is discarded, a takeover replays
+            // the changes at their own times.
+            self.seat.log_voice(member, presence, now);
+        }
         let effects = tracker.voice_update(member, presence, now);
         record_open_sessions(tracker.len());
         log_effects(&effects);

@@ -108,11 +108,11 @@ impl App {
             }
         };
         if let Some(since) = provisional {
-            // Nobody else counted while this instance did: it was free
-            // (or this instance's own, from before a restart) and no
-            // holder's lease ran past the moment counting began.
-            let alone = taken.reclaimed
-                || (taken.handoff.is_none() && taken.expired_at.is_none_or(|e| e <= since));
+            // Nobody else counted while this instance did: it was this
+            // instance's own (from before a restart), or the previous
+            // holder stopped (handed over, or its lease expired) no later
+            // than the moment counting began.
+            let alone = taken.reclaimed || taken.previous_stop().is_none_or(|stop| stop <= since);
             if alone {
                 self.confirm_provisional(taken, asked).await;
                 return true;
@@ -150,7 +150,10 @@ impl App {
     /// unwritten and the tracker starts over (a takeover restores it).
     async fn discard_provisional(&self, why: &str) {
         self.writer.fence_unleased();
+        // The voice changes it saw stay for a takeover to replay.
+        let log = std::mem::take(&mut *lock(&self.seat.voice_log));
         self.stand_by().await;
+        *lock(&self.seat.voice_log) = log;
         tracing::warn!(
             reason = why,
             consequence = "what this instance counted while MongoDB was unreachable is set aside in SPOOL_DIR/fenced.log, not written",

@@ -760,3 +760,137 @@ async fn provisional_records_of_an_earlier_run_are_fenced_by_a_takeover() {
     assert_eq!(m.messages, 0, "never written");
     app.stop().await;
 }
+
+/// An in-process instance with a 3 s lease on `uri` (a proxy, to take its
+/// MongoDB away), for the outage tests (F4).
+async fn outage_app(uri: &str, db: &str, spool: &std::path::Path) -> crate::support::app::TestApp {
+    let mut s = crate::support::app::test_settings(uri, db, spool);
+    s.tracking.lease_ttl_secs = 3;
+    s.spool.shutdown_timeout_secs = 3;
+    crate::support::app::spawn_app(s).await
+}
+
+fn carol(camera: bool) -> Option<study_tracker::core::Presence> {
+    Some(study_tracker::core::Presence {
+        channel: VC1,
+        camera,
+    })
+}
+
+const CAROL_KEY: study_tracker::core::MemberKey = study_tracker::core::MemberKey {
+    guild: GUILD,
+    user: CAROL,
+};
+
+/// F4, the needless discard: the holder handed over before an instance
+/// began counting provisionally (MongoDB unreachable at its start), so
+/// nobody else counted what it counted: it stands.
+#[tokio::test]
+async fn provisional_counts_stand_when_the_previous_holder_stopped_before_they_began() {
+    use study_tracker::app::now_millis;
+    let env = Env::new().await;
+    let a = outage_app(&env.db.uri, &env.db.name, env.spool.path()).await;
+    assert!(a.app.lease().held());
+    a.stop().await; // hands over to nobody
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    proxy.set_down(true);
+    let spool_b = tempfile::tempdir().unwrap();
+    let b = outage_app(&proxy.uri(), &env.db.name, spool_b.path()).await;
+    assert_eq!(b.app.lease().state.name(), "provisional");
+    let joined = Instant::now();
+    b.app
+        .voice_update(CAROL_KEY, carol(false), now_millis())
+        .await;
+    for _ in 0..5 {
+        b.app.message(
+            study_tracker::core::MemberKey {
+                guild: GUILD,
+                user: ALICE,
+            },
+            now_millis(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_down(false);
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            b.app.lease().held()
+        ))
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    b.app.voice_update(CAROL_KEY, None, now_millis()).await;
+    let want = secs(joined, Instant::now());
+    let store = env.store();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.1 >= want - 1 && stored(&store, ALICE).await.2 >= 5
+        })
+        .await,
+        "{:?} {:?}",
+        stored(&store, CAROL).await,
+        stored(&store, ALICE).await
+    );
+    // Before: set aside (fenced) and counted again from the takeover.
+    assert_eq!(b.app.writer().status().fenced, 0, "nothing set aside");
+    assert_eq!(stored(&store, ALICE).await.2, 5, "each message once");
+    assert_close(stored(&store, CAROL).await.1, want, "voice from the join");
+    b.stop().await;
+}
+
+/// F4: a holder and a new instance both count through a MongoDB outage;
+/// the new one gets the lease at the holder's expiry and its provisional
+/// counts are set aside, but the voice changes it saw after that expiry
+/// are replayed at their own times (its voice log is kept while
+/// provisional and through the discard).
+#[tokio::test]
+async fn voice_changes_seen_while_provisional_are_replayed_after_a_discard() {
+    use study_tracker::app::now_millis;
+    let env = Env::new().await;
+    let proxy_a = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let proxy_b = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let a = outage_app(&proxy_a.uri(), &env.db.name, env.spool.path()).await;
+    assert!(a.app.lease().held());
+    // The outage begins for both; B starts in it (provisional) before A's
+    // lease expires.
+    proxy_a.set_down(true);
+    proxy_b.set_down(true);
+    let spool_b = tempfile::tempdir().unwrap();
+    let b = outage_app(&proxy_b.uri(), &env.db.name, spool_b.path()).await;
+    assert_eq!(b.app.lease().state.name(), "provisional");
+    // After A's lease expired, Carol joins (B sees it).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let joined = Instant::now();
+    b.app
+        .voice_update(CAROL_KEY, carol(true), now_millis())
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // MongoDB comes back for B first: A's lease ran past B's start, so
+    // B's provisional counts are set aside, and B takes over.
+    proxy_b.set_down(false);
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            b.app.lease().held()
+        ))
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    b.app.voice_update(CAROL_KEY, None, now_millis()).await;
+    let want = secs(joined, Instant::now());
+    let store = env.store();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, CAROL).await.0 >= want - 1
+        })
+        .await,
+        "before: credited from the takeover only: {:?}, want {want}",
+        stored(&store, CAROL).await
+    );
+    assert_close(
+        stored(&store, CAROL).await.0,
+        want,
+        "camera time from the join",
+    );
+    b.stop().await;
+    a.begin_shutdown();
+}
