@@ -240,6 +240,9 @@ impl Settings {
                 t.resume_grace_secs
             );
         }
+        if let Some(refusal) = t.lease_refusal() {
+            anyhow::bail!(refusal);
+        }
         Ok(())
     }
 }

@@ -62,6 +62,9 @@ async fn a_member_who_leaves_during_an_outage_is_credited_until_the_disconnect()
     let env = Env::new().await;
     let mut config = env.config();
     config.resume_grace_secs = 3;
+    // One instance: a grace this short cannot resume after a takeover
+    // (refused with the lease).
+    config.extra_env.push(("LEASE_TTL_SECS".into(), "0".into()));
     let mut bot = env.start_bot(&config).await;
     let join = Instant::now();
     env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
@@ -105,6 +108,9 @@ async fn a_member_in_voice_through_a_short_outage_keeps_every_second() {
     let env = Env::new().await;
     let mut config = env.config();
     config.resume_grace_secs = 9;
+    // One instance: a grace this short cannot resume after a takeover
+    // (refused with the lease).
+    config.extra_env.push(("LEASE_TTL_SECS".into(), "0".into()));
     let mut bot = env.start_bot(&config).await;
     let join = Instant::now();
     env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
@@ -137,6 +143,9 @@ async fn a_member_in_voice_through_a_long_outage_gets_the_time_around_it() {
     let env = Env::new().await;
     let mut config = env.config();
     config.resume_grace_secs = 3;
+    // One instance: a grace this short cannot resume after a takeover
+    // (refused with the lease).
+    config.extra_env.push(("LEASE_TTL_SECS".into(), "0".into()));
     let mut bot = env.start_bot(&config).await;
     let join = Instant::now();
     env.sim.set_voice(GUILD, DAVE, Some(VC1), true).await;

@@ -503,3 +503,44 @@ async fn a_killed_holder_is_replaced_when_the_lease_expires() {
     assert!(got <= sent && got >= 20, "stored {got} of {sent}");
     drop(b);
 }
+
+/// F22: settings under which no takeover could resume a session are
+/// refused at start, with one line naming them (before: a warning, and the
+/// bot ran).
+#[test]
+fn settings_that_make_resuming_impossible_are_refused_at_start() {
+    use std::process::{Command, Stdio};
+    for (grace, named) in [
+        ("10", "RESUME_GRACE_SECS (10)"),
+        ("0", "RESUME_GRACE_SECS=0"),
+    ] {
+        let spool = tempfile::tempdir().unwrap();
+        let mut child = Command::new(crate::support::bot::BIN)
+            .arg("run")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISCORD_TOKEN", "x")
+            .env("MONGODB_URI", "mongodb://127.0.0.1:1/")
+            .env("SPOOL_DIR", spool.path())
+            .env("FLUSH_INTERVAL_SECS", "1")
+            .env("RESUME_GRACE_SECS", grace)
+            .current_dir(spool.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(15) {
+                child.kill().unwrap();
+                panic!("RESUME_GRACE_SECS={grace}: ran instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(named), "{stderr}");
+    }
+}
