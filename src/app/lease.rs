@@ -307,6 +307,12 @@ impl App {
             .is_empty()
     }
 
+    /// How often the holder renews the lease: a third of its TTL.
+    #[must_use]
+    pub fn lease_renew_every(&self) -> Duration {
+        self.seat.ttl / 3
+    }
+
     /// Whether the lease is on (`LEASE_TTL_SECS` > 0).
     #[must_use]
     pub fn lease_enabled(&self) -> bool {

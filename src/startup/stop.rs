@@ -91,7 +91,7 @@ impl Application {
             }
             // The release's round trip comes out of the drain's time.
             let release_at = work - (left(work) / 4).min(Duration::from_secs(1));
-            if self.app.writer().wait_idle(left(release_at)).await {
+            if self.drain_renewing(release_at, work).await {
                 self.app.release_lease(handoff, stopped_at, work).await;
             } else {
                 tracing::error!(
@@ -120,5 +120,30 @@ impl Application {
             http.shutdown(http_stop.min(left(hard))).await;
         }
         tracing::info!(left_in_spool = report.left_in_spool, "shutdown complete");
+    }
+
+    /// Waits until the writer is idle (by `until`), renewing the lease
+    /// every third of its TTL meanwhile (the loops have stopped): a drain
+    /// longer than the validity keeps writing, and the lease is released
+    /// after it, rather than left to expire. Each renewal is cut at `work`.
+    async fn drain_renewing(
+        &self,
+        until: tokio::time::Instant,
+        work: tokio::time::Instant,
+    ) -> bool {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let drain = self.app.writer().wait_idle(left);
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                biased;
+                drained = &mut drain => return drained,
+                () = tokio::time::sleep(self.app.lease_renew_every()) => {
+                    if tokio::time::timeout_at(work, self.app.renew_lease()).await.is_err() {
+                        tracing::warn!("a lease renewal during the drain did not finish in time");
+                    }
+                }
+            }
+        }
     }
 }

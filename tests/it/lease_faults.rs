@@ -894,3 +894,50 @@ async fn voice_changes_seen_while_provisional_are_replayed_after_a_discard() {
     b.stop().await;
     a.begin_shutdown();
 }
+
+/// F15: a handover whose drain outlasts the lease's validity (two thirds
+/// of the TTL after the renewal before it) keeps renewing while it drains,
+/// then releases the lease (before: the drain stalled at the closed gate,
+/// and the lease was left to expire).
+#[tokio::test]
+async fn a_drain_longer_than_the_lease_validity_still_ends_in_a_release() {
+    use study_tracker::app::now_millis;
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut s = crate::support::app::test_settings(&proxy.uri(), &env.db.name, env.spool.path());
+    s.tracking.lease_ttl_secs = 3;
+    let a = crate::support::app::spawn_app(s).await;
+    assert!(a.app.lease().held());
+    a.app
+        .voice_update(CAROL_KEY, carol(false), now_millis())
+        .await;
+    let alice = study_tracker::core::MemberKey {
+        guild: GUILD,
+        user: ALICE,
+    };
+    assert!(a.app.writer().wait_idle(Duration::from_secs(10)).await);
+    // Every totals command now takes 3.5 s: the batch in flight at the
+    // signal outlasts the validity the renewal before the drain gives
+    // (2 s, from about 1.2 s after the signal).
+    proxy.delay_command("update", "member_stats", Duration::from_millis(3_500));
+    a.app.message(alice, now_millis());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.stop().await;
+    let store = env.store();
+    let lease = store.read_lease().await.unwrap().expect("a lease");
+    assert!(lease.released, "released after the drain: {lease:?}");
+    assert_eq!(stored(&store, ALICE).await.2, 1);
+    assert!(stored(&store, CAROL).await.1 >= 0);
+    assert_eq!(a_backlog(env.spool.path()), 0, "all drained");
+}
+
+/// Records left unapplied in a spool directory (opened after its process
+/// stopped).
+fn a_backlog(dir: &std::path::Path) -> usize {
+    study_tracker::durable::spool::Spool::open(dir, 1 << 30)
+        .unwrap()
+        .read_batch(10_000)
+        .unwrap()
+        .records
+        .len()
+}
