@@ -62,6 +62,20 @@ if ! compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null && [[ ! -e /us
   fi
 fi
 
+# The deployment-manifest tests (tests/it/deploy.rs) parse YAML with PyYAML.
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing python3-yaml (for the deployment-manifest tests)..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-yaml >/dev/null 2>&1 || {
+      DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-yaml >/dev/null
+    }
+  else
+    echo "test.sh: error: the deployment-manifest tests need python3 with PyYAML (apt-get install python3-yaml) or run as root." >&2
+    exit 1
+  fi
+fi
+
 echo "test.sh: cargo test --locked $*"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

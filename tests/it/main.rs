@@ -7,6 +7,7 @@ mod architecture;
 mod card;
 mod db_smoke;
 mod dead_letters;
+mod deploy;
 mod dev_db;
 mod e2e;
 mod explain;
