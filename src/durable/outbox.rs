@@ -10,8 +10,13 @@
 //!
 //! Folding is safe because every document's ops commute or keep their
 //! order: increments add, `$max` takes the largest, the last checkpoint wins.
+//!
+//! Each op keeps the lease epoch it was submitted under (it is counted
+//! under that lease, whenever the spool takes it): ops of two epochs never
+//! fold, and one take never mixes them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::op::Op;
@@ -38,52 +43,70 @@ fn key(op: &Op) -> Key {
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
     inner: Mutex<Waiting>,
+    /// The epoch ops pushed from now on are stamped with.
+    epoch: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Waiting {
-    ops: VecDeque<Op>,
+    ops: VecDeque<(u64, Op)>,
     /// Position of `ops[0]` counted from the first op ever pushed.
     base: u64,
     /// Where each key's latest waiting op is (absolute position).
-    index: HashMap<Key, u64>,
+    index: HashMap<(u64, Key), u64>,
 }
 
 impl Outbox {
-    /// Queues `op`, folding it into a waiting op when it can.
+    /// Stamps ops pushed from now on with the lease epoch `epoch`.
+    pub(super) fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// Queues `op` under the current epoch, folding it into a waiting op of
+    /// that epoch when it can.
     pub(super) fn push(&self, op: Op) {
         let mut w = self.lock();
-        let k = key(&op);
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let k = (epoch, key(&op));
         if let Some(&at) = w.index.get(&k) {
             if let Some(waiting) = at
                 .checked_sub(w.base)
                 .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| w.ops.get_mut(i))
             {
-                if fold(waiting, &op) {
+                if fold(&mut waiting.1, &op) {
                     return;
                 }
             }
         }
         let at = w.base + w.ops.len() as u64;
-        w.ops.push_back(op);
+        w.ops.push_back((epoch, op));
         w.index.insert(k, at);
     }
 
-    /// Takes up to `max` ops from the front, in order.
-    pub(super) fn take(&self, max: usize) -> Vec<Op> {
+    /// Takes up to `max` ops from the front, in order, all of one epoch
+    /// (returned with them).
+    pub(super) fn take(&self, max: usize) -> (u64, Vec<Op>) {
         let mut w = self.lock();
-        let n = max.min(w.ops.len());
-        let taken: Vec<Op> = w.ops.drain(..n).collect();
+        let Some(epoch) = w.ops.front().map(|(e, _)| *e) else {
+            return (self.epoch.load(Ordering::SeqCst), Vec::new());
+        };
+        let same = w
+            .ops
+            .iter()
+            .take(max)
+            .take_while(|(e, _)| *e == epoch)
+            .count();
+        let taken: Vec<Op> = w.ops.drain(..same).map(|(_, op)| op).collect();
         let first = w.base;
-        w.base += n as u64;
+        w.base += same as u64;
         for (i, op) in taken.iter().enumerate() {
-            let k = key(op);
+            let k = (epoch, key(op));
             if w.index.get(&k) == Some(&(first + i as u64)) {
                 w.index.remove(&k);
             }
         }
-        taken
+        (epoch, taken)
     }
 
     /// Ops waiting (after folding).
@@ -174,7 +197,7 @@ mod tests {
             outbox.push(message(i % 20, "2026-11-26"));
         }
         assert_eq!(outbox.len(), 20);
-        let ops = outbox.take(usize::MAX);
+        let ops = outbox.take(usize::MAX).1;
         let total: u32 = ops
             .iter()
             .map(|o| match o {
@@ -205,7 +228,7 @@ mod tests {
         outbox.push(checkpoint(true));
         outbox.push(checkpoint(false));
         assert_eq!(
-            outbox.take(usize::MAX),
+            outbox.take(usize::MAX).1,
             vec![
                 voice(0, 2_500),
                 message(2, "d"),
@@ -220,7 +243,7 @@ mod tests {
         let outbox = Outbox::default();
         outbox.push(message(1, "d"));
         outbox.push(message(2, "d"));
-        assert_eq!(outbox.take(1), vec![message(1, "d")]);
+        assert_eq!(outbox.take(1).1, vec![message(1, "d")]);
         // The taken op is gone: a new one for it starts afresh.
         outbox.push(message(1, "d"));
         outbox.push(message(2, "d"));
@@ -228,6 +251,21 @@ mod tests {
         if let Op::Message { count, .. } = &mut two {
             *count = 2;
         }
-        assert_eq!(outbox.take(usize::MAX), vec![two, message(1, "d")]);
+        assert_eq!(outbox.take(usize::MAX).1, vec![two, message(1, "d")]);
+    }
+
+    #[test]
+    fn ops_keep_the_epoch_they_were_pushed_under() {
+        let outbox = Outbox::default();
+        outbox.push(message(1, "d"));
+        outbox.set_epoch(7);
+        outbox.push(message(1, "d"));
+        outbox.push(message(2, "d"));
+        // The first is still epoch 0 (provisional), never folded into 7's.
+        assert_eq!(outbox.take(usize::MAX), (0, vec![message(1, "d")]));
+        assert_eq!(
+            outbox.take(usize::MAX),
+            (7, vec![message(1, "d"), message(2, "d")])
+        );
     }
 }

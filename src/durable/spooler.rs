@@ -21,7 +21,7 @@ pub(super) async fn run_spooler(
     stop: CancellationToken,
 ) {
     loop {
-        let mut ops = outbox.take(batch);
+        let (epoch, mut ops) = outbox.take(batch);
         if ops.is_empty() {
             if stop.is_cancelled() {
                 // Everything submitted before shutdown is on disk.
@@ -35,7 +35,7 @@ pub(super) async fn run_spooler(
             continue;
         }
         shared.appending.store(ops.len() as u64, Ordering::Release);
-        append_until_durable(&spool, &shared, &mut ops, &stop).await;
+        append_until_durable(&spool, &shared, epoch, &mut ops, &stop).await;
         shared.appending.store(0, Ordering::Release);
     }
 }
@@ -47,6 +47,7 @@ pub(super) async fn run_spooler(
 async fn append_until_durable(
     spool: &Arc<Spool>,
     shared: &Arc<Shared>,
+    epoch: u64,
     buf: &mut Vec<Op>,
     stop: &CancellationToken,
 ) {
@@ -58,11 +59,8 @@ async fn append_until_durable(
         let now = now_micros();
         let stopping = stop.is_cancelled();
         let result = tokio::task::spawn_blocking(move || {
-            if stopping {
-                s.append_at_shutdown(&ops_ref, now)
-            } else {
-                s.append(&ops_ref, now)
-            }
+            // The epoch they were submitted under, not the current one.
+            s.append_stamped(epoch, &ops_ref, now, stopping)
         })
         .await
         .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));

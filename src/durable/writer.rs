@@ -197,8 +197,9 @@ impl Writer {
         out
     }
 
-    /// Stamps ops spooled from now on with the lease epoch (fencing).
+    /// Stamps ops submitted from now on with the lease epoch (fencing).
     pub fn set_epoch(&self, epoch: u64) {
+        self.outbox.set_epoch(epoch);
         self.spool.set_epoch(epoch);
     }
 

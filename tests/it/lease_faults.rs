@@ -941,3 +941,96 @@ fn a_backlog(dir: &std::path::Path) -> usize {
         .records
         .len()
 }
+
+/// F12: ops keep the epoch they were submitted under. A provisional
+/// instance whose spool is full holds its ops in memory; when its counts
+/// are discarded and it takes over, those ops are provisional (fenced), not
+/// stamped with the new epoch and written beside the recount from its
+/// buffer (before: counted twice).
+#[tokio::test]
+async fn provisional_ops_waiting_for_a_full_spool_are_not_written_under_the_new_epoch() {
+    use study_tracker::app::now_millis;
+    use study_tracker::core::MemberKey;
+    use study_tracker::durable::spool::Spool;
+    let member = |user| MemberKey { guild: GUILD, user };
+    // One message record's size, to size a spool that holds ten.
+    let record = {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        let empty = s.usage().bytes;
+        let op =
+            study_tracker::durable::op::Op::message(member(20_000), now_millis(), chrono_tz::UTC);
+        s.append(&[op], u64::try_from(now_millis()).unwrap() * 1_000)
+            .unwrap();
+        (empty, s.usage().bytes - empty)
+    };
+    let env = Env::new().await;
+    let proxy_a = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let proxy_b = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let a = outage_app(&proxy_a.uri(), &env.db.name, env.spool.path()).await;
+    assert!(a.app.lease().held());
+    proxy_a.set_down(true);
+    proxy_b.set_down(true);
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut s = crate::support::app::test_settings(&proxy_b.uri(), &env.db.name, spool_b.path());
+    s.tracking.lease_ttl_secs = 3;
+    s.spool.shutdown_timeout_secs = 3;
+    s.spool.max_bytes = record.0 + 10 * record.1 + record.1 / 2;
+    let b = crate::support::app::spawn_app(s).await;
+    assert_eq!(b.app.lease().state.name(), "provisional");
+    // Before A's lease expires: fifteen members' messages, one by one:
+    // ten fill B's spool, five wait in memory.
+    for user in 0..15 {
+        b.app.message(member(20_000 + user), now_millis());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // After it expired: three more, waiting in memory too.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after: Vec<u64> = (0..3).map(|i| 30_000 + i).collect();
+    for &user in &after {
+        b.app.message(member(user), now_millis());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // B's counts are discarded (A's lease ran past B's start) and B takes
+    // over, recounting from its buffer what came after A's expiry.
+    proxy_b.set_down(false);
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            b.app.lease().held()
+        ))
+        .await
+    );
+    let store = env.store();
+    let count = |users: Vec<u64>| {
+        let store = store.clone();
+        async move {
+            let mut n = 0;
+            for user in users {
+                n += stored(&store, user).await.2;
+            }
+            n
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(after.clone()).await >= 3
+        })
+        .await,
+        "{} {:?}",
+        count(after.clone()).await,
+        b.app.writer().status()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(after.clone()).await,
+        3,
+        "after the expiry: once, from B's buffer"
+    );
+    assert_eq!(
+        count((20_000..20_015).collect()).await,
+        0,
+        "before it: A's (provisional here, never written)"
+    );
+    b.stop().await;
+    a.begin_shutdown();
+}

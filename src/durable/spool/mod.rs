@@ -216,34 +216,41 @@ impl Spool {
         &self.path
     }
 
-    /// Appends `ops` in order, each with the next sequence number, and fsyncs.
-    /// Returns only once the records are durable.
+    /// Appends `ops` in order, each with the next sequence number, and fsyncs
+    /// (stamped with the epoch of [`Spool::set_epoch`]). Returns only once
+    /// the records are durable.
     ///
     /// # Errors
     /// [`SpoolError::Full`] if the ops do not fit in `max_bytes` (nothing is
     /// written), or an I/O error.
     pub fn append(&self, ops: &[Op], now_micros: u64) -> Result<(), SpoolError> {
-        self.append_within(ops, now_micros, self.max_bytes)
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.append_stamped(epoch, ops, now_micros, false)
     }
 
-    /// [`Spool::append`] past `SPOOL_MAX_BYTES`: at shutdown, what is still
-    /// in memory goes to disk whatever the bound (it is bounded by the
-    /// documents touched, since the outbox folds), rather than being lost
-    /// with the process.
+    /// [`Spool::append`] with the epoch the ops were submitted under;
+    /// `at_shutdown`: past `SPOOL_MAX_BYTES` (what is in memory goes to
+    /// disk rather than die with the process; the outbox folds it).
     ///
     /// # Errors
-    /// An I/O error.
-    pub fn append_at_shutdown(&self, ops: &[Op], now_micros: u64) -> Result<(), SpoolError> {
-        self.append_within(ops, now_micros, u64::MAX)
-    }
-
-    fn append_within(&self, ops: &[Op], now_micros: u64, max_bytes: u64) -> Result<(), SpoolError> {
+    /// As [`Spool::append`] (never `Full` at shutdown).
+    pub fn append_stamped(
+        &self,
+        epoch: u64,
+        ops: &[Op],
+        now_micros: u64,
+        at_shutdown: bool,
+    ) -> Result<(), SpoolError> {
+        let max_bytes = if at_shutdown {
+            u64::MAX
+        } else {
+            self.max_bytes
+        };
         if ops.is_empty() {
             return Ok(());
         }
         let mut inner = self.lock();
         let mut seq = inner.last_seq;
-        let epoch = self.epoch.load(Ordering::Acquire);
         let mut buf = Vec::with_capacity(ops.len() * 128);
         for op in ops {
             seq = now_micros.max(seq + 1);
