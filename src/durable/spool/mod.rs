@@ -1,17 +1,14 @@
 //! The local append-only spool: every op is written here, with fsync, before
-//! anything is sent to MongoDB. The writer applies records in order from a read
-//! cursor; once everything written has been applied, the file is emptied
-//! (down to its header). After a crash the next start finds the records still
-//! there and applies them again, which is harmless because every op is
-//! idempotent.
+//! anything is sent to MongoDB; applied in order from a read cursor, then the
+//! file is emptied (down to its header). After a crash the records still
+//! there are applied again, harmless since every op is idempotent.
 //!
 //! The file format is in [`format`]. A torn tail (the last write never
 //! completed, so it was never acknowledged) is cut at open; a complete record
 //! that fails its checksum or does not decode is never cut: start-up stops
-//! with an error naming the file and the offset.
-//!
-//! Sequence numbers are `max(now in µs, last + 1)`, so they keep growing
-//! across restarts as long as the clock does not step back past the last one.
+//! with an error naming the file and the offset. Sequence numbers are
+//! `max(now in µs, last + 1)`: rising across restarts unless the clock steps
+//! back past the last one.
 
 mod error;
 mod files;
