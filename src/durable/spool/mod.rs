@@ -183,10 +183,9 @@ impl Spool {
         self.own_from.load(Ordering::Acquire)
     }
 
-    /// Raises the floor of sequence numbers to `seq` (the high-water mark
-    /// kept in MongoDB): a new host with an empty spool and a clock behind
-    /// the previous one's never issues numbers MongoDB would take for
-    /// replays. Call before the first append.
+    /// Raises the floor of sequence numbers to `seq` (the high-water mark in
+    /// MongoDB): a new host whose clock is behind never issues numbers
+    /// MongoDB would take for replays. Call before the first append.
     pub fn raise_floor(&self, seq: u64) {
         let mut inner = self.lock();
         if seq > inner.last_seq {
