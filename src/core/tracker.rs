@@ -307,7 +307,10 @@ impl Tracker {
         out: &mut Vec<Effect>,
     ) {
         let within_grace = now - suspended.last_credit <= self.resume_grace_ms;
-        if presence.is_some() && within_grace && now >= suspended.last_credit {
+        // Credited past `now` (a previous holder whose clock is ahead, or
+        // that took events after its handoff): resumed without a credit, so
+        // nothing before `last_credit` is credited twice.
+        if presence.is_some() && within_grace {
             out.extend(credit_until(member, &mut suspended, now).map(Effect::Credit));
             self.sessions.insert(member, suspended);
         } else if presence.is_none() {
