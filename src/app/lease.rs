@@ -64,6 +64,9 @@ pub struct Lease {
     pub epoch: u64,
     /// How the lease is decided, for people reading `/readyz`.
     pub mode: &'static str,
+    /// Whether this instance answers commands and presses (see
+    /// [`Lease::counts`]).
+    pub answers: bool,
 }
 
 impl Lease {
@@ -72,6 +75,7 @@ impl Lease {
         state: LeaseState::Holder,
         epoch: 0,
         mode: "single instance (LEASE_TTL_SECS=0)",
+        answers: true,
     };
 
     /// Whether this instance holds the lease (and so is ready).
@@ -80,11 +84,15 @@ impl Lease {
         self.state == LeaseState::Holder
     }
 
-    /// Whether this instance counts and answers commands: the holder, and
-    /// an instance that could not ask MongoDB yet.
+    /// Whether this instance answers commands and presses: the holder
+    /// while its lease is valid by its own clock, or, lapsed (cut off from
+    /// MongoDB), as long as no warm standby was seen at its last renewal (a
+    /// lone holder in an outage still answers from what it knows; one with
+    /// a standby leaves the answers to whoever took over); and an instance
+    /// that could not ask MongoDB yet.
     #[must_use]
     pub fn counts(&self) -> bool {
-        matches!(self.state, LeaseState::Holder | LeaseState::Provisional)
+        self.answers
     }
 }
 
@@ -172,6 +180,11 @@ pub(super) struct Seat {
     pub(super) gateway: Mutex<Option<GatewaySeen>>,
     /// When the seat was made (a gateway never healthy is unhealthy since).
     pub(super) created: Instant,
+    /// Whether a warm standby was seen at the holder's last renewal that
+    /// reached MongoDB (a lapsed holder then stops answering).
+    pub(super) standby_seen: AtomicBool,
+    /// When this standby last announced itself warm.
+    pub(super) announced: Mutex<Option<Instant>>,
 }
 
 /// The gateway's health, for the lease: a holder cut off from Discord
@@ -207,6 +220,8 @@ impl Seat {
             transition: tokio::sync::Mutex::new(()),
             gateway: Mutex::new(None),
             created: Instant::now(),
+            standby_seen: AtomicBool::new(false),
+            announced: Mutex::new(None),
         }
     }
 
@@ -276,20 +291,24 @@ impl App {
     pub fn lease(&self) -> Lease {
         match self.seat.role() {
             Role::Single => Lease::SINGLE_INSTANCE,
-            Role::Holder { epoch, .. } => Lease {
+            Role::Holder { epoch, valid_until } => Lease {
                 state: LeaseState::Holder,
                 epoch,
                 mode: "lease in MongoDB",
+                answers: Instant::now() < valid_until
+                    || !self.seat.standby_seen.load(Ordering::SeqCst),
             },
             Role::Standby => Lease {
                 state: LeaseState::Standby,
                 epoch: 0,
                 mode: "lease in MongoDB",
+                answers: false,
             },
             Role::Provisional { .. } => Lease {
                 state: LeaseState::Provisional,
                 epoch: 0,
                 mode: "lease in MongoDB (not reachable yet)",
+                answers: true,
             },
         }
     }

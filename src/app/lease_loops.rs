@@ -57,6 +57,48 @@ impl App {
     }
 }
 
+/// How often a warm standby announces itself, and how old (by the
+/// holder's clock, beyond a third of the TTL of skew) an announcement may
+/// be for the holder to count it.
+const ANNOUNCE: Duration = Duration::from_secs(1);
+const ANNOUNCED_WITHIN_MS: i64 = 3_000;
+
+impl App {
+    /// A warm standby (gateway healthy, guilds seen) says so, once a
+    /// second: a holder whose lease lapses then leaves the answers to it.
+    async fn announce_if_warm(&self) {
+        let warm = self.seat.gateway_unhealthy_for().is_none() && self.guilds_seen();
+        let due = lock(&self.seat.announced).is_none_or(|t| t.elapsed() >= ANNOUNCE);
+        if !(warm && due) {
+            return;
+        }
+        *lock(&self.seat.announced) = Some(Instant::now());
+        if let Err(e) = self
+            .store
+            .note_warm_standby(&self.seat.instance, now_millis())
+            .await
+        {
+            tracing::debug!(error = %crate::telemetry::cause_chain(&e), "cannot announce this warm standby");
+        }
+    }
+
+    /// Whether a warm standby announced itself lately, as the holder reads
+    /// it at each renewal (kept as it was when MongoDB cannot be read).
+    pub(super) async fn note_standbys(&self) {
+        if let Ok(at) = self.store.warm_standby_at().await {
+            let skew = i64::try_from((self.seat.ttl / 3).as_millis()).unwrap_or(i64::MAX);
+            let seen = at.is_some_and(|t| now_millis() - t <= ANNOUNCED_WITHIN_MS + skew);
+            self.seat
+                .standby_seen
+                .store(seen, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Waits `d`; `false` when `stop` fired first (the loop ends).
 async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
@@ -83,7 +125,9 @@ pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: Canc
             // the lease flap).
             Role::Standby if app.seat.gateway_unhealthy_for().is_some() => {}
             Role::Standby | Role::Provisional { .. } => {
-                app.try_take_lease(restore).await;
+                if !app.try_take_lease(restore).await {
+                    app.announce_if_warm().await;
+                }
             }
             Role::Holder { .. } | Role::Single => {}
         }

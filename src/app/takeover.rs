@@ -327,6 +327,7 @@ impl App {
                 let valid_until = self.valid_until(asked);
                 self.seat.set_role(Role::Holder { epoch, valid_until });
                 self.writer.allow_writes_until(Some(valid_until));
+                self.note_standbys().await;
             }
             Ok(false) => {
                 self.step_down(epoch, "the lease was taken by another instance")

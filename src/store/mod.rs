@@ -41,6 +41,7 @@ mod rollups;
 mod schema;
 mod server;
 mod sessions;
+mod standby;
 mod statements;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1034,3 +1034,50 @@ async fn provisional_ops_waiting_for_a_full_spool_are_not_written_under_the_new_
     b.stop().await;
     a.begin_shutdown();
 }
+
+/// F10: a holder cut off from MongoDB whose lease lapsed stops answering
+/// commands once a warm standby was seen (it takes over at the expiry and
+/// answers), and a lone one keeps answering from what it knows.
+#[tokio::test]
+async fn a_lapsed_holder_answers_only_while_no_warm_standby_was_seen() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let a = outage_app(&proxy.uri(), &env.db.name, env.spool.path()).await;
+    assert!(a.app.lease().held() && a.app.lease().counts());
+    // Alone: cut off past its validity (2 s), it still answers.
+    proxy.set_down(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(a.app.lease().counts(), "a lone lapsed holder answers");
+    proxy.set_down(false);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.app.writer().status().writes_allowed
+        })
+        .await
+    );
+    // A warm standby (it has seen its guild) announces itself; the holder
+    // reads that at its renewals.
+    let spool_b = tempfile::tempdir().unwrap();
+    let b = outage_app(&env.db.uri, &env.db.name, spool_b.path()).await;
+    b.app
+        .guild_snapshot(GUILD, &[], study_tracker::app::now_millis())
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(a.app.lease().counts() && !b.app.lease().counts());
+    proxy.set_down(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Before: the lapsed holder answered beside the one that took over.
+    assert!(
+        !a.app.lease().counts(),
+        "lapsed, with a standby: leaves the answers"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || std::future::ready(
+            b.app.lease().counts()
+        ))
+        .await,
+        "the standby takes over at the expiry and answers"
+    );
+    b.stop().await;
+    a.begin_shutdown();
+}

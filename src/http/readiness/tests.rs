@@ -50,6 +50,7 @@ fn a_warm_standby_is_ready_and_says_it_stands_by() {
         state: LeaseState::Standby,
         epoch: 7,
         mode: "test",
+        answers: false,
     };
     let r = readiness(&s, &LIMITS);
     assert!(r.ready && r.lease.ok && !r.lease.held, "{r:?}");
@@ -63,6 +64,7 @@ fn counting_provisionally_is_not_ready() {
         state: LeaseState::Provisional,
         epoch: 0,
         mode: "test",
+        answers: true,
     };
     let r = readiness(&s, &LIMITS);
     assert!(!r.ready && !r.lease.ok);
