@@ -64,33 +64,70 @@ const ANNOUNCE: Duration = Duration::from_secs(1);
 const ANNOUNCED_WITHIN_MS: i64 = 3_000;
 
 impl App {
-    /// A warm standby (gateway healthy, guilds seen) says so, once a
-    /// second: a holder whose lease lapses then leaves the answers to it.
-    async fn announce_if_warm(&self) {
+    /// A standby says it is here, once a second: warm (gateway healthy,
+    /// guilds seen) or starting. A holder whose lease lapses then leaves the
+    /// answers to it; a holder handing over waits for a starting one.
+    async fn announce(&self) {
         let warm = self.seat.gateway_unhealthy_for().is_none() && self.guilds_seen();
         let due = lock(&self.seat.announced).is_none_or(|t| t.elapsed() >= ANNOUNCE);
-        if !(warm && due) {
+        if !due {
             return;
         }
         *lock(&self.seat.announced) = Some(Instant::now());
         if let Err(e) = self
             .store
-            .note_warm_standby(&self.seat.instance, now_millis())
+            .note_standby(&self.seat.instance, now_millis(), warm)
             .await
         {
-            tracing::debug!(error = %crate::telemetry::cause_chain(&e), "cannot announce this warm standby");
+            tracing::debug!(error = %crate::telemetry::cause_chain(&e), "cannot announce this standby");
         }
+    }
+
+    fn recent(&self, at: Option<i64>) -> bool {
+        let skew = i64::try_from((self.seat.ttl / 3).as_millis()).unwrap_or(i64::MAX);
+        at.is_some_and(|t| now_millis() - t <= ANNOUNCED_WITHIN_MS + skew)
     }
 
     /// Whether a warm standby announced itself lately, as the holder reads
     /// it at each renewal (kept as it was when MongoDB cannot be read).
     pub(super) async fn note_standbys(&self) {
-        if let Ok(at) = self.store.warm_standby_at().await {
-            let skew = i64::try_from((self.seat.ttl / 3).as_millis()).unwrap_or(i64::MAX);
-            let seen = at.is_some_and(|t| now_millis() - t <= ANNOUNCED_WITHIN_MS + skew);
+        if let Ok((warm, _)) = self.store.standbys_seen().await {
+            let seen = self.recent(warm);
             self.seat
                 .standby_seen
                 .store(seen, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Before handing over: if a standby is starting (announced, not warm
+    /// yet), keeps counting until it is warm, up to `until`, rather than
+    /// releasing the lease to nobody. Returns at once when a warm standby is
+    /// here, when none is starting, or when MongoDB cannot say.
+    pub async fn wait_for_warm_standby(&self, until: tokio::time::Instant) {
+        let mut said = false;
+        loop {
+            let Ok(Ok((warm, starting))) =
+                tokio::time::timeout_at(until, self.store.standbys_seen()).await
+            else {
+                return;
+            };
+            if self.recent(warm) || !self.recent(starting) {
+                return;
+            }
+            if tokio::time::Instant::now() + STANDBY_TRY >= until {
+                tracing::warn!(
+                    consequence = "messages until the standby is warm are not counted",
+                    "the starting standby did not become warm in time; handing over anyway"
+                );
+                return;
+            }
+            if !said {
+                tracing::info!(
+                    "a standby is starting; counting until it is warm before handing over"
+                );
+                said = true;
+            }
+            tokio::time::sleep(STANDBY_TRY).await;
         }
     }
 }
@@ -123,10 +160,10 @@ pub async fn lease_loop(app: Arc<App>, restore: (Duration, Duration), stop: Canc
             // A standby cut off from Discord would take over blind: it
             // waits for its gateway (a Discord-wide outage does not make
             // the lease flap).
-            Role::Standby if app.seat.gateway_unhealthy_for().is_some() => {}
+            Role::Standby if app.seat.gateway_unhealthy_for().is_some() => app.announce().await,
             Role::Standby | Role::Provisional { .. } => {
-                if !app.try_take_lease(restore).await {
-                    app.announce_if_warm().await;
+                if !app.try_take_lease(restore).await && app.seat.role() == Role::Standby {
+                    app.announce().await;
                 }
             }
             Role::Holder { .. } | Role::Single => {}

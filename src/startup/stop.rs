@@ -26,7 +26,7 @@ impl Application {
     /// in the spool.
     pub(super) async fn stop(self, shards: Option<Arc<poise::serenity_prelude::ShardManager>>) {
         use tokio::time::{timeout_at, Instant};
-        let stopped_at = now_millis();
+        let signal = Instant::now();
         // One budget for the whole shutdown, from the signal to the exit:
         // the platform's kill comes after its own grace period, which must
         // be at least `SHUTDOWN_TIMEOUT_SECS`. Every step that talks to
@@ -35,12 +35,20 @@ impl Application {
         // rest, so an outage (renewal, drain and release all waiting for a
         // server that does not answer) cannot push the exit past `hard`.
         let timeout = Duration::from_secs(self.settings.spool.shutdown_timeout_secs);
-        let hard = Instant::now() + timeout;
+        let hard = signal + timeout;
         let work = hard - (timeout / 4).min(FINAL_STEPS);
         let left = |until: Instant| until.saturating_duration_since(Instant::now());
         // The lease holder hands over: it counts messages until its intake
-        // closes; the next holder counts those it did not (by id).
+        // closes; the next holder counts those it did not (by id). A standby
+        // still starting is waited for (counting meanwhile), for at most
+        // half the budget, so that the lease is not released to nobody.
         let handing_over = self.app.lease_enabled() && self.app.lease().held();
+        if handing_over {
+            self.app
+                .wait_for_warm_standby(signal + (work - signal) / 2)
+                .await;
+        }
+        let stopped_at = now_millis();
         let handoff = snowflake_at(stopped_at);
         if handing_over {
             self.app.begin_handover();

@@ -1,7 +1,8 @@
-//! Warm standbys announce themselves (`meta`, `_id: "standby"`: the last
-//! moment any warm standby was seen, by its own clock), so that a holder
+//! Standbys announce themselves (`meta`, `_id: "standby"`: the last moment
+//! a warm standby, and a starting one, was seen, by its own clock): a holder
 //! whose lease has lapsed knows whether someone may be answering in its
-//! place (ARCHITECTURE.md, "The lease").
+//! place, and a holder handing over waits for a starting one to be warm
+//! (ARCHITECTURE.md, "The lease").
 
 use mongodb::bson::{doc, DateTime};
 
@@ -12,17 +13,24 @@ use crate::core::Millis;
 const STANDBY: &str = "standby";
 
 impl Store {
-    /// A warm standby (`instance`) is here at `now`.
+    /// A standby (`instance`) is here at `now`: warm (it could take over),
+    /// or starting (not warm yet).
     ///
     /// # Errors
     /// The server is unreachable or refuses.
-    pub async fn note_warm_standby(&self, instance: &str, now: Millis) -> Result<(), StoreError> {
+    pub async fn note_standby(
+        &self,
+        instance: &str,
+        now: Millis,
+        warm: bool,
+    ) -> Result<(), StoreError> {
+        let field = if warm { "at" } else { "starting_at" };
         self.command(doc! {
             "update": META,
             "updates": [{
                 "q": { "_id": STANDBY },
                 "u": {
-                    "$max": { "at": DateTime::from_millis(now) },
+                    "$max": { field: DateTime::from_millis(now) },
                     "$set": { "instance": instance },
                 },
                 "upsert": true,
@@ -32,17 +40,23 @@ impl Store {
         .map(|_| ())
     }
 
-    /// When a warm standby was last seen (its clock), if ever.
+    /// When a warm standby, and a starting one, were last seen (their
+    /// clocks), if ever.
     ///
     /// # Errors
     /// The server is unreachable or refuses.
-    pub async fn warm_standby_at(&self) -> Result<Option<Millis>, StoreError> {
+    pub async fn standbys_seen(&self) -> Result<(Option<Millis>, Option<Millis>), StoreError> {
         let found = tokio::time::timeout(
             self.command_timeout,
             self.decisive(META).find_one(doc! { "_id": STANDBY }),
         )
         .await
         .map_err(|_| StoreError::Transient("reading the standby note: no reply".into()))??;
-        Ok(found.and_then(|d| d.get_datetime("at").ok().map(|t| t.timestamp_millis())))
+        let at = |k| {
+            found
+                .as_ref()
+                .and_then(|d| d.get_datetime(k).ok().map(|t| t.timestamp_millis()))
+        };
+        Ok((at("at"), at("starting_at")))
     }
 }

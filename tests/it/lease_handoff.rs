@@ -91,3 +91,41 @@ async fn a_standby_whose_shard_resumes_after_the_takeover_counts_nothing_twice()
     env.assert_clean(&b);
     b.stop().await;
 }
+
+/// F3: a holder told to stop while the new instance is still starting (not
+/// warm: its gateway not connected yet) keeps counting until the standby is
+/// warm, within half its shutdown budget, then hands over; before, it
+/// released the lease to nobody and the messages until the new instance
+/// connected were lost.
+#[tokio::test]
+async fn a_holder_handing_over_waits_for_a_starting_standby_to_be_warm() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let config = |spool: &std::path::Path| {
+        let mut c = leased(&env, spool);
+        c.extra_env.retain(|(k, _)| k != "SHUTDOWN_TIMEOUT_SECS");
+        c.extra_env
+            .push(("SHUTDOWN_TIMEOUT_SECS".into(), "20".into()));
+        c
+    };
+    let mut a = env.start_bot(&config(env.spool.path())).await;
+    a.wait_log("took the lease", CONNECT).await;
+    // The new instance starts, but cannot connect to the gateway yet.
+    env.sim.refuse_new_connections(Duration::from_secs(1));
+    let mut b = spawn_bot(&config(spool_b.path()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sender = steady_messages(&env, 300);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.sigterm();
+    assert!(a.wait_exit(Duration::from_secs(30)).await.success());
+    b.wait_log("took the lease", Duration::from_secs(20)).await;
+    let sent = sender.await.unwrap();
+    assert_eq!(settled_total(&env, sent).await, sent, "every message once");
+    assert!(
+        a.log_text()
+            .contains("a standby is starting; counting until it is warm"),
+        "the holder waited"
+    );
+    env.assert_clean(&b);
+    b.stop().await;
+}

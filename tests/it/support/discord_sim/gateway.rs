@@ -68,6 +68,13 @@ impl DiscordSim {
         self.inner.bump();
     }
 
+    /// Refuses new websocket upgrades with 503 for `refuse_for`, leaving the
+    /// connected sessions alone: a process starting now cannot connect yet
+    /// (serenity tries again about every 5 s).
+    pub fn refuse_new_connections(&self, refuse_for: Duration) {
+        self.inner.lock().refuse_gateway_until = Some(Instant::now() + refuse_for);
+    }
+
     /// Websocket upgrades refused so far by [`DiscordSim::gateway_outage`].
     pub fn refused_upgrades(&self) -> usize {
         self.inner.lock().refused_upgrades
