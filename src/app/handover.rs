@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::lease::Role;
+use super::lease::{Handover, Role};
 use super::App;
 use crate::store::{Handoff, HandoffIds};
 use crate::telemetry::cause_chain;
@@ -20,14 +20,14 @@ impl App {
     /// though intake is otherwise closing; the next holder counts only
     /// those this instance did not.
     pub fn begin_handover(&self) {
-        lock(&self.seat.messages).handing_over = true;
+        lock(&self.seat.messages).handover = Handover::Counting;
     }
 
     /// Stops counting messages (the settle window is over): from now on the
     /// set of ids this instance counted is final, and it is what the
     /// release hands over.
     pub fn end_message_intake(&self) {
-        lock(&self.seat.messages).closed = true;
+        lock(&self.seat.messages).handover = Handover::Closed;
     }
 
     /// Releases the lease, recording where this holder stopped: `at` for

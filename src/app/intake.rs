@@ -3,7 +3,7 @@
 use tracing::instrument;
 
 use super::health::record_open_sessions;
-use super::lease::snowflake_at;
+use super::lease::{snowflake_at, Handover};
 use super::App;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -99,14 +99,14 @@ impl App {
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub fn message_with_id(&self, member: MemberKey, id: u64, now: Millis) {
         let mut messages = lock(&self.seat.messages);
-        if messages.closed {
+        if messages.handover == Handover::Closed {
             return; // handed over: the next holder counts it
         }
         if messages.standby {
             messages.buffer(id, member, now);
             return;
         }
-        if !messages.handing_over && !self.accepting() {
+        if messages.handover != Handover::Counting && !self.accepting() {
             return;
         }
         if messages.ids.accounted(id) {

@@ -113,16 +113,25 @@ pub(super) enum Role {
     },
 }
 
+/// A holder's handover, for its message intake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Handover {
+    #[default]
+    None,
+    /// Handing over: messages are still counted (intake is otherwise
+    /// closing).
+    Counting,
+    /// Handed over (or past the settle): nothing is counted.
+    Closed,
+}
+
 /// What intake does with a message.
 #[derive(Debug, Default)]
 pub(super) struct Messages {
     /// Standing by: messages are buffered, not counted.
     pub(super) standby: bool,
-    /// Handing over: messages are still counted (intake is otherwise
-    /// closed), until `closed`.
-    pub(super) handing_over: bool,
-    /// Handed over (or handing over, past its settle): nothing is counted.
-    pub(super) closed: bool,
+    /// Where a handover of this holder is.
+    pub(super) handover: Handover,
     /// The messages already counted, by id (here or by the holder before):
     /// never counted again, and what a handover passes on.
     pub(super) ids: MessageIds,

@@ -373,8 +373,7 @@ impl App {
             let mut messages = lock(&self.seat.messages);
             messages.standby = true;
             messages.keep = false;
-            messages.handing_over = false;
-            messages.closed = false;
+            messages.handover = super::lease::Handover::None;
             messages.ids = MessageIds::default();
         }
         self.seat.set_role(Role::Standby);

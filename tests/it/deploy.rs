@@ -1,5 +1,5 @@
 //! The deployment manifests in `deploy/` (README, "Deploying"), parsed by
-//! real YAML and TOML parsers (Python's PyYAML and tomllib; scripts/test.sh
+//! real YAML and TOML parsers (Python's `PyYAML` and `tomllib`; scripts/test.sh
 //! installs python3-yaml) and checked for what the lease's overlap needs
 //! (issue 14, F3): a surge rollout that stops the old instance only once
 //! the new one is ready on `/readyz` (warm), a spool per instance, and a
@@ -18,7 +18,10 @@ fn deploy(file: &str) -> std::path::PathBuf {
 
 /// Every document of a YAML file, or a TOML file, as JSON.
 fn parsed(file: &str) -> Vec<Value> {
-    let script = if file.ends_with(".toml") {
+    let toml = Path::new(file)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let script = if toml {
         "import sys, json, tomllib; json.dump([tomllib.load(open(sys.argv[1], 'rb'))], sys.stdout)"
     } else {
         "import sys, json, yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)"

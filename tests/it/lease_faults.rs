@@ -770,11 +770,11 @@ async fn outage_app(uri: &str, db: &str, spool: &std::path::Path) -> crate::supp
     crate::support::app::spawn_app(s).await
 }
 
-fn carol(camera: bool) -> Option<study_tracker::core::Presence> {
-    Some(study_tracker::core::Presence {
+fn carol(camera: bool) -> study_tracker::core::Presence {
+    study_tracker::core::Presence {
         channel: VC1,
         camera,
-    })
+    }
 }
 
 const CAROL_KEY: study_tracker::core::MemberKey = study_tracker::core::MemberKey {
@@ -799,7 +799,7 @@ async fn provisional_counts_stand_when_the_previous_holder_stopped_before_they_b
     assert_eq!(b.app.lease().state.name(), "provisional");
     let joined = Instant::now();
     b.app
-        .voice_update(CAROL_KEY, carol(false), now_millis())
+        .voice_update(CAROL_KEY, Some(carol(false)), now_millis())
         .await;
     for _ in 0..5 {
         b.app.message(
@@ -862,7 +862,7 @@ async fn voice_changes_seen_while_provisional_are_replayed_after_a_discard() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let joined = Instant::now();
     b.app
-        .voice_update(CAROL_KEY, carol(true), now_millis())
+        .voice_update(CAROL_KEY, Some(carol(true)), now_millis())
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // MongoDB comes back for B first: A's lease ran past B's start, so
@@ -909,7 +909,7 @@ async fn a_drain_longer_than_the_lease_validity_still_ends_in_a_release() {
     let a = crate::support::app::spawn_app(s).await;
     assert!(a.app.lease().held());
     a.app
-        .voice_update(CAROL_KEY, carol(false), now_millis())
+        .voice_update(CAROL_KEY, Some(carol(false)), now_millis())
         .await;
     let alice = study_tracker::core::MemberKey {
         guild: GUILD,
