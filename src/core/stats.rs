@@ -221,4 +221,51 @@ mod tests {
         assert_eq!(s.this_month.cam_off_secs, 160);
         assert_eq!(s.this_month.messages, 9);
     }
+
+    #[test]
+    fn a_segment_counts_on_the_days_its_ops_carried_whatever_the_zone_now() {
+        let date = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        // Credited under UTC on Sunday 29th, 18:30Z-20:00Z; read in Kolkata,
+        // where it is Monday 30th from 18:30Z.
+        let carried = StoredSegment {
+            camera: true,
+            start: ms("2026-11-29T18:30:00Z"),
+            end: ms("2026-11-29T20:00:00Z"),
+            secs: Some(5_400),
+            days: vec![(date("2026-11-29"), 5_400)],
+        };
+        let tz = chrono_tz::Asia::Kolkata;
+        assert_eq!(carried.by_day(tz), [(date("2026-11-29"), 5_400)]);
+        // A segment from before the days were carried is cut in the
+        // reader's zone; one credited partly before (its first 1,800 s)
+        // has that part cut there, from its start.
+        let legacy = StoredSegment::span(true, carried.start, carried.end);
+        assert_eq!(legacy.by_day(tz), [(date("2026-11-30"), 5_400)]);
+        let mixed = StoredSegment {
+            days: vec![(date("2026-11-29"), 3_600)],
+            ..carried.clone()
+        };
+        assert_eq!(
+            mixed.by_day(tz),
+            [(date("2026-11-29"), 3_600), (date("2026-11-30"), 1_800)]
+        );
+        // /ud's periods in Kolkata on Monday 30th: the carried segment is
+        // Sunday's (last week's), the legacy one today's.
+        let periods = Periods::at(ms("2026-11-29T21:00:00Z"), tz);
+        let stored = |segments| StoredMember {
+            segments,
+            ..StoredMember::default()
+        };
+        let s = compute(&stored(vec![carried]), None, &periods);
+        assert_eq!(
+            (
+                s.today.voice_secs(),
+                s.this_week.voice_secs(),
+                s.this_month.voice_secs()
+            ),
+            (0, 0, 5_400)
+        );
+        let s = compute(&stored(vec![legacy]), None, &periods);
+        assert_eq!(s.today.voice_secs(), 5_400);
+    }
 }
