@@ -258,7 +258,8 @@ impl App {
             }
             messages.ids.record(id, seen);
             counted += 1;
-            self.writer.submit([Op::message(member, at, self.tz)]);
+            let sent = super::message_sent_at(id, at);
+            self.writer.submit([Op::message(member, sent, self.tz)]);
         }
         messages.standby = false;
         tracing::info!(
