@@ -91,6 +91,30 @@ pub enum Command {
         #[arg(long)]
         retry: bool,
     },
+    /// Print a server's settings (what `/settings show` says): its timezone, the channels that do not count, the streak threshold; defaults filled in.
+    Settings {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// Print one JSON object: `{"timezone", "excluded_channels": [ids as strings], "streak_min_minutes"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a server's audit log, newest first: settings changes, corrections, erasures.
+    Audit {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// Only the entries about this member.
+        #[arg(long)]
+        user: Option<u64>,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print one JSON object: `{"entries": [{"at", "actor_id", "action", "user_id", "what", "amount", "reason", "old", "new"}]}` (ids as strings, `at` in RFC 3339 UTC).
+        #[arg(long)]
+        json: bool,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

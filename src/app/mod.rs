@@ -12,6 +12,7 @@
 //! - [`lease`]: whether this instance counts (the lease's state).
 //! - [`takeover`]: taking, renewing, losing and handing over the lease.
 //! - [`lease_loops`]: the standby's tries, the renewals, stepping aside.
+//! - [`settings`]: each server's settings (cached for the event path, changed audited).
 
 mod flush;
 mod gateway;
@@ -22,6 +23,7 @@ mod lease;
 mod lease_loops;
 mod queries;
 mod restore;
+mod settings;
 mod takeover;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +38,7 @@ pub use leaderboard::{leaderboard_page, member_voice_ranks};
 pub use lease::{snowflake_at, Lease, LeaseState};
 pub use lease_loops::{lease_loop, renew_loop};
 pub use queries::{MemberCard, CARD_DAYS};
+pub use settings::{change_settings, settings_loop, Changed, SettingsChange, SettingsError};
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};
@@ -58,6 +61,8 @@ pub struct App {
     /// The lease: role, standby buffers (see [`lease`]).
     seat: lease::Seat,
     resume_grace_ms: Millis,
+    /// Each server's settings, as last loaded or changed here.
+    settings: settings::SettingsCache,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -108,6 +113,7 @@ impl App {
             link: std::sync::Mutex::new(None),
             seat,
             resume_grace_ms,
+            settings: settings::SettingsCache::default(),
         }
     }
 

@@ -1,20 +1,24 @@
 //! One file per CLI subcommand other than `run` (which is
 //! [`crate::startup::Application`]).
 
+mod audit;
 mod check;
 mod dead_letters;
 mod history;
 mod import_legacy;
 mod leaderboard;
 mod render_ud;
+mod settings;
 mod stats;
 
+pub use audit::audit;
 pub use check::check;
 pub use dead_letters::dead_letters;
 pub use history::history;
 pub use import_legacy::import_legacy;
 pub use leaderboard::leaderboard;
 pub use render_ud::render_ud;
+pub use settings::settings;
 pub use stats::stats;
 
 use crate::config::MongoSettings;

@@ -7,7 +7,9 @@
 //!   checkpoints.
 //! - [`link`]: the gateway link's health, judged from the shard's state and
 //!   heartbeat acks.
-//! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
+//! - [`policy`]: what is tracked (AFK channel, excluded channels, bots, webhooks, DMs, message kinds).
+//! - [`settings`]: a server's settings (timezone, excluded channels, streak
+//!   threshold) over the deployment's defaults, and their validation.
 //! - [`periods`]: calendar periods and local days in a timezone.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
@@ -25,6 +27,7 @@ pub mod link;
 pub mod paging;
 pub mod periods;
 pub mod policy;
+pub mod settings;
 pub mod stats;
 pub mod streak;
 pub mod tracker;

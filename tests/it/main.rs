@@ -21,6 +21,7 @@ mod lease_replay;
 mod proxy_smoke;
 mod readme_card;
 mod render_ud;
+mod settings;
 mod shutdown;
 mod sim_smoke;
 mod store_writer;

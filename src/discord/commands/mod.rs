@@ -2,6 +2,7 @@
 
 mod history;
 mod leaderboard;
+mod settings;
 mod ud;
 
 use poise::serenity_prelude as serenity;
@@ -12,7 +13,12 @@ use crate::core::{policy, MemberKey};
 
 /// Every slash command the bot offers.
 pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![ud::ud(), history::history(), leaderboard::leaderboard()]
+    vec![
+        ud::ud(),
+        history::history(),
+        leaderboard::leaderboard(),
+        settings::settings(),
+    ]
 }
 
 /// The member a member-facing command is about (the option, or the caller),
@@ -48,4 +54,41 @@ async fn target<'a>(
         user: user.id.get(),
     };
     Ok(Some((key, user)))
+}
+
+/// The server of a managers' command, once the caller is known to have
+/// Manage Server, from the interaction's own member permissions (the
+/// registration's default can be overridden per role and channel). `None`
+/// after refusing, privately, naming the permission.
+async fn manager(ctx: Context<'_>, command: &str) -> Result<Option<u64>, Error> {
+    let Some(guild) = ctx.guild_id() else {
+        return Ok(None);
+    };
+    tracing::Span::current().record("guild_id", guild.get());
+    let permitted = match ctx {
+        poise::Context::Application(a) => a
+            .interaction
+            .member
+            .as_ref()
+            .and_then(|m| m.permissions)
+            .is_some_and(|p| p.manage_guild() || p.administrator()),
+        poise::Context::Prefix(_) => false,
+    };
+    if permitted {
+        return Ok(Some(guild.get()));
+    }
+    tracing::info!(user_id = ctx.author().id.get(), "refused: no Manage Server");
+    private(
+        ctx,
+        format!("`/{command}` needs the **Manage Server** permission, which you do not have here."),
+    )
+    .await?;
+    Ok(None)
+}
+
+/// An ephemeral reply.
+async fn private(ctx: Context<'_>, text: String) -> Result<(), Error> {
+    ctx.send(CreateReply::default().content(text).ephemeral(true))
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,244 @@
+//! Each server's settings: kept in memory for the event path (what counts
+//! is decided on every voice change and message), loaded from MongoDB at
+//! start and every [`REFRESH_EVERY`] (so a standby follows the holder's
+//! changes), and changed by `/settings` and `study-tracker settings`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use tokio_util::sync::CancellationToken;
+
+use super::App;
+use crate::core::settings::{Defaults, GuildSettings};
+use crate::core::Millis;
+use crate::store::{Actor, AuditEntry, ChangeError, Store, StoreError};
+
+/// How often every instance reloads the servers' settings.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// What `/settings` changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingsChange {
+    Timezone(Tz),
+    Exclude(u64),
+    Include(u64),
+    StreakMinutes(u32),
+}
+
+/// A change as saved: the setting's name and its values before and after,
+/// as the audit log and the reply show them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub what: &'static str,
+    pub old: String,
+    pub new: String,
+    pub settings: GuildSettings,
+}
+
+/// Why a change was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Nothing to change (already so): said to the member, nothing written.
+    #[error("{0}")]
+    Unchanged(String),
+    #[error("the settings cannot be saved right now: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The servers' settings this instance knows (shared with the event path).
+#[derive(Debug, Default)]
+pub(super) struct SettingsCache(std::sync::RwLock<HashMap<u64, GuildSettings>>);
+
+impl SettingsCache {
+    fn get(&self, guild: u64) -> GuildSettings {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&guild)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set(&self, guild: u64, s: GuildSettings) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(guild, s);
+    }
+}
+
+impl App {
+    /// The deployment's defaults (`TIMEZONE`, `STREAK_MIN_MINUTES`).
+    #[must_use]
+    pub fn defaults(&self) -> Defaults {
+        Defaults {
+            timezone: self.tz,
+            streak_min_minutes: self.streak_min_minutes(),
+        }
+    }
+
+    /// A server's settings as this instance knows them.
+    #[must_use]
+    pub fn settings_of(&self, guild: u64) -> GuildSettings {
+        self.settings.get(guild)
+    }
+
+    /// The timezone a server's days, periods and streaks are cut in.
+    #[must_use]
+    pub fn timezone_of(&self, guild: u64) -> Tz {
+        self.settings_of(guild).timezone_or(self.defaults())
+    }
+
+    /// Reloads every server's settings from MongoDB.
+    ///
+    /// # Errors
+    /// MongoDB is unreachable: the settings known stay in force.
+    pub async fn load_settings(&self) -> Result<usize, StoreError> {
+        let all = self.store.guild_settings_all().await?;
+        let n = all.len();
+        for s in all {
+            self.settings.set(s.guild, s.settings);
+        }
+        Ok(n)
+    }
+
+    /// Saves a change to a server's settings by `actor`, audited, and puts
+    /// it in force here; returns what changed. The caller applies it to the
+    /// members in voice (a guild snapshot under the new settings).
+    ///
+    /// # Errors
+    /// Nothing to change, or MongoDB refused or is unreachable (nothing
+    /// changed then).
+    pub async fn change_settings(
+        &self,
+        guild: u64,
+        actor: &Actor,
+        change: SettingsChange,
+        now: Millis,
+    ) -> Result<Changed, SettingsError> {
+        change_settings(&self.store, self.defaults(), guild, actor, change, now)
+            .await
+            .inspect(|c| self.settings.set(guild, c.settings.clone()))
+    }
+}
+
+/// [`App::change_settings`] without an [`App`] (the CLI): reads the stored
+/// settings, applies `change`, saves with a compare-and-set (tried again
+/// when another change landed first).
+///
+/// # Errors
+/// As [`App::change_settings`].
+pub async fn change_settings(
+    store: &Store,
+    defaults: Defaults,
+    guild: u64,
+    actor: &Actor,
+    change: SettingsChange,
+    now: Millis,
+) -> Result<Changed, SettingsError> {
+    for _ in 0..5 {
+        let stored = store.guild_settings(guild).await?;
+        let changed = apply(&stored.settings, defaults, change)?;
+        let entry = AuditEntry {
+            guild,
+            at: now,
+            actor_id: actor.id(),
+            action: "settings".to_owned(),
+            user: None,
+            what: Some(changed.what.to_owned()),
+            amount: None,
+            reason: None,
+            old: Some(changed.old.clone()),
+            new: Some(changed.new.clone()),
+        };
+        match store
+            .change_guild_settings(guild, stored.version, &changed.settings, &entry)
+            .await
+        {
+            Ok(_) => return Ok(changed),
+            Err(ChangeError::Conflict) => {}
+            Err(ChangeError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Transient("other changes kept landing first".to_owned()).into())
+}
+
+/// `change` applied to `s`.
+fn apply(s: &GuildSettings, d: Defaults, change: SettingsChange) -> Result<Changed, SettingsError> {
+    let mut new = s.clone();
+    let (what, old, value) = match change {
+        SettingsChange::Timezone(tz) => {
+            if s.timezone == Some(tz) {
+                return Err(SettingsError::Unchanged(format!(
+                    "The timezone is already {}; nothing changed.",
+                    tz.name()
+                )));
+            }
+            new.timezone = Some(tz);
+            (
+                "timezone",
+                s.timezone_or(d).name().to_owned(),
+                tz.name().to_owned(),
+            )
+        }
+        SettingsChange::StreakMinutes(m) => {
+            if s.streak_min_minutes == Some(m) {
+                return Err(SettingsError::Unchanged(format!(
+                    "A streak day already needs {m} minutes; nothing changed."
+                )));
+            }
+            new.streak_min_minutes = Some(m);
+            (
+                "streak_min_minutes",
+                s.streak_min_minutes_or(d).to_string(),
+                m.to_string(),
+            )
+        }
+        SettingsChange::Exclude(c) => {
+            if !new.excluded.insert(c) {
+                return Err(SettingsError::Unchanged(format!(
+                    "<#{c}> is already excluded; nothing changed."
+                )));
+            }
+            (
+                "excluded_channels",
+                "counted".to_owned(),
+                format!("excluded {c}"),
+            )
+        }
+        SettingsChange::Include(c) => {
+            if !new.excluded.remove(&c) {
+                return Err(SettingsError::Unchanged(format!(
+                    "<#{c}> is not excluded; nothing changed."
+                )));
+            }
+            (
+                "excluded_channels",
+                "excluded".to_owned(),
+                format!("counted {c}"),
+            )
+        }
+    };
+    Ok(Changed {
+        what,
+        old,
+        new: value,
+        settings: new,
+    })
+}
+
+/// Reloads the settings every [`REFRESH_EVERY`] until `stop`: a standby
+/// follows the holder's changes, and a takeover starts from them.
+pub async fn settings_loop(app: Arc<App>, stop: CancellationToken) {
+    loop {
+        if let Err(e) = app.load_settings().await {
+            tracing::debug!(error = %e, "cannot reload the servers' settings; keeping those known");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(REFRESH_EVERY) => {}
+        }
+    }
+}
