@@ -138,7 +138,7 @@ mod tests {
         ];
         let page = render_audit_page(&e, "Audit log");
         for want in [
-            "<t:1767268800:f> · <@42> adjusted <@7>: -45m camera on (missed by the bot)",
+            "<t:1767268800:f> · <@42> adjusted <@7>: -45m 0s camera on (missed by the bot)",
             "<@42> adjusted <@7>: +3 messages (missed by the bot)",
             "<@42> changed timezone: UTC → Asia/Kolkata",
             "<@42> erased the data of <@7>",

@@ -254,6 +254,7 @@ async fn only_managers_change_settings_and_bad_input_changes_nothing() {
         ],
         "newest first"
     );
+    audit_shows_the_changes(&w).await;
     bot.stop().await;
     let log = bot.log_text();
     assert!(!log.contains("An unknown event was received"), "{log}");
@@ -261,6 +262,67 @@ async fn only_managers_change_settings_and_bad_input_changes_nothing() {
         w.sim.payload_errors().is_empty(),
         "{:?}",
         w.sim.payload_errors()
+    );
+}
+
+/// `/audit` (managers only, ephemeral, newest first) and `audit --json`.
+async fn audit_shows_the_changes(w: &World) {
+    let refused = w
+        .sim
+        .invoke(GUILD, TEXT, BOB, "audit", Vec::new(), CONNECT)
+        .await
+        .unwrap();
+    assert!(refused.ephemeral);
+    assert!(
+        refused
+            .text
+            .contains("needs the **Manage Server** permission"),
+        "{}",
+        refused.text
+    );
+    let r = w
+        .sim
+        .invoke(GUILD, TEXT, ADMIN, "audit", Vec::new(), CONNECT)
+        .await
+        .unwrap();
+    assert!(r.ephemeral, "{r:?}");
+    let streak = r
+        .text
+        .find("changed streak_min_minutes: 15 → 45")
+        .unwrap_or(usize::MAX);
+    let tz = r
+        .text
+        .find("changed timezone: UTC → Asia/Kolkata")
+        .unwrap_or(usize::MAX);
+    assert!(streak < tz && tz < usize::MAX, "newest first:\n{}", r.text);
+    assert!(
+        r.text.contains(&format!("<@{ADMIN}> changed")),
+        "{}",
+        r.text
+    );
+    let env = [
+        ("MONGODB_URI", w.db.uri.as_str()),
+        ("MONGODB_DB", w.db.name.as_str()),
+    ];
+    let (status, out, err) = run_cli(&["audit", "--guild", &GUILD.to_string(), "--json"], &env);
+    assert!(status.success(), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = &json["entries"][0];
+    for key in [
+        "at", "actor_id", "action", "user_id", "what", "amount", "reason",
+    ] {
+        assert!(first.get(key).is_some(), "{key} in {first}");
+    }
+    assert_eq!(first["actor_id"], ADMIN.to_string());
+    assert_eq!(first["action"], "settings");
+    assert_eq!(json["entries"].as_array().map(Vec::len), Some(2));
+    let (status, _, err) = run_cli(
+        &["audit", "--guild", &GUILD.to_string(), "--limit", "0"],
+        &env,
+    );
+    assert!(
+        !status.success() && err.contains("--limit must be at least 1"),
+        "{err}"
     );
 }
 

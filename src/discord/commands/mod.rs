@@ -1,5 +1,6 @@
 //! Slash commands, one file each; [`all`] is the registry poise serves.
 
+mod audit;
 mod history;
 mod leaderboard;
 mod settings;
@@ -18,6 +19,7 @@ pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
         history::history(),
         leaderboard::leaderboard(),
         settings::settings(),
+        audit::audit(),
     ]
 }
 
