@@ -115,6 +115,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print everything stored about one member of one server as JSON (what `/privacy export` attaches): top-level keys `guild_id`, `user_id`, `totals`, `days`, `weeks`, `months`, `sessions`, `open_session`, `corrections`, `audit`, `opted_out`.
+    Export {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

@@ -12,6 +12,7 @@
 //! - [`lease`]: whether this instance counts (the lease's state).
 //! - [`takeover`]: taking, renewing, losing and handing over the lease.
 //! - [`lease_loops`]: the standby's tries, the renewals, stepping aside.
+//! - [`privacy`]: who opted out of tracking.
 //! - [`settings`]: each server's settings (cached for the event path, changed audited).
 
 mod flush;
@@ -21,6 +22,7 @@ mod intake;
 mod leaderboard;
 mod lease;
 mod lease_loops;
+mod privacy;
 mod queries;
 mod restore;
 mod settings;
@@ -63,6 +65,8 @@ pub struct App {
     resume_grace_ms: Millis,
     /// Each server's settings, as last loaded or changed here.
     settings: settings::SettingsCache,
+    /// Members who opted out of tracking.
+    opt_outs: privacy::OptOuts,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -114,6 +118,7 @@ impl App {
             seat,
             resume_grace_ms,
             settings: settings::SettingsCache::default(),
+            opt_outs: privacy::OptOuts::default(),
         }
     }
 

@@ -101,6 +101,7 @@ impl App {
         for s in all {
             self.settings.set(s.guild, s.settings);
         }
+        self.load_opt_outs().await?;
         Ok(n)
     }
 

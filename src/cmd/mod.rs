@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod dead_letters;
+mod export;
 mod history;
 mod import_legacy;
 mod leaderboard;
@@ -14,6 +15,7 @@ mod stats;
 pub use audit::audit;
 pub use check::check;
 pub use dead_letters::dead_letters;
+pub use export::export;
 pub use history::history;
 pub use import_legacy::import_legacy;
 pub use leaderboard::leaderboard;

@@ -24,6 +24,13 @@ pub fn tracks_user(is_bot: bool) -> bool {
     !is_bot
 }
 
+/// Whether a member is tracked: not a bot, and not opted out (`/privacy
+/// optout`) in that server.
+#[must_use]
+pub fn tracks_member(is_bot: bool, opted_out: bool) -> bool {
+    tracks_user(is_bot) && !opted_out
+}
+
 /// Where a tracked member is, as tracking sees it: outside voice, in the AFK
 /// channel, or in a channel the server excluded (itself or its category), is
 /// no presence.
@@ -173,5 +180,8 @@ mod tests {
             assert!(!counts_message(not, &s), "{not:?}");
         }
         assert!(!tracks_user(true));
+        assert!(tracks_member(false, false));
+        assert!(!tracks_member(false, true));
+        assert!(!tracks_member(true, false));
     }
 }

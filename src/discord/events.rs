@@ -25,7 +25,7 @@ pub(super) async fn on_event(
         FullEvent::Ready { .. } => app.gateway_connected(ctx.shard_id.0, now_millis()).await,
         FullEvent::Resume { .. } => app.gateway_resumed(ctx.shard_id.0, now_millis()).await,
         FullEvent::GuildCreate { guild, .. } => {
-            let present = guild_presences(guild, &app.settings_of(guild.id.get()));
+            let present = guild_presences(guild, &app.settings_of(guild.id.get()), app);
             app.guild_snapshot(guild.id.get(), &present, now_millis())
                 .await;
         }
@@ -49,6 +49,7 @@ pub(super) async fn on_event(
             };
             let settings = app.settings_of(guild.get());
             let presence = match ctx.cache.guild(guild) {
+                _ if app.opted_out(member) => None,
                 Some(g) => presence(new, &g, &settings),
                 None => presence_without_cache(new, &settings),
             };
@@ -83,6 +84,9 @@ pub(super) async fn on_event(
                     guild: guild.get(),
                     user: m.author.id.get(),
                 };
+                if !policy::tracks_member(m.author.bot, app.opted_out(member)) {
+                    return Ok(());
+                }
                 app.message_with_id(member, m.id.get(), now_millis());
             }
         }
@@ -97,12 +101,22 @@ pub(super) async fn on_event(
 pub(super) fn guild_presences(
     guild: &serenity::Guild,
     settings: &GuildSettings,
+    app: &Data,
 ) -> Vec<(u64, Presence)> {
+    let opted_out = |user: serenity::UserId| {
+        app.opted_out(MemberKey {
+            guild: guild.id.get(),
+            user: user.get(),
+        })
+    };
     guild
         .voice_states
         .values()
         .filter(|vs| {
-            policy::tracks_user(guild.members.get(&vs.user_id).is_some_and(|m| m.user.bot))
+            policy::tracks_member(
+                guild.members.get(&vs.user_id).is_some_and(|m| m.user.bot),
+                opted_out(vs.user_id),
+            )
         })
         .filter_map(|vs| Some((vs.user_id.get(), presence(vs, guild, settings)?)))
         .collect()

@@ -16,6 +16,7 @@
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
 //! - [`settings`]: each server's settings and their audited change.
 //! - [`audit`]: the append-only audit log.
+//! - [`privacy`]: opt-outs, and everything stored about a member (export).
 //!
 //! Collections (all `_id`s are strings built from Discord ids, never from
 //! anything a member can type):
@@ -28,6 +29,7 @@
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
 //! - `guild_settings` `{_id: "g", guild_id, timezone, excluded_channels: ["id", ...], streak_min_minutes, version, updated_at, last_change}`
 //! - `audit_log` `{_id, guild_id, at, actor_id, action, user_id, what, amount, reason, old, new}` (append-only)
+//! - `member_privacy` `{_id: "g:u", guild_id, user_id, opted_out, at}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
 
 mod apply;
@@ -41,6 +43,7 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
+mod privacy;
 mod refusals;
 mod rollups;
 mod schema;
@@ -67,6 +70,7 @@ pub use dead_letters::Retried;
 pub use error::StoreError;
 pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
 pub use legacy::ImportReport;
+pub use privacy::MemberDocuments;
 pub use sessions::OpenSessions;
 pub use settings::{ChangeError, StoredSettings};
 

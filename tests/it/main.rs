@@ -18,6 +18,7 @@ mod leaderboard;
 mod lease;
 mod lease_faults;
 mod lease_replay;
+mod privacy;
 mod proxy_smoke;
 mod readme_card;
 mod render_ud;

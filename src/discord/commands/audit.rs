@@ -63,7 +63,7 @@ async fn page(
     let shown = &entries[page.items()];
     let mut content = render_audit_page(shown, heading);
     if page.is_paged() {
-        content.push_str(&format!("\n-# {}", page.label()));
+        content = format!("{content}\n-# {}", page.label());
     }
     Ok(PageView {
         content,

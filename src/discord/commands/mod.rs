@@ -3,6 +3,7 @@
 mod audit;
 mod history;
 mod leaderboard;
+mod privacy;
 mod settings;
 mod ud;
 
@@ -20,6 +21,7 @@ pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
         leaderboard::leaderboard(),
         settings::settings(),
         audit::audit(),
+        privacy::privacy(),
     ]
 }
 
@@ -55,6 +57,15 @@ async fn target<'a>(
         guild: guild.get(),
         user: user.id.get(),
     };
+    if ctx.data().opted_out(key) {
+        let reply = format!(
+            "**{}** opted out of tracking in this server; there is nothing to show.",
+            user.display_name()
+        );
+        ctx.send(CreateReply::default().content(reply).ephemeral(true))
+            .await?;
+        return Ok(None);
+    }
     Ok(Some((key, user)))
 }
 

@@ -167,7 +167,7 @@ async fn change(ctx: Context<'_>, guild: u64, what: SettingsChange) -> Result<()
                 .serenity_context()
                 .cache
                 .guild(guild)
-                .map(|g| guild_presences(&g, &changed.settings));
+                .map(|g| guild_presences(&g, &changed.settings, app));
             if let Some(present) = present {
                 app.guild_snapshot(guild, &present, now_millis()).await;
             }

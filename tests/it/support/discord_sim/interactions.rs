@@ -246,7 +246,7 @@ pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
             let (body, attachments) = if rec.original_edited {
                 (rec.original.clone()?, rec.original_files.clone())
             } else {
-                (rec.followups.first()?.clone(), Vec::new())
+                (rec.followups.first()?.clone(), rec.followup_files.clone())
             };
             Some(CommandReply {
                 text: message_text(&body),
@@ -459,7 +459,7 @@ pub(super) fn webhook_message_route(
     }
 }
 
-pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response {
+pub(super) fn followup(st: &mut SimState, token: &str, body: &Value, files: &[Upload]) -> Response {
     let Some(ri) = st.interactions.iter().position(|r| r.token == token) else {
         return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
@@ -481,6 +481,11 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
     );
     if let Some(rows) = sanitize_components(st, "POST follow-up", body) {
         msg["components"] = rows;
+    }
+    check_attachment_refs(st, "POST follow-up", body, files);
+    msg["attachments"] = attachments_json(st, files);
+    if st.interactions[ri].followups.is_empty() {
+        st.interactions[ri].followup_files = files.to_vec();
     }
     st.interactions[ri].followups.push(msg.clone());
     if flags & EPHEMERAL == 0 && st.echo {

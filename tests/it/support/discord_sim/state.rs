@@ -65,6 +65,8 @@ pub(super) struct InteractionRecord {
     /// that carried files): names and bytes.
     pub(super) original_files: Vec<(String, Vec<u8>)>,
     pub(super) followups: Vec<Value>,
+    /// Files uploaded with the first follow-up.
+    pub(super) followup_files: Vec<super::rest::Upload>,
     /// The `INTERACTION_CREATE` payload as dispatched (for a duplicate delivery).
     pub(super) payload: Value,
     /// For a button press: the interaction whose `@original` holds the pressed message.
@@ -99,6 +101,7 @@ impl InteractionRecord {
             original_edited: false,
             original_files: Vec::new(),
             followups: Vec::new(),
+            followup_files: Vec::new(),
             payload,
             parent: None,
             result: None,
