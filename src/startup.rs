@@ -98,8 +98,7 @@ impl Application {
         };
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db)
             .await?
-            .with_write_concern(settings.mongo.write_concern)
-            .with_timezone(settings.tracking.timezone);
+            .with_write_concern(settings.mongo.write_concern);
         let spool = open_spool(&settings.spool.dir, settings.spool.max_bytes)?;
         // Under a lease nothing is written (not even the previous run's
         // spool) before this instance holds it.

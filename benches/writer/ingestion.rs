@@ -45,7 +45,7 @@ fn pick(rng: &mut StdRng, members: u64, guilds: u64) -> MemberKey {
 /// store's `member_stats` and today's `member_days` documents (ids as in
 /// store.rs); otherwise the baseline's `member_stats`.
 async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape: bool) {
-    let day = study_tracker::core::periods::local_day(now_millis(), TZ);
+    let day = study_tracker::core::calendar::local_day(now_millis(), TZ);
     let all: Vec<MemberKey> = (0..members)
         .map(|i| member(i % guilds, i / guilds))
         .collect();
@@ -76,12 +76,12 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
                 (
                     "member_weeks",
                     "week",
-                    study_tracker::core::leaderboard::week_key(date),
+                    study_tracker::core::calendar::week_key(date),
                 ),
                 (
                     "member_months",
                     "month",
-                    study_tracker::core::leaderboard::month_key(date),
+                    study_tracker::core::calendar::month_key(date),
                 ),
             ] {
                 let docs: Vec<Document> = chunk

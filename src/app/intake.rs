@@ -104,7 +104,9 @@ impl App {
         }
         tracing::debug!("message counted");
         // Under the lock: a takeover's buffered messages go first.
-        self.writer.submit([Op::message(member, now, self.tz)]);
+        // Bucketed by when it was sent (its snowflake), not processed.
+        let sent = super::message_sent_at(id, now);
+        self.writer.submit([Op::message(member, sent, self.tz)]);
     }
 }
 

@@ -75,6 +75,18 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis() + clock_offset()
 }
 
+/// When the message `id` was sent, seen at `now` (its day bucket:
+/// [`crate::core::calendar::sent_at`]). The debug clock offset shifts it as
+/// it shifts `now`, so a test running the binary before a midnight sees
+/// Discord's clock shifted alike.
+#[must_use]
+pub fn message_sent_at(id: u64, now: Millis) -> Millis {
+    crate::core::calendar::sent_at(
+        crate::core::calendar::snowflake_millis(id) + clock_offset(),
+        now,
+    )
+}
+
 /// Debug builds only (the tests' binary): `STUDY_TRACKER_DEBUG_CLOCK_OFFSET_MS`
 /// shifts this process's clock, so an end-to-end test can run the real
 /// binary just before a local midnight (as `faketime` would). Release

@@ -7,10 +7,10 @@ use std::time::Duration;
 use tracing::instrument;
 
 use super::App;
+use crate::core::calendar::{self, Periods, ZONE_MARGIN};
 use crate::core::daily::{self, DayTotals};
 use crate::core::history::{self, Session};
 use crate::core::leaderboard::PeriodRanks;
-use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Stats, StoredMember};
 use crate::core::streak::{self, Streaks};
 use crate::core::tracker::Pending;
@@ -45,9 +45,11 @@ impl App {
     pub async fn member_stats(&self, member: MemberKey, now: Millis) -> (Stats, Freshness) {
         let periods = Periods::at(now, self.tz);
         let earliest = periods.earliest().clone();
-        let (stored, pending, freshness) = self
-            .read_member(member, now, earliest.at, &earliest.day)
-            .await;
+        // Segments from a margin earlier: time cut in another zone before a
+        // `TIMEZONE` change can be keyed to this period (ZONE_MARGIN).
+        let since = earliest.at.saturating_sub(ZONE_MARGIN);
+        let (stored, pending, freshness) =
+            self.read_member(member, now, since, &earliest.day).await;
         (stats::compute(&stored, pending, &periods), freshness)
     }
 
@@ -72,7 +74,7 @@ impl App {
         let days = known.then(|| daily::daily(&stored, pending, now, self.tz, CARD_DAYS));
         let streaks = known.then(|| {
             let by_day = daily::voice_by_day(&stored, pending, self.tz);
-            streak::streaks(&by_day, daily::today(now, self.tz), self.streak_min_secs)
+            streak::streaks(&by_day, calendar::today(now, self.tz), self.streak_min_secs)
         });
         MemberCard {
             stats: stats::compute(&stored, pending, &periods),

@@ -242,7 +242,8 @@ impl App {
         for (id, member, at) in buffered {
             if id >= from {
                 counted += 1;
-                self.writer.submit([Op::message(member, at, self.tz)]);
+                let sent = super::message_sent_at(id, at);
+                self.writer.submit([Op::message(member, sent, self.tz)]);
             }
         }
         messages.standby = false;

@@ -34,9 +34,7 @@ pub async fn dead_letters(settings: &Settings, retry: bool) -> anyhow::Result<()
         );
         return Ok(());
     }
-    let store = connect(&settings.mongo)
-        .await?
-        .with_timezone(settings.tracking.timezone);
+    let store = connect(&settings.mongo).await?;
     let (mut applied, mut before, mut superseded) = (0, 0, 0);
     let (mut done, mut failing) = (Vec::new(), 0);
     for l in &letters {

@@ -5,8 +5,8 @@ use anyhow::Context as _;
 use super::{cannot_read, connect};
 use crate::app::{member_voice_ranks, now_millis};
 use crate::config::Settings;
+use crate::core::calendar::{self, Periods};
 use crate::core::daily;
-use crate::core::periods::Periods;
 use crate::core::stats::{self, Freshness, Totals};
 use crate::core::streak;
 use crate::core::MemberKey;
@@ -39,7 +39,7 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
     let min_minutes = settings.tracking.streak_min_minutes;
     let streaks = streak::streaks(
         &daily::voice_by_day(&stored, None, tz),
-        daily::today(now, tz),
+        calendar::today(now, tz),
         i64::from(min_minutes) * 60,
     );
     if json {

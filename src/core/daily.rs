@@ -1,21 +1,22 @@
 //! The last few local days, one total per day: what the `/ud` chart draws.
 //!
-//! Voice time is cut at each local midnight in the timezone (DST-aware: a
-//! spring-forward day has 23 hours, a fall-back day 25), and each piece is
-//! worth [`whole_secs`] of its ends, so the pieces of a stretch add up to the
-//! stretch's whole seconds (ARCHITECTURE.md, invariant 2). Messages come from
-//! the per-day counts, already bucketed by local day when they were counted.
+//! Voice time goes to the local days its ops were cut into when they were
+//! made (`StoredSegment::by_day`: the segment's carried pieces, the same the
+//! day rollups got, so the chart, the streaks, `/ud` and the leaderboards
+//! agree after a `TIMEZONE` change); the session in progress, and time
+//! credited before ops carried their days, are cut in the zone given, by
+//! [`super::calendar::split_by_day`]. Messages come from the per-day counts,
+//! bucketed by the local day they were sent on.
 
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 
-use super::leaderboard::split_by_day;
-use super::periods::{local_midnight, Start};
-use super::stats::StoredMember;
+use super::calendar::{local_midnight, parse_day, today, Start};
+use super::stats::{pending_by_day, StoredMember};
 use super::tracker::Pending;
-use super::{whole_secs, Millis};
+use super::Millis;
 
 /// One local day's totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +35,9 @@ impl DayTotals {
     }
 }
 
-/// The local day containing `now` in `tz`.
-#[must_use]
-pub fn today(now: Millis, tz: Tz) -> NaiveDate {
-    use chrono::TimeZone as _;
-    tz.timestamp_millis_opt(now)
-        .single()
-        .map_or_else(NaiveDate::default, |t| t.date_naive())
-}
-
 /// Where the window of the last `days` local days (today included) begins:
-/// what a query must fetch (segments ending after `at`, message days from
-/// `day`).
+/// what a query must fetch (segments ending after `at` less
+/// [`super::calendar::ZONE_MARGIN`], message days from `day`).
 #[must_use]
 pub fn window_start(now: Millis, tz: Tz, days: usize) -> Start {
     let back = i64::try_from(days.saturating_sub(1)).unwrap_or(i64::MAX / 2);
@@ -79,33 +71,27 @@ pub fn daily(
             messages: 0,
         })
         .collect();
-    // bounds[i]..bounds[i + 1] is day i; the last bound is tomorrow's midnight.
-    let bounds: Vec<Millis> = out
-        .iter()
-        .map(|d| d.date)
-        .chain(std::iter::once(last + Duration::days(1)))
-        .map(|d| local_midnight(d, tz))
-        .collect();
+    let first = out.first().map_or(last, |d| d.date);
     let spans = stored
         .segments
         .iter()
-        .map(|s| (s.camera, s.start, s.end))
-        .chain(pending.map(|p| (p.camera, p.from, p.to)));
-    for (camera, start, end) in spans {
-        for (day, w) in out.iter_mut().zip(bounds.windows(2)) {
-            let (a, b) = (start.max(w[0]), end.min(w[1]));
-            if b > a {
-                let secs = whole_secs(a, b);
-                if camera {
-                    day.cam_on_secs += secs;
-                } else {
-                    day.cam_off_secs += secs;
-                }
+        .map(|s| (s.camera, s.by_day(tz)))
+        .chain(pending.map(|p| (p.camera, pending_by_day(&p, tz))));
+    for (camera, pieces) in spans {
+        for (date, secs) in pieces {
+            if date < first || date > last {
+                continue;
+            }
+            let day = &mut out[usize::try_from((date - first).num_days()).unwrap_or(0)];
+            if camera {
+                day.cam_on_secs += secs;
+            } else {
+                day.cam_off_secs += secs;
             }
         }
     }
     for (day, n) in &stored.days {
-        if let Ok(date) = NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+        if let Some(date) = parse_day(day) {
             if let Some(d) = out.iter_mut().find(|d| d.date == date) {
                 d.messages += n;
             }
@@ -116,9 +102,8 @@ pub fn daily(
 
 /// Voice seconds per local day over the whole history given (the stored
 /// segments plus the session in progress), sorted by date, one entry per day
-/// with voice time: what streaks are computed from. Each stretch is cut at
-/// the local midnights it crosses, as in [`daily`]; the work is linear in
-/// the segments plus the days they span.
+/// with voice time: what streaks are computed from. The days are those of
+/// [`daily`]; the work is linear in the segments plus the days they span.
 #[must_use]
 pub fn voice_by_day(
     stored: &StoredMember,
@@ -126,15 +111,13 @@ pub fn voice_by_day(
     tz: Tz,
 ) -> Vec<(NaiveDate, i64)> {
     let mut by_day: BTreeMap<NaiveDate, i64> = BTreeMap::new();
-    let spans = stored
+    let pieces = stored
         .segments
         .iter()
-        .map(|s| (s.start, s.end))
-        .chain(pending.map(|p| (p.from, p.to)));
-    for (start, end) in spans {
-        for (day, secs) in split_by_day(start, end, tz) {
-            *by_day.entry(day).or_default() += secs;
-        }
+        .map(|s| s.by_day(tz))
+        .chain(pending.map(|p| pending_by_day(&p, tz)));
+    for (day, secs) in pieces.flatten() {
+        *by_day.entry(day).or_default() += secs;
     }
     by_day.into_iter().collect()
 }

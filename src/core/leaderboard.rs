@@ -1,25 +1,18 @@
-//! Leaderboards: which rollup a credit lands in, and how a ranking reads.
+//! Leaderboards: which period a ranking reads, and how it reads. Which
+//! rollup a credit lands in is the calendar's (the cut and the period keys
+//! of [`super::calendar`]).
 //!
-//! - **Day splitting.** A voice credit `[from, to)` is cut at the local
-//!   midnights it crosses in the timezone in force when it was credited
-//!   (DST-aware: a spring-forward day has 23 hours, a fall-back day 25); each
-//!   piece is worth [`whole_secs`] of its ends, so the pieces add up to the
-//!   credit's whole seconds (ARCHITECTURE.md, invariant 2).
-//! - **Period keys.** Each local day belongs to one day, one week (starting
-//!   Monday, as [`super::periods`] defines weeks) and one month; the keys
-//!   name the rollup documents (`2026-11-30`, `w2026-11-30`, `m2026-11`).
 //! - **Ranks.** Competition ranking: ties share a rank and the next rank
 //!   skips (`1, 1, 3`); a member's rank is 1 + the number of members with a
 //!   strictly greater value. Members with nothing are not ranked.
 //! - **Paging.** [`PAGE_SIZE`] entries a page, pages numbered from 1.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use super::daily::today;
-use super::periods::local_midnight;
+use super::calendar::{day_key, month_key, today, week_key};
 use super::stats::Totals;
-use super::{whole_secs, Millis};
+use super::Millis;
 
 /// Entries on one page of a leaderboard.
 pub const PAGE_SIZE: u64 = 10;
@@ -118,56 +111,6 @@ impl By {
 pub fn voice_rank_keys(now: Millis, tz: Tz) -> [String; 3] {
     let date = today(now, tz);
     [day_key(date), week_key(date), month_key(date)]
-}
-
-/// `YYYY-MM-DD`: a day's rollup (the `member_days` day).
-#[must_use]
-pub fn day_key(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
-}
-
-/// `wYYYY-MM-DD` of the week's Monday.
-#[must_use]
-pub fn week_key(date: NaiveDate) -> String {
-    let monday = date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
-    format!("w{}", monday.format("%Y-%m-%d"))
-}
-
-/// `mYYYY-MM`.
-#[must_use]
-pub fn month_key(date: NaiveDate) -> String {
-    format!("m{}", date.format("%Y-%m"))
-}
-
-/// The week and month keys of a day given as `YYYY-MM-DD` (a message's day
-/// bucket); `None` if it is not a date.
-#[must_use]
-pub fn period_keys_of_day(day: &str) -> Option<(String, String)> {
-    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    Some((week_key(date), month_key(date)))
-}
-
-/// `[from, to)` cut at the local midnights of `tz`: whole seconds per local
-/// day, oldest first, days with 0 seconds left out. The pieces add up to
-/// `whole_secs(from, to)`.
-#[must_use]
-pub fn split_by_day(from: Millis, to: Millis, tz: Tz) -> Vec<(NaiveDate, i64)> {
-    let mut out = Vec::new();
-    let mut start = from;
-    let mut day = today(from, tz);
-    while start < to {
-        let next = local_midnight(day + Duration::days(1), tz);
-        // A midnight that does not move forward (an unrepresentable date)
-        // would loop forever: the rest goes to this day.
-        let end = if next <= start { to } else { to.min(next) };
-        let secs = whole_secs(start, end);
-        if secs > 0 {
-            out.push((day, secs));
-        }
-        start = end;
-        day += Duration::days(1);
-    }
-    out
 }
 
 /// Competition ranks of a page of values sorted from largest to smallest:

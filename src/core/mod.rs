@@ -10,22 +10,23 @@
 //! - [`policy`]: what is tracked (AFK channel, excluded channels, bots, webhooks, DMs, message kinds).
 //! - [`settings`]: a server's settings (timezone, excluded channels, streak
 //!   threshold) over the deployment's defaults, and their validation.
-//! - [`periods`]: calendar periods and local days in a timezone.
+//! - [`calendar`]: the calendar in one place: local days, periods, their
+//!   keys, and the cut of a credit at local midnights (the zone a parameter).
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
 //!   and voice per local day over all history.
 //! - [`history`]: a member's sessions (runs of segments without a gap) for `/history`.
 //! - [`paging`]: page math for ◀ ▶ buttons (which items a page shows, ends).
 //! - [`streak`]: current and longest streaks of days with enough voice time.
-//! - [`leaderboard`]: day splitting and period keys of the rollups, ranks
-//!   with ties, paging.
+//! - [`leaderboard`]: periods and criteria of a ranking, ranks with ties,
+//!   paging.
 
+pub mod calendar;
 pub mod daily;
 pub mod history;
 pub mod leaderboard;
 pub mod link;
 pub mod paging;
-pub mod periods;
 pub mod policy;
 pub mod settings;
 pub mod stats;

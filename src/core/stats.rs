@@ -1,7 +1,9 @@
 //! A member's numbers: the read model the store fills for `/ud` and `stats`
 //! ([`StoredMember`]), and the pure sums per calendar period over it.
 
-use super::periods::Periods;
+use chrono_tz::Tz;
+
+use super::calendar::{merge_days, parse_day, split_by_day, DaySecs, Periods};
 use super::tracker::Pending;
 use super::{whole_secs, Millis};
 
@@ -59,11 +61,57 @@ pub struct StoredMember {
 }
 
 /// One stretch of voice time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredSegment {
     pub camera: bool,
     pub start: Millis,
     pub end: Millis,
+    /// The whole seconds stored for it (`secs`), if the store has them.
+    pub secs: Option<i64>,
+    /// Its seconds per local day as its ops carried them (the cut made when
+    /// each op was made); empty for a segment credited before ops carried it.
+    pub days: DaySecs,
+}
+
+impl StoredSegment {
+    /// A segment without stored pieces or seconds (from before either).
+    #[must_use]
+    pub fn span(camera: bool, start: Millis, end: Millis) -> StoredSegment {
+        StoredSegment {
+            camera,
+            start,
+            end,
+            ..StoredSegment::default()
+        }
+    }
+
+    /// Its seconds per local day: the pieces its ops carried, so every reader
+    /// sees the days the rollups were given whatever the zone now. Time its
+    /// pieces do not cover was credited before ops carried them, at the
+    /// start of the segment: that part (the whole segment, for one without
+    /// pieces) is cut in `tz`, the zone of the reader.
+    #[must_use]
+    pub fn by_day(&self, tz: Tz) -> DaySecs {
+        if self.days.is_empty() {
+            return split_by_day(self.start, self.end, tz);
+        }
+        let carried: i64 = self.days.iter().map(|(_, s)| s).sum();
+        let rest = self.secs.unwrap_or(carried) - carried;
+        let mut out = if rest > 0 {
+            split_by_day(self.start, self.start.saturating_add(rest * 1000), tz)
+        } else {
+            Vec::new()
+        };
+        merge_days(&mut out, &self.days);
+        out
+    }
+}
+
+/// Voice seconds per local day of the session in progress, cut in `tz` (the
+/// zone its op will be cut in when it is credited).
+#[must_use]
+pub fn pending_by_day(pending: &Pending, tz: Tz) -> DaySecs {
+    split_by_day(pending.from, pending.to, tz)
 }
 
 /// Combines stored numbers with the session in progress into [`Stats`].
@@ -80,17 +128,22 @@ pub fn compute(stored: &StoredMember, pending: Option<Pending>, periods: &Period
     let spans = stored
         .segments
         .iter()
-        .map(|s| (s.camera, s.start, s.end))
-        .chain(pending.map(|p| (p.camera, p.from, p.to)));
-    for (camera, start, end) in spans {
-        for (totals, from) in [
-            (&mut stats.today, periods.today.at),
-            (&mut stats.this_week, periods.week.at),
-            (&mut stats.this_month, periods.month.at),
-        ] {
-            let s = start.max(from);
-            if end > s {
-                totals.add_voice(camera, whole_secs(s, end));
+        .map(|s| (s.camera, s.by_day(periods.tz)))
+        .chain(pending.map(|p| (p.camera, pending_by_day(&p, periods.tz))));
+    for (camera, pieces) in spans {
+        for (date, secs) in pieces {
+            let inside = periods.contain(date);
+            for (totals, yes) in [
+                &mut stats.today,
+                &mut stats.this_week,
+                &mut stats.this_month,
+            ]
+            .into_iter()
+            .zip(inside)
+            {
+                if yes {
+                    totals.add_voice(camera, secs);
+                }
             }
         }
     }
@@ -98,12 +151,17 @@ pub fn compute(stored: &StoredMember, pending: Option<Pending>, periods: &Period
         stats.all_time.add_voice(p.camera, whole_secs(p.from, p.to));
     }
     for (day, n) in &stored.days {
-        for (totals, from) in [
-            (&mut stats.today, &periods.today.day),
-            (&mut stats.this_week, &periods.week.day),
-            (&mut stats.this_month, &periods.month.day),
-        ] {
-            if day >= from {
+        let Some(date) = parse_day(day) else { continue };
+        let inside = periods.contain(date);
+        for (totals, yes) in [
+            &mut stats.today,
+            &mut stats.this_week,
+            &mut stats.this_month,
+        ]
+        .into_iter()
+        .zip(inside)
+        {
+            if yes {
                 totals.messages += n;
             }
         }
@@ -125,7 +183,7 @@ pub enum Freshness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::periods::ms;
+    use crate::core::calendar::ms;
 
     #[test]
     fn computes_periods_from_segments_days_and_the_session_in_progress() {
@@ -137,17 +195,13 @@ mod tests {
             messages: 9,
             segments: vec![
                 // Crosses midnight: 30 min yesterday, 30 min today.
-                StoredSegment {
-                    camera: true,
-                    start: ms("2026-11-25T23:30:00Z"),
-                    end: ms("2026-11-26T00:30:00Z"),
-                },
+                StoredSegment::span(true, ms("2026-11-25T23:30:00Z"), ms("2026-11-26T00:30:00Z")),
                 // Last week: only in the month.
-                StoredSegment {
-                    camera: false,
-                    start: ms("2026-11-20T10:00:00Z"),
-                    end: ms("2026-11-20T10:01:40Z"),
-                },
+                StoredSegment::span(
+                    false,
+                    ms("2026-11-20T10:00:00Z"),
+                    ms("2026-11-20T10:01:40Z"),
+                ),
             ],
             days: vec![("2026-11-20".into(), 4), ("2026-11-26".into(), 5)],
         };

@@ -9,7 +9,7 @@
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::core::periods::local_day;
+use crate::core::calendar::{local_day, split_by_day, DaySecs};
 use crate::core::tracker::{Effect, OpenSegment};
 use crate::core::{MemberKey, Millis};
 
@@ -32,9 +32,21 @@ pub enum Op {
         segment_start: Millis,
         from: Millis,
         to: Millis,
-        /// The timezone in force when it was credited: its day and period
-        /// rollups are cut at this zone's midnights. Absent in records from
-        /// before the rollups (the store's configured zone applies).
+        /// Its seconds per local day, cut when the op was made (in the zone
+        /// of its guild then): which day, week and month rollups it adds to,
+        /// and how much, whatever `TIMEZONE` or tzdata a replay runs with.
+        /// Absent in records from before it was carried (see
+        /// [`Op::voice_days`]).
+        #[serde(
+            rename = "d",
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "days_on_disk"
+        )]
+        days: Option<DaySecs>,
+        /// The zone records of the previous version were credited in (they
+        /// carry no days; new records carry days instead). Absent in records
+        /// from before the rollups.
         #[serde(default, skip_serializing_if = "Option::is_none", with = "tz_on_disk")]
         tz: Option<Tz>,
     },
@@ -47,7 +59,8 @@ pub enum Op {
         guild: u64,
         #[serde(rename = "u")]
         user: u64,
-        /// The day in the configured timezone, `YYYY-MM-DD`.
+        /// The local day it was sent on (its snowflake's time) in the zone of
+        /// its guild, `YYYY-MM-DD`.
         day: String,
         /// How many messages (absent on disk when 1).
         #[serde(rename = "n", default = "one", skip_serializing_if = "is_one")]
@@ -83,7 +96,8 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Op {
-    /// A message by `member` at `at`, bucketed on its day in `tz`.
+    /// A message by `member` sent at `at` (its snowflake's time), bucketed on
+    /// its day in `tz`.
     #[must_use]
     pub fn message(member: MemberKey, at: Millis, tz: Tz) -> Op {
         Op::Message {
@@ -118,7 +132,8 @@ impl Op {
 }
 
 impl Op {
-    /// The op of a tracker effect; a credit's rollups follow `tz`.
+    /// The op of a tracker effect. A credit is cut at the local midnights of
+    /// `tz` (the zone of its guild) here, once: the op carries its days.
     #[must_use]
     pub fn effect(e: Effect, tz: Tz) -> Op {
         match e {
@@ -130,13 +145,39 @@ impl Op {
                 segment_start: c.segment_start,
                 from: c.from,
                 to: c.to,
-                tz: Some(tz),
+                days: Some(split_by_day(c.from, c.to, tz)),
+                tz: None,
             },
             Effect::Checkpoint { member, open } => Op::Checkpoint {
                 guild: member.guild,
                 user: member.user,
                 open,
             },
+        }
+    }
+}
+
+impl Op {
+    /// A voice op's seconds per local day: the days it carries; for a record
+    /// of the previous version (a zone, no days), its credit cut in that
+    /// zone; for a record from before the rollups (neither), none: those
+    /// credits count in the totals and their segment only, as they did when
+    /// they were made, and a replay under any `TIMEZONE` adds them to no
+    /// rollup. Any other op: none. A function of the record alone (and, for
+    /// the previous version's records, of tzdata).
+    #[must_use]
+    pub fn voice_days(&self) -> DaySecs {
+        match self {
+            Op::Voice {
+                days: Some(days), ..
+            } => days.clone(),
+            Op::Voice {
+                from,
+                to,
+                tz: Some(tz),
+                ..
+            } => split_by_day(*from, *to, *tz),
+            _ => Vec::new(),
         }
     }
 }
@@ -169,6 +210,45 @@ mod tz_on_disk {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.and_then(|name| name.parse().ok()))
+    }
+}
+
+/// Seconds per local day on disk: `[["2026-11-29", 1800], …]`.
+mod days_on_disk {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::core::calendar::DaySecs;
+
+    // serde's `with` hands the field by reference.
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(
+        days: &Option<DaySecs>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        days.as_ref()
+            .map(|d| {
+                d.iter()
+                    .map(|(date, secs)| (date.format("%Y-%m-%d").to_string(), *secs))
+                    .collect::<Vec<_>>()
+            })
+            .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DaySecs>, D::Error> {
+        let Some(days) = Option::<Vec<(String, i64)>>::deserialize(d)? else {
+            return Ok(None);
+        };
+        days.into_iter()
+            .map(|(day, secs)| {
+                NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .map(|date| (date, secs))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 }
 
@@ -227,6 +307,7 @@ mod tests {
             r#"{"seq":10,"op":{"t":"s","g":1,"u":2,"open":null}}"#,
             r#"{"seq":11,"op":{"t":"m","g":1,"u":2,"day":"2026-11-26","n":3}}"#,
             r#"{"seq":12,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"tz":"Asia/Kolkata"}}"#,
+            r#"{"seq":14,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"d":[["2026-11-29",1800],["2026-11-30",1800]]}}"#,
         ];
         for json in cases {
             let rec: Sequenced = serde_json::from_str(json).unwrap();
@@ -235,7 +316,17 @@ mod tests {
         // A voice record from before the rollups has no zone; a new one has
         // the zone it was credited in.
         let old: Sequenced = serde_json::from_str(cases[0]).unwrap();
-        assert!(matches!(old.op, Op::Voice { tz: None, .. }), "{old:?}");
+        assert!(
+            matches!(
+                old.op,
+                Op::Voice {
+                    tz: None,
+                    days: None,
+                    ..
+                }
+            ),
+            "{old:?}"
+        );
         let new: Sequenced = serde_json::from_str(cases[5]).unwrap();
         assert!(
             matches!(
@@ -247,6 +338,11 @@ mod tests {
             ),
             "{new:?}"
         );
+        let carried: Sequenced = serde_json::from_str(cases[6]).unwrap();
+        assert_eq!(carried.op.voice_days().len(), 2);
+        // A pre-rollup record adds to no day, whatever the zone now (the
+        // previous version's one is cut in its own zone: store::rollups).
+        assert!(old.op.voice_days().is_empty());
         // An unknown zone name reads as absent, not as an unreadable spool.
         let unknown: Sequenced = serde_json::from_str(
             r#"{"seq":13,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"tz":"Mars/Olympus"}}"#,
@@ -266,5 +362,37 @@ mod tests {
                 })
             }
         );
+    }
+
+    #[test]
+    fn a_credit_carries_its_days_cut_when_the_op_is_made() {
+        use crate::core::tracker::Credit;
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        // 23:30 to 00:30 in Kolkata (UTC+5:30): two local days.
+        let credit = Credit {
+            member: MemberKey { guild: 1, user: 2 },
+            channel: 3,
+            camera: true,
+            segment_start: ms("2026-11-29T18:00:00Z"),
+            from: ms("2026-11-29T18:00:00Z"),
+            to: ms("2026-11-29T19:00:00Z"),
+        };
+        let op = Op::effect(Effect::Credit(credit), chrono_tz::Asia::Kolkata);
+        let day = |s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            op.voice_days(),
+            [(day("2026-11-29"), 1800), (day("2026-11-30"), 1800)]
+        );
+        // On disk and back: the same days.
+        let json = serde_json::to_string(&op).unwrap();
+        assert!(
+            json.contains(r#""d":[["2026-11-29",1800],["2026-11-30",1800]]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
     }
 }

@@ -4,7 +4,8 @@
 //! away) memory grows with the number of documents touched, not with the
 //! number of events:
 //! - a voice credit that continues a waiting credit of the same segment
-//!   extends it (`[from, to)` + `[to, to')` = `[from, to')`);
+//!   extends it (`[from, to)` + `[to, to')` = `[from, to')`, their days
+//!   added up: each was cut when its op was made);
 //! - messages of the same member and day add up (`count`);
 //! - a member's checkpoint replaces the waiting one (the last one wins).
 //!
@@ -15,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::op::Op;
+use crate::core::calendar::merge_days;
 use crate::core::{MemberKey, Millis};
 
 /// What makes two waiting ops foldable.
@@ -108,6 +110,7 @@ fn fold(waiting: &mut Op, new: &Op) -> bool {
                 channel,
                 camera,
                 to,
+                days,
                 tz,
                 ..
             },
@@ -116,10 +119,20 @@ fn fold(waiting: &mut Op, new: &Op) -> bool {
                 camera: cam,
                 from: f,
                 to: t,
+                days: more,
                 tz: z,
                 ..
             },
-        ) if *channel == *c && *camera == *cam && *to == *f && *tz == *z => {
+        ) if *channel == *c
+            && *camera == *cam
+            && *to == *f
+            && *tz == *z
+            && days.is_some() == more.is_some() =>
+        {
+            // The days of both, each cut when its op was made.
+            if let (Some(days), Some(more)) = (days.as_mut(), more.as_ref()) {
+                merge_days(days, more);
+            }
             *to = *t;
             true
         }
@@ -163,8 +176,27 @@ mod tests {
             segment_start: 0,
             from,
             to,
+            days: Some(crate::core::calendar::split_by_day(
+                from,
+                to,
+                chrono_tz::UTC,
+            )),
             tz: None,
         }
+    }
+
+    #[test]
+    fn folded_credits_keep_the_days_each_was_cut_into() {
+        // Two credits of one segment either side of a UTC midnight fold
+        // into one op whose days are both credits' days.
+        let day = 86_400_000;
+        let outbox = Outbox::default();
+        outbox.push(voice(day - 60_000, day));
+        outbox.push(voice(day, day + 30_000));
+        let ops = outbox.take(usize::MAX);
+        assert_eq!(ops, vec![voice(day - 60_000, day + 30_000)]);
+        assert_eq!(ops[0].voice_days().iter().map(|(_, s)| s).sum::<i64>(), 90);
+        assert_eq!(ops[0].voice_days().len(), 2);
     }
 
     #[test]

@@ -118,18 +118,17 @@ impl Store {
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));
-        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> =
-            group(batch, &progress.excluded, self.timezone)
-                .into_iter()
-                .flat_map(|(coll, docs)| {
-                    docs.chunks(chunk)
-                        .map(|c| (coll, c.to_vec()))
-                        .collect::<Vec<_>>()
-                })
-                .enumerate()
-                .filter(|(i, _)| !progress.done.contains(i))
-                .map(|(i, (coll, docs))| (i, coll, docs))
-                .collect();
+        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch, &progress.excluded)
+            .into_iter()
+            .flat_map(|(coll, docs)| {
+                docs.chunks(chunk)
+                    .map(|c| (coll, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .enumerate()
+            .filter(|(i, _)| !progress.done.contains(i))
+            .map(|(i, (coll, docs))| (i, coll, docs))
+            .collect();
         let mut report = ApplyReport::default();
         let mut first_error = None;
         // Up to `in_flight` commands at once, a new one as soon as one
@@ -227,8 +226,7 @@ impl Store {
         let mut failed = Vec::new();
         while !docs.is_empty() {
             WriteGuard::check(guard)?; // before every command, re-sends too
-            let statements: Vec<Document> =
-                docs.iter().map(|d| d.statement(self.timezone)).collect();
+            let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
             let reply = self
                 .command(doc! {
                     "update": coll,

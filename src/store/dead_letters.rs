@@ -58,7 +58,7 @@ impl Store {
             id: document.to_owned(),
             ops: vec![&rec],
         };
-        let mut statement = ops.statement(self.timezone);
+        let mut statement = ops.statement();
         // A checkpoint replaces the document: only if it is newer than the
         // one there (the sequence guard as on the normal path).
         let checkpoint = coll == VOICE_SESSIONS;

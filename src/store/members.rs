@@ -6,6 +6,7 @@ use mongodb::bson::{doc, DateTime, Document};
 
 use super::schema::{int, member_id, to_i64, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS};
 use super::{Store, StoreError};
+use crate::core::calendar::{parse_day, DaySecs};
 use crate::core::stats::{StoredMember, StoredSegment};
 use crate::core::{MemberKey, Millis};
 
@@ -53,6 +54,8 @@ impl Store {
                         camera: s.get_bool("camera").ok()?,
                         start: s.get_datetime("start").ok()?.timestamp_millis(),
                         end: s.get_datetime("end").ok()?.timestamp_millis(),
+                        secs: s.contains_key("secs").then(|| int(s, "secs")),
+                        days: carried_days(s),
                     })
                 })
                 .collect(),
@@ -62,4 +65,18 @@ impl Store {
                 .collect(),
         })
     }
+}
+
+/// A segment's `days` (`{"YYYY-MM-DD": secs}`, what its ops carried), sorted
+/// by day; empty for a segment from before.
+fn carried_days(segment: &Document) -> DaySecs {
+    let Ok(days) = segment.get_document("days") else {
+        return Vec::new();
+    };
+    let mut out: DaySecs = days
+        .keys()
+        .filter_map(|k| Some((parse_day(k)?, int(days, k))))
+        .collect();
+    out.sort_unstable();
+    out
 }

@@ -56,7 +56,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono_tz::Tz;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::options::{
     ClientOptions, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria,
@@ -92,9 +91,6 @@ pub struct Store {
     write_concern: Bson,
     /// When commands last succeeded and failed (shared by clones).
     contact: Arc<ContactLog>,
-    /// Cuts the day rollups of credits spooled before they recorded their
-    /// zone (`TIMEZONE`; UTC unless set).
-    timezone: Tz,
 }
 
 impl Store {
@@ -129,14 +125,6 @@ impl Store {
         self
     }
 
-    /// The zone that cuts the day rollups of credits that did not record
-    /// theirs (records spooled before the rollups): `TIMEZONE`.
-    #[must_use]
-    pub fn with_timezone(mut self, tz: Tz) -> Store {
-        self.timezone = tz;
-        self
-    }
-
     /// Wraps an existing database handle (tests, tools).
     #[must_use]
     pub fn from_database(db: Database) -> Store {
@@ -147,7 +135,6 @@ impl Store {
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
             contact: Arc::default(),
-            timezone: Tz::UTC,
         }
     }
 

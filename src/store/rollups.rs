@@ -9,30 +9,29 @@
 //! A rollup document is one more target of an op, guarded by its own `seq`
 //! like every other document (ARCHITECTURE.md, "Exactly once"), so a replay
 //! never counts twice. Which documents an op touches, and what it adds to
-//! each, depend only on the op (its credited zone, or the configured one for
-//! records from before the zone was recorded), so a replay touches the same
-//! documents with the same amounts.
+//! each, depend only on the op's record: the days it carries (cut when it
+//! was made, [`Op::voice_days`]), or a message's day; never on the
+//! configured `TIMEZONE` or on tzdata, so a replay after either changed
+//! touches the same documents with the same amounts.
 //!
 //! Weeks and months have a collection each rather than one shared one:
 //! FerretDB v1.24 scans the whole collection for every seq-guarded statement,
 //! so a statement costs in proportion to its collection (BENCHMARKS.md,
 //! "Leaderboards").
 
-use chrono_tz::Tz;
-
 use super::schema::{member_id, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_WEEKS};
-use crate::core::leaderboard::{day_key, month_key, period_keys_of_day, split_by_day, week_key};
+use crate::core::calendar::{day_key, month_key, parse_day, period_keys_of_day, week_key};
 use crate::core::stats::Totals;
 use crate::durable::op::Op;
 
 /// The rollup documents `(collection, _id)` an op adds to (none for a
 /// checkpoint), each once.
-pub(super) fn targets(op: &Op, fallback: Tz) -> Vec<(&'static str, String)> {
+pub(super) fn targets(op: &Op) -> Vec<(&'static str, String)> {
     let member = member_id(op.member());
     let mut keys: Vec<(&'static str, String)> = Vec::new();
     match op {
-        Op::Voice { from, to, tz, .. } => {
-            for (date, _) in split_by_day(*from, *to, tz.unwrap_or(fallback)) {
+        Op::Voice { .. } => {
+            for (date, _) in op.voice_days() {
                 keys.push((MEMBER_DAYS, day_key(date)));
                 keys.push((MEMBER_WEEKS, week_key(date)));
                 keys.push((MEMBER_MONTHS, month_key(date)));
@@ -60,7 +59,7 @@ pub(super) fn key_of(id: &str) -> &str {
 }
 
 /// What `op` adds to the rollup keyed `key` (a day, `w…` or `m…`).
-pub(super) fn share(op: &Op, key: &str, fallback: Tz) -> Totals {
+pub(super) fn share(op: &Op, key: &str) -> Totals {
     let matches = |date| match key.as_bytes().first() {
         Some(b'w') => week_key(date) == key,
         Some(b'm') => month_key(date) == key,
@@ -68,14 +67,9 @@ pub(super) fn share(op: &Op, key: &str, fallback: Tz) -> Totals {
     };
     let mut t = Totals::default();
     match op {
-        Op::Voice {
-            camera,
-            from,
-            to,
-            tz,
-            ..
-        } => {
-            let secs: i64 = split_by_day(*from, *to, tz.unwrap_or(fallback))
+        Op::Voice { camera, .. } => {
+            let secs: i64 = op
+                .voice_days()
                 .into_iter()
                 .filter(|(date, _)| matches(*date))
                 .map(|(_, s)| s)
@@ -87,9 +81,9 @@ pub(super) fn share(op: &Op, key: &str, fallback: Tz) -> Totals {
             }
         }
         Op::Message { day, count, .. } => {
-            let here = match chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
-                Ok(date) => matches(date),
-                Err(_) => day == key,
+            let here = match parse_day(day) {
+                Some(date) => matches(date),
+                None => day == key,
             };
             if here {
                 t.messages = i64::from(*count);
@@ -102,14 +96,21 @@ pub(super) fn share(op: &Op, key: &str, fallback: Tz) -> Totals {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
 
-    fn voice(from: &str, to: &str, tz: Option<Tz>) -> Op {
-        let ms = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .timestamp_millis()
-        };
+    fn ms(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn voice(from: &str, to: &str, days: Option<Vec<(NaiveDate, i64)>>, tz: Option<Tz>) -> Op {
         Op::Voice {
             guild: 1,
             user: 2,
@@ -118,19 +119,25 @@ mod tests {
             segment_start: ms(from),
             from: ms(from),
             to: ms(to),
+            days,
             tz,
         }
     }
 
+    use chrono_tz::Tz;
+
     #[test]
     fn a_credit_across_local_midnight_adds_to_both_days_and_their_periods() {
-        // Sunday 23:30 to Monday 00:30 in Kolkata (UTC+5:30), month end.
+        // Sunday 23:30 to Monday 00:30 in Kolkata (UTC+5:30), month end: the
+        // days were cut when the op was made.
+        let days = vec![(date("2026-11-29"), 1800), (date("2026-11-30"), 1800)];
         let op = voice(
             "2026-11-29T18:00:00Z",
             "2026-11-29T19:00:00Z",
-            Some(chrono_tz::Asia::Kolkata),
+            Some(days),
+            None,
         );
-        let t = targets(&op, chrono_tz::UTC);
+        let t = targets(&op);
         let ids: Vec<&str> = t.iter().map(|(_, id)| id.as_str()).collect();
         assert_eq!(
             ids,
@@ -144,15 +151,39 @@ mod tests {
         );
         for (_, id) in &t {
             assert_eq!(
-                share(&op, key_of(id), chrono_tz::UTC).cam_on_secs,
+                share(&op, key_of(id)).cam_on_secs,
                 if id.ends_with("m2026-11") { 3600 } else { 1800 },
                 "{id}"
             );
         }
-        // Without a recorded zone the configured one applies: one UTC day.
-        let old = voice("2026-11-29T18:00:00Z", "2026-11-29T19:00:00Z", None);
-        assert_eq!(targets(&old, chrono_tz::UTC).len(), 3);
-        assert_eq!(targets(&old, chrono_tz::Asia::Kolkata).len(), 5);
+    }
+
+    #[test]
+    fn the_targets_are_the_records_own_whatever_the_zone_now() {
+        // The days an op carries decide, even where this build's tzdata
+        // would cut the same stretch elsewhere (a tzdata change between the
+        // run that made it and the one replaying it).
+        let op = voice(
+            "2026-11-29T18:00:00Z",
+            "2026-11-29T19:00:00Z",
+            Some(vec![(date("2026-11-29"), 3600)]),
+            None,
+        );
+        let ids: Vec<String> = targets(&op).into_iter().map(|(_, id)| id).collect();
+        assert_eq!(ids, ["1:2:2026-11-29", "1:2:m2026-11", "1:2:w2026-11-23"]);
+        // The previous version's record (a zone, no days): cut in its zone.
+        let prev = voice(
+            "2026-11-29T18:00:00Z",
+            "2026-11-29T19:00:00Z",
+            None,
+            Some(chrono_tz::Asia::Kolkata),
+        );
+        assert_eq!(targets(&prev).len(), 5);
+        // A record from before the rollups (neither): no rollup at all, so
+        // no `TIMEZONE` can give it other days on a replay.
+        let old = voice("2026-11-29T18:00:00Z", "2026-11-29T19:00:00Z", None, None);
+        assert!(targets(&old).is_empty());
+        assert_eq!(share(&old, "2026-11-29"), Totals::default());
     }
 
     #[test]
@@ -163,11 +194,11 @@ mod tests {
             day: "2026-12-01".into(),
             count: 3,
         };
-        let t = targets(&op, chrono_tz::UTC);
+        let t = targets(&op);
         assert_eq!(t.len(), 3);
         for (_, id) in &t {
-            assert_eq!(share(&op, key_of(id), chrono_tz::UTC).messages, 3, "{id}");
+            assert_eq!(share(&op, key_of(id)).messages, 3, "{id}");
         }
-        assert_eq!(share(&op, "m2026-11", chrono_tz::UTC).messages, 0);
+        assert_eq!(share(&op, "m2026-11").messages, 0);
     }
 }

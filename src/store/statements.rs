@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono_tz::Tz;
 use mongodb::bson::{doc, DateTime, Document};
 
 use super::rollups;
@@ -36,9 +35,8 @@ impl DocOps<'_> {
         self.ops.last().map_or(0, |o| o.seq)
     }
 
-    /// The upsert statement for these ops; `tz` cuts the days of credits
-    /// that did not record their zone.
-    pub(super) fn statement(&self, tz: Tz) -> Document {
+    /// The upsert statement for these ops.
+    pub(super) fn statement(&self) -> Document {
         let Some(first) = self.ops.first() else {
             return Document::new();
         };
@@ -83,10 +81,19 @@ impl DocOps<'_> {
                     );
                 }
             }
-            MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(tz, &mut set, &mut update),
+            MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);
+                // The seconds per local day the ops carry (`days.YYYY-MM-DD`):
+                // what `/ud`, the chart and the streaks read, the same days
+                // the rollups got.
+                let mut inc = Document::new();
                 for o in &self.ops {
+                    for (date, s) in o.op.voice_days() {
+                        let field = format!("days.{}", date.format("%Y-%m-%d"));
+                        let sum = inc.get_i64(&field).unwrap_or(0) + s;
+                        inc.insert(field, sum);
+                    }
                     if let Op::Voice {
                         channel,
                         camera,
@@ -103,7 +110,8 @@ impl DocOps<'_> {
                         set.insert("start", DateTime::from_millis(*segment_start));
                     }
                 }
-                update.insert("$inc", doc! { "secs": secs });
+                inc.insert("secs", secs);
+                update.insert("$inc", inc);
                 update.insert("$max", doc! { "end": DateTime::from_millis(end) });
             }
             _ => {
@@ -130,7 +138,7 @@ impl DocOps<'_> {
 
 impl DocOps<'_> {
     /// A day's or a period's rollup: each op's share of it.
-    fn rollup(&self, tz: Tz, set: &mut Document, update: &mut Document) {
+    fn rollup(&self, set: &mut Document, update: &mut Document) {
         let key = rollups::key_of(&self.id);
         let field = match self.coll {
             MEMBER_DAYS => "day",
@@ -140,7 +148,7 @@ impl DocOps<'_> {
         set.insert(field, key);
         let mut sum = Totals::default();
         for o in &self.ops {
-            let t = rollups::share(&o.op, key, tz);
+            let t = rollups::share(&o.op, key);
             sum.cam_on_secs += t.cam_on_secs;
             sum.cam_off_secs += t.cam_off_secs;
             sum.messages += t.messages;
@@ -191,7 +199,6 @@ fn fence(epoch: u64, q: &mut Document, update: &mut Document) {
 pub(super) fn group<'a>(
     batch: &'a [Sequenced],
     excluded: &HashSet<(u64, String)>,
-    tz: Tz,
 ) -> Vec<(&'static str, Vec<DocOps<'a>>)> {
     let mut by_doc: BTreeMap<(&'static str, String), Vec<&Sequenced>> = BTreeMap::new();
     for rec in batch {
@@ -204,7 +211,7 @@ pub(super) fn group<'a>(
             Op::Message { .. } => vec![(MEMBER_STATS, member_id(key))],
             Op::Checkpoint { .. } => vec![(VOICE_SESSIONS, member_id(key))],
         };
-        targets.extend(rollups::targets(&rec.op, tz));
+        targets.extend(rollups::targets(&rec.op));
         for t in targets {
             if !excluded.is_empty() && excluded.contains(&(rec.seq, format!("{}/{}", t.0, t.1))) {
                 continue;

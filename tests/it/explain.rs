@@ -77,6 +77,7 @@ fn voice(user: u64, guild: u64, from: i64, secs: i64) -> Op {
         segment_start: from,
         from,
         to: from + secs * 1000,
+        days: None,
         tz: Some(chrono_tz::UTC),
     }
 }

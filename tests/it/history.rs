@@ -34,6 +34,7 @@ fn voice(channel: u64, camera: bool, segment_start: i64, from: i64, to: i64) -> 
         segment_start,
         from,
         to,
+        days: None,
         tz: None,
     }
 }

@@ -42,6 +42,7 @@ fn voice(user: u64, camera: bool, from: i64, secs: i64) -> Op {
         segment_start: from,
         from,
         to: from + secs * 1000,
+        days: None,
         tz: Some(chrono_tz::UTC),
     }
 }

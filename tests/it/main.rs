@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod architecture;
+mod calendar;
 mod card;
 mod db_smoke;
 mod dead_letters;

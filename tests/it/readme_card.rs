@@ -50,6 +50,7 @@ fn session(start: i64, on_min: i64, off_min: i64) -> Vec<Op> {
         segment_start: from,
         from,
         to,
+        days: None,
         tz: None,
     };
     let mut ops = vec![checkpoint(Some((true, start)))];

@@ -29,6 +29,7 @@ fn voice(camera: bool, segment_start: i64, from: i64, to: i64) -> Op {
         segment_start,
         from,
         to,
+        days: None,
         tz: None,
     }
 }
@@ -293,6 +294,7 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
                     segment_start: T0,
                     from: clock,
                     to: clock + len,
+                    days: None,
                     tz: None,
                 });
                 let s = whole_secs(clock, clock + len);

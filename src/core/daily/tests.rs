@@ -2,15 +2,12 @@ use chrono_tz::Europe::Paris;
 use proptest::prelude::*;
 
 use super::*;
-use crate::core::periods::ms;
+use crate::core::calendar::ms;
 use crate::core::stats::StoredSegment;
+use crate::core::whole_secs;
 
 fn seg(camera: bool, start: &str, end: &str) -> StoredSegment {
-    StoredSegment {
-        camera,
-        start: ms(start),
-        end: ms(end),
-    }
+    StoredSegment::span(camera, ms(start), ms(end))
 }
 
 fn member(segments: Vec<StoredSegment>) -> StoredMember {
@@ -135,7 +132,7 @@ proptest! {
             .iter()
             .map(|&(camera, off, len)| {
                 let start = from + off;
-                StoredSegment { camera, start, end: (start + len).min(now) }
+                StoredSegment::span(camera, start, (start + len).min(now))
             })
             .filter(|s| s.end > s.start)
             .collect();
@@ -203,7 +200,7 @@ proptest! {
         let base = ms("2026-03-20T00:00:00Z"); // spans the spring DST change
         let segments: Vec<StoredSegment> = starts
             .iter()
-            .map(|(s, len)| StoredSegment { camera: true, start: base + s * 1000, end: base + (s + len) * 1000 })
+            .map(|(s, len)| StoredSegment::span(true, base + s * 1000, base + (s + len) * 1000))
             .collect();
         let stored = member(segments.clone());
         let by_day = voice_by_day(&stored, None, Paris);

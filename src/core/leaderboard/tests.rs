@@ -1,8 +1,7 @@
-use chrono_tz::Europe::Paris;
 use proptest::prelude::*;
 
 use super::*;
-use crate::core::periods::ms;
+use crate::core::calendar::ms;
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -20,11 +19,6 @@ fn period_keys_follow_calendar_periods() {
     assert_eq!(Period::Week.key(date("2026-12-02")).unwrap(), "w2026-11-30");
     assert_eq!(Period::Month.key(date("2026-12-02")).unwrap(), "m2026-12");
     assert_eq!(Period::All.key(date("2026-12-02")), None);
-    assert_eq!(
-        period_keys_of_day("2026-12-02"),
-        Some(("w2026-11-30".into(), "m2026-12".into()))
-    );
-    assert_eq!(period_keys_of_day("not a day"), None);
     // The key "now" is the local day's: 23:30 UTC is already tomorrow in Kolkata.
     let now = ms("2026-11-29T23:30:00Z");
     assert_eq!(
@@ -50,47 +44,6 @@ fn names_round_trip() {
 }
 
 #[test]
-fn a_stay_across_local_midnight_is_split_there() {
-    // Kolkata is UTC+5:30: local midnight of the 26th is 18:30 UTC on the 25th.
-    let split = split_by_day(
-        ms("2026-11-25T18:00:00Z"),
-        ms("2026-11-25T19:00:00Z"),
-        chrono_tz::Asia::Kolkata,
-    );
-    assert_eq!(
-        split,
-        vec![(date("2026-11-25"), 1800), (date("2026-11-26"), 1800)]
-    );
-    // The same hour in UTC is one day.
-    let utc = split_by_day(
-        ms("2026-11-25T18:00:00Z"),
-        ms("2026-11-25T19:00:00Z"),
-        chrono_tz::UTC,
-    );
-    assert_eq!(utc, vec![(date("2026-11-25"), 3600)]);
-}
-
-#[test]
-fn dst_days_have_23_and_25_hours() {
-    // Paris springs forward on 2026-03-29 (23 h) and falls back on 2026-10-25 (25 h).
-    let spring = split_by_day(
-        ms("2026-03-28T23:00:00Z"), // local midnight of the 29th (UTC+1)
-        ms("2026-03-29T22:00:00Z"), // local midnight of the 30th (UTC+2)
-        Paris,
-    );
-    assert_eq!(spring, vec![(date("2026-03-29"), 23 * 3600)]);
-    let fall = split_by_day(
-        ms("2026-10-24T22:00:00Z"), // local midnight of the 25th (UTC+2)
-        ms("2026-10-25T23:30:00Z"), // 00:30 on the 26th (UTC+1)
-        Paris,
-    );
-    assert_eq!(
-        fall,
-        vec![(date("2026-10-25"), 25 * 3600), (date("2026-10-26"), 1800)]
-    );
-}
-
-#[test]
 fn ties_share_a_rank_and_the_next_rank_skips() {
     assert_eq!(
         page_ranks(&[30, 30, 20, 10, 10, 5], 1, 0),
@@ -112,24 +65,6 @@ fn paging_is_ten_a_page() {
 }
 
 proptest! {
-    /// However a stretch falls, its pieces add up to its whole seconds, each
-    /// piece lies within one local day (at most 25 h) and days increase.
-    #[test]
-    fn pieces_add_up_to_the_stretch(
-        from in 1_700_000_000_000i64..1_900_000_000_000,
-        len in 0i64..(5 * 86_400_000),
-        zone in 0usize..4,
-    ) {
-        let tz = [chrono_tz::UTC, Paris, chrono_tz::Asia::Kolkata, chrono_tz::America::St_Johns][zone];
-        let split = split_by_day(from, from + len, tz);
-        prop_assert_eq!(split.iter().map(|(_, s)| s).sum::<i64>(), whole_secs(from, from + len));
-        prop_assert!(split.iter().all(|(_, s)| *s > 0 && *s <= 25 * 3600));
-        prop_assert!(split.windows(2).all(|w| w[0].0 < w[1].0));
-        if let Some((first, _)) = split.first() {
-            prop_assert!(*first >= today(from, tz));
-        }
-    }
-
     /// A page's ranks are what ranking the whole list gives, whatever the
     /// page boundaries.
     #[test]

@@ -60,6 +60,7 @@ fn stay(midnight: i64) -> Vec<Op> {
         segment_start,
         from,
         to,
+        days: None,
         tz: None,
     };
     vec![

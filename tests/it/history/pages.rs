@@ -37,6 +37,7 @@ fn session_ops(i: i64) -> Vec<Op> {
             segment_start: start,
             from: start,
             to: start + (60 + i) * 1000,
+            days: None,
             tz: None,
         },
         checkpoint(None),

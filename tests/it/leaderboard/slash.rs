@@ -115,6 +115,7 @@ async fn slash_leaderboard_pages_with_the_buttons() {
                 segment_start: ms(today, 10),
                 from: ms(today, 10),
                 to: ms(today, 10 + secs),
+                days: None,
                 tz: Some(chrono_tz::UTC),
             }
         })
@@ -308,6 +309,7 @@ async fn seed_ranking(env: &Env, day: chrono::NaiveDate) -> Vec<u64> {
                 segment_start: ms(day, 10),
                 from: ms(day, 10),
                 to: ms(day, 10 + secs),
+                days: None,
                 tz: Some(chrono_tz::UTC),
             }
         })
