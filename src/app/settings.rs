@@ -91,6 +91,24 @@ impl App {
         self.settings_of(guild).timezone_or(self.defaults())
     }
 
+    /// `effect` as an op, its days cut in its server's zone.
+    pub(super) fn op_of(&self, effect: crate::core::tracker::Effect) -> crate::durable::op::Op {
+        let guild = match &effect {
+            crate::core::tracker::Effect::Credit(c) => c.member.guild,
+            crate::core::tracker::Effect::Checkpoint { member, .. } => member.guild,
+        };
+        crate::durable::op::Op::effect(effect, self.timezone_of(guild))
+    }
+
+    /// Voice seconds a local day needs in `guild` to count towards a streak.
+    #[must_use]
+    pub fn streak_min_secs_of(&self, guild: u64) -> i64 {
+        i64::from(
+            self.settings_of(guild)
+                .streak_min_minutes_or(self.defaults()),
+        ) * 60
+    }
+
     /// Reloads every server's settings from MongoDB.
     ///
     /// # Errors

@@ -233,7 +233,7 @@ impl App {
                 let effects = tracker.guild_snapshot(guild, &present, now);
                 super::intake::log_effects(&effects);
                 self.writer
-                    .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                    .submit(effects.into_iter().map(|e| self.op_of(e)));
             }
         }
         let mut messages = lock(&self.seat.messages);
@@ -243,7 +243,8 @@ impl App {
             if id >= from {
                 counted += 1;
                 let sent = super::message_sent_at(id, at);
-                self.writer.submit([Op::message(member, sent, self.tz)]);
+                self.writer
+                    .submit([Op::message(member, sent, self.timezone_of(member.guild))]);
             }
         }
         messages.standby = false;
@@ -290,7 +291,7 @@ impl App {
             effects.extend(tracker.voice_update(member, presence, at));
             super::intake::log_effects(&effects);
             self.writer
-                .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                .submit(effects.into_iter().map(|e| self.op_of(e)));
         }
         replayed
     }

@@ -42,3 +42,25 @@ fn cannot_read(mongo: &MongoSettings) -> impl FnOnce() -> String + '_ {
         )
     }
 }
+
+/// The server's settings in force (its own where set, the defaults else):
+/// what its days, periods and streaks are cut by.
+async fn guild_settings(
+    store: &Store,
+    settings: &crate::config::Settings,
+    guild: u64,
+) -> anyhow::Result<(chrono_tz::Tz, u32)> {
+    use anyhow::Context as _;
+    let stored = store
+        .guild_settings(guild)
+        .await
+        .with_context(cannot_read(&settings.mongo))?;
+    let defaults = crate::core::settings::Defaults {
+        timezone: settings.tracking.timezone,
+        streak_min_minutes: settings.tracking.streak_min_minutes,
+    };
+    Ok((
+        stored.settings.timezone_or(defaults),
+        stored.settings.streak_min_minutes_or(defaults),
+    ))
+}

@@ -420,3 +420,108 @@ async fn excluding_and_including_take_effect_at_that_moment_and_survive_a_restar
         w.sim.payload_errors()
     );
 }
+
+/// The day keys a member's day rollups were written under, from the export.
+fn exported_days(w: &World, guild: u64, user: u64) -> Vec<String> {
+    let (status, out, err) = run_cli(
+        &[
+            "export",
+            "--guild",
+            &guild.to_string(),
+            "--user",
+            &user.to_string(),
+        ],
+        &[("MONGODB_URI", &w.db.uri), ("MONGODB_DB", &w.db.name)],
+    );
+    assert!(status.success(), "export: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    json["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["day"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timezone_change_moves_today_for_that_server_only() {
+    use chrono::TimeZone;
+    let w = World::new().await;
+    w.sim
+        .set_member_permissions(OTHER_GUILD, ADMIN, EVERYONE_PERMISSIONS | P_MANAGE_GUILD);
+    let mut bot = w.start().await;
+    // A zone whose date is not UTC's right now: UTC-12 before noon UTC,
+    // UTC+14 after.
+    let zone = if chrono::Utc::now().format("%H").to_string().as_str() < "12" {
+        chrono_tz::Etc::GMTPlus12
+    } else {
+        chrono_tz::Pacific::Kiritimati
+    };
+    let name = vec![SimOption::String("name".into(), zone.name().into())];
+    let r = w.settings(ADMIN, "timezone", name).await;
+    assert!(r.text.contains("Saved"), "{}", r.text);
+    w.sim.send_message(Some(GUILD), TEXT, ALICE, false).await;
+    w.sim
+        .send_message(Some(OTHER_GUILD), OTHER_TEXT, ALICE, false)
+        .await;
+    let store = w.store();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            exported_days(&w, GUILD, ALICE).len() == 1
+                && exported_days(&w, OTHER_GUILD, ALICE).len() == 1
+        })
+        .await,
+        "{}",
+        bot.log_text()
+    );
+    bot.stop().await;
+    let now = chrono::Utc::now();
+    let local = zone
+        .from_utc_datetime(&now.naive_utc())
+        .format("%Y-%m-%d")
+        .to_string();
+    let utc = now.format("%Y-%m-%d").to_string();
+    assert_ne!(local, utc);
+    assert_eq!(
+        exported_days(&w, GUILD, ALICE),
+        vec![local],
+        "the server's own today"
+    );
+    assert_eq!(
+        exported_days(&w, OTHER_GUILD, ALICE),
+        vec![utc],
+        "the other server keeps TIMEZONE"
+    );
+    // The readers cut in the same zone: today's leaderboard and stats.
+    let env = [
+        ("MONGODB_URI", w.db.uri.as_str()),
+        ("MONGODB_DB", w.db.name.as_str()),
+    ];
+    for guild in [GUILD, OTHER_GUILD] {
+        let (status, out, err) = run_cli(
+            &[
+                "leaderboard",
+                "--guild",
+                &guild.to_string(),
+                "--period",
+                "today",
+                "--by",
+                "messages",
+                "--json",
+            ],
+            &env,
+        );
+        assert!(status.success(), "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            json["entries"][0]["user_id"],
+            ALICE.to_string(),
+            "{guild}: {json}"
+        );
+        assert_eq!(json["entries"][0]["messages"], 1, "{guild}: {json}");
+    }
+    let stats = crate::support::bot::stats_json(&w.db.uri, &w.db.name, GUILD, ALICE);
+    assert_eq!(stats["timezone"], zone.name());
+    assert_eq!(stats["today"]["messages"], 1, "{stats}");
+    drop(store);
+}
