@@ -36,6 +36,7 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
+mod periods;
 mod refusals;
 mod rollups;
 mod schema;
