@@ -43,6 +43,7 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
+mod periods;
 mod privacy;
 mod refusals;
 mod rollups;
