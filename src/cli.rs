@@ -124,6 +124,15 @@ pub enum Command {
         #[arg(long)]
         user: u64,
     },
+    /// Erase everything stored about one member of one server (what `/privacy erase` does): a tombstone so nothing counted before comes back, their documents deleted, an audit entry (actor `operator`).
+    Erase {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

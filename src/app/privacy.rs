@@ -7,16 +7,34 @@ use super::App;
 use crate::core::{MemberKey, Millis};
 use crate::store::StoreError;
 
-/// The members who opted out, as this instance knows them.
+/// The members who opted out, as this instance knows them, and those
+/// whose tracking is paused while their data is erased.
 #[derive(Debug, Default)]
-pub(super) struct OptOuts(std::sync::RwLock<HashSet<MemberKey>>);
+pub(super) struct OptOuts(
+    std::sync::RwLock<HashSet<MemberKey>>,
+    std::sync::RwLock<HashSet<MemberKey>>,
+);
 
 impl OptOuts {
     fn contains(&self, m: MemberKey) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&m)
+        let read = |s: &std::sync::RwLock<HashSet<MemberKey>>| {
+            s.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&m)
+        };
+        read(&self.0) || read(&self.1)
+    }
+
+    fn pause(&self, m: MemberKey, paused: bool) {
+        let mut set = self
+            .1
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused {
+            set.insert(m);
+        } else {
+            set.remove(&m);
+        }
     }
 
     fn set(&self, m: MemberKey, out: bool) {
@@ -77,5 +95,102 @@ impl App {
                 .await;
         }
         Ok(())
+    }
+}
+
+/// How long an erasure waits for the writer (ops counted before it to be in
+/// the spool; the applier to finish what it had in flight).
+const ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl App {
+    /// Erases everything stored about `member` (ARCHITECTURE.md, invariant
+    /// 20): tracking paused for them, their session ended, a pending
+    /// tombstone (nothing of theirs applies from then on), then, once every
+    /// op counted for them is in the spool, the tombstone completed at this
+    /// writer's last sequence number and their documents deleted; the audit
+    /// log records it. Activity after it counts afresh (the caller reports
+    /// where they are).
+    ///
+    /// # Errors
+    /// MongoDB refused or is unreachable: the erasure may be pending (a
+    /// tombstone that drops their ops), and running it again finishes it.
+    pub async fn erase_member(
+        &self,
+        member: MemberKey,
+        actor: &crate::store::Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.opt_outs.pause(member, true);
+        self.voice_update_paused(member, now).await;
+        let result = async {
+            self.store.request_erasure(member, now).await?;
+            let seq = self.finish_erasure(member, now).await?;
+            let entry = crate::store::AuditEntry {
+                guild: member.guild,
+                at: now,
+                actor_id: actor.id(),
+                action: "erase".to_owned(),
+                user: Some(member.user),
+                what: None,
+                amount: None,
+                reason: None,
+                old: None,
+                new: None,
+            };
+            self.store
+                .append_audit(
+                    &format!("erase:{}:{}:{seq}", member.guild, member.user),
+                    &entry,
+                )
+                .await
+        }
+        .await;
+        self.opt_outs.pause(member, false);
+        result
+    }
+
+    /// Completes the erasures requested elsewhere (the CLI) or left pending;
+    /// only the instance that counts does.
+    pub async fn complete_pending_erasures(&self, pending: Vec<crate::store::PendingErasure>) {
+        if !self.lease().counts() {
+            return;
+        }
+        for p in pending {
+            self.opt_outs.pause(p.member, true);
+            self.voice_update_paused(p.member, super::now_millis())
+                .await;
+            match self.finish_erasure(p.member, super::now_millis()).await {
+                Ok(seq) => tracing::info!(
+                    guild_id = p.member.guild,
+                    user_id = p.member.user,
+                    seq,
+                    "completed a requested erasure"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, guild_id = p.member.guild, user_id = p.member.user, "cannot complete an erasure yet; their ops stay dropped");
+                }
+            }
+            self.opt_outs.pause(p.member, false);
+        }
+    }
+
+    /// The session of a paused member ends now (credited, then erased).
+    async fn voice_update_paused(&self, member: MemberKey, now: Millis) {
+        self.voice_update(member, None, now).await;
+    }
+
+    /// The barrier, the completion at this writer's last sequence number,
+    /// and a second delete once what the applier had in flight is done.
+    async fn finish_erasure(&self, member: MemberKey, now: Millis) -> Result<u64, StoreError> {
+        if !self.writer.wait_spooled(ERASE_WAIT).await {
+            tracing::warn!(
+                "ops still reaching the spool at an erasure; erasing up to the last one spooled"
+            );
+        }
+        let seq = self.writer.last_seq();
+        self.store.complete_erasure(member, seq, now).await?;
+        let _ = self.writer.wait_idle(ERASE_WAIT).await;
+        self.store.delete_member_documents(member).await?;
+        Ok(seq)
     }
 }

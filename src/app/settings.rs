@@ -255,6 +255,10 @@ pub async fn settings_loop(app: Arc<App>, stop: CancellationToken) {
         if let Err(e) = app.load_settings().await {
             tracing::debug!(error = %e, "cannot reload the servers' settings; keeping those known");
         }
+        match app.store().load_tombstones().await {
+            Ok(pending) => app.complete_pending_erasures(pending).await,
+            Err(e) => tracing::debug!(error = %e, "cannot reload the erasures"),
+        }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(REFRESH_EVERY) => {}

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod dead_letters;
+mod erase;
 mod export;
 mod history;
 mod import_legacy;
@@ -15,6 +16,7 @@ mod stats;
 pub use audit::audit;
 pub use check::check;
 pub use dead_letters::dead_letters;
+pub use erase::erase;
 pub use export::export;
 pub use history::history;
 pub use import_legacy::import_legacy;

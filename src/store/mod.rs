@@ -16,6 +16,7 @@
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
 //! - [`settings`]: each server's settings and their audited change.
 //! - [`audit`]: the append-only audit log.
+//! - [`erasure`]: erasing a member's data, and the tombstones that keep it erased.
 //! - [`privacy`]: opt-outs, and everything stored about a member (export).
 //!
 //! Collections (all `_id`s are strings built from Discord ids, never from
@@ -30,12 +31,14 @@
 //! - `guild_settings` `{_id: "g", guild_id, timezone, excluded_channels: ["id", ...], streak_min_minutes, version, updated_at, last_change}`
 //! - `audit_log` `{_id, guild_id, at, actor_id, action, user_id, what, amount, reason, old, new}` (append-only)
 //! - `member_privacy` `{_id: "g:u", guild_id, user_id, opted_out, at}`
+//! - `erasures` `{_id: "g:u", guild_id, user_id, pending, seq, requested_at, done_at}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
 
 mod apply;
 mod audit;
 mod contact;
 mod dead_letters;
+mod erasure;
 mod error;
 mod history;
 mod leaderboard;
@@ -67,6 +70,7 @@ pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use audit::{Actor, AuditEntry};
 pub use contact::Contact;
 pub use dead_letters::Retried;
+pub use erasure::PendingErasure;
 pub use error::StoreError;
 pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
 pub use legacy::ImportReport;
@@ -92,6 +96,8 @@ pub struct Store {
     write_concern: Bson,
     /// When commands last succeeded and failed (shared by clones).
     contact: Arc<ContactLog>,
+    /// Erased members' tombstones (shared by clones; see [`erasure`]).
+    tombstones: Arc<erasure::Tombstones>,
 }
 
 impl Store {
@@ -136,6 +142,7 @@ impl Store {
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
             contact: Arc::default(),
+            tombstones: Arc::default(),
         }
     }
 
