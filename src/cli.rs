@@ -133,6 +133,12 @@ pub enum Command {
         #[arg(long)]
         user: u64,
     },
+    /// Erase a whole server's data at once (what the retention does `GUILD_RETENTION_DAYS` after the bot is removed): every member's numbers and sessions, its settings and opt-outs; an audit entry (actor `operator`) stays.
+    PurgeGuild {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

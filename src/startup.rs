@@ -159,6 +159,9 @@ impl Application {
                 "no answer reading the servers' settings"
             ),
         }
+        app.set_guild_retention(Duration::from_secs_f64(
+            settings.tracking.guild_retention_days * 86_400.0,
+        ));
         let reloading = tasks.spawn(settings_loop(app.clone(), stop_tasks.clone()));
         loops.watch("settings", reloading.abort_handle());
         start_counting(&app, &tasks, &loops, &stop_tasks).await;

@@ -149,6 +149,38 @@ impl App {
         result
     }
 
+    /// Erases everything stored about `guild` (`purge-guild`, the
+    /// retention), as [`App::erase_member`] does for one member; the audit
+    /// log records it.
+    ///
+    /// # Errors
+    /// As [`App::erase_member`].
+    pub async fn purge_guild(
+        &self,
+        guild: u64,
+        actor: &crate::store::Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let all = crate::store::whole_guild(guild);
+        self.store.request_erasure(all, now).await?;
+        let seq = self.finish_erasure(all, now).await?;
+        let entry = crate::store::AuditEntry {
+            guild,
+            at: now,
+            actor_id: actor.id(),
+            action: "purge".to_owned(),
+            user: None,
+            what: None,
+            amount: None,
+            reason: None,
+            old: None,
+            new: None,
+        };
+        self.store
+            .append_audit(&format!("purge:{guild}:{seq}"), &entry)
+            .await
+    }
+
     /// Completes the erasures requested elsewhere (the CLI) or left pending;
     /// only the instance that counts does.
     pub async fn complete_pending_erasures(&self, pending: Vec<crate::store::PendingErasure>) {

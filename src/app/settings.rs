@@ -47,9 +47,18 @@ pub enum SettingsError {
     Store(#[from] StoreError),
 }
 
-/// The servers' settings this instance knows (shared with the event path).
+/// The servers' settings this instance knows (shared with the event path),
+/// when the bot was removed from which (the retention), and how long their
+/// data is kept after that.
 #[derive(Debug, Default)]
-pub(super) struct SettingsCache(std::sync::RwLock<HashMap<u64, GuildSettings>>);
+pub(super) struct SettingsCache(
+    std::sync::RwLock<HashMap<u64, GuildSettings>>,
+    std::sync::RwLock<HashMap<u64, Millis>>,
+    std::sync::atomic::AtomicI64,
+    /// Servers the gateway says the bot is in (a `GUILD_CREATE` since the
+    /// last removal): never erased by the retention, whatever a reload read.
+    std::sync::RwLock<std::collections::HashSet<u64>>,
+);
 
 impl SettingsCache {
     fn get(&self, guild: u64) -> GuildSettings {
@@ -66,6 +75,18 @@ impl SettingsCache {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(guild, s);
+    }
+
+    fn present(&self) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<u64>> {
+        self.3
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn removed(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Millis>> {
+        self.1
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -116,9 +137,15 @@ impl App {
     pub async fn load_settings(&self) -> Result<usize, StoreError> {
         let all = self.store.guild_settings_all().await?;
         let n = all.len();
+        let mut removed = HashMap::new();
         for s in all {
+            if let Some(at) = s.removed_at {
+                removed.insert(s.guild, at);
+            }
             self.settings.set(s.guild, s.settings);
         }
+        removed.retain(|g, _| !self.settings.present().contains(g));
+        *self.settings.removed() = removed;
         self.load_opt_outs().await?;
         Ok(n)
     }
@@ -140,6 +167,87 @@ impl App {
         change_settings(&self.store, self.defaults(), guild, actor, change, now)
             .await
             .inspect(|c| self.settings.set(guild, c.settings.clone()))
+    }
+}
+
+impl App {
+    /// How long a server's data is kept after the bot is removed from it.
+    pub fn set_guild_retention(&self, keep: Duration) {
+        let ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        self.settings
+            .2
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The bot was removed from `guild` (a `GUILD_DELETE` that is not an
+    /// outage): the holder records it, and erases the server's data once
+    /// the retention has passed.
+    pub async fn guild_removed(&self, guild: u64, now: Millis) {
+        self.settings.present().remove(&guild);
+        if !self.lease().counts() {
+            return;
+        }
+        match self.store.mark_guild_removed(guild, now).await {
+            Ok(()) => {
+                self.settings.removed().entry(guild).or_insert(now);
+                tracing::info!(
+                    guild_id = guild,
+                    "removed from a server; its data is kept for the retention, then erased"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(guild_id = guild, error = %e, consequence = "recorded at the next removal", "cannot record the removal from a server");
+            }
+        }
+    }
+
+    /// The bot is in `guild` (a `GUILD_CREATE`): a retention under way for
+    /// it is cancelled.
+    pub async fn guild_present(&self, guild: u64) {
+        self.settings.present().insert(guild);
+        if !self.settings.removed().contains_key(&guild) || !self.lease().counts() {
+            return;
+        }
+        match self.store.mark_guild_back(guild).await {
+            Ok(()) => {
+                self.settings.removed().remove(&guild);
+                tracing::info!(guild_id = guild, "back in a server; its data is kept");
+            }
+            Err(e) => {
+                tracing::warn!(guild_id = guild, error = %e, "cannot cancel a server's retention; trying again at its next GUILD_CREATE");
+            }
+        }
+    }
+
+    /// Erases the data of every server the bot left longer ago than the
+    /// retention (the holder only).
+    async fn run_retention(&self, now: Millis) {
+        if !self.lease().counts() {
+            return;
+        }
+        let keep = self.settings.2.load(std::sync::atomic::Ordering::Relaxed);
+        let due: Vec<u64> = self
+            .settings
+            .removed()
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(**at) >= keep)
+            .filter(|(g, _)| !self.settings.present().contains(g))
+            .map(|(g, _)| *g)
+            .collect();
+        for guild in due {
+            match self.purge_guild(guild, &Actor::Retention, now).await {
+                Ok(()) => {
+                    self.settings.removed().remove(&guild);
+                    tracing::info!(
+                        guild_id = guild,
+                        "erased a server's data after the retention"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(guild_id = guild, error = %e, "cannot erase a server's data yet; trying again");
+                }
+            }
+        }
     }
 }
 
@@ -259,6 +367,7 @@ pub async fn settings_loop(app: Arc<App>, stop: CancellationToken) {
             Ok(pending) => app.complete_pending_erasures(pending).await,
             Err(e) => tracing::debug!(error = %e, "cannot reload the erasures"),
         }
+        app.run_retention(super::now_millis()).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(REFRESH_EVERY) => {}

@@ -28,6 +28,7 @@ pub(super) async fn on_event(
             let present = guild_presences(guild, &app.settings_of(guild.id.get()), app);
             app.guild_snapshot(guild.id.get(), &present, now_millis())
                 .await;
+            app.guild_present(guild.id.get()).await;
         }
         FullEvent::GuildDelete { incomplete, .. } => {
             // Removed from the guild, or the guild went unavailable: nobody
@@ -35,6 +36,11 @@ pub(super) async fn on_event(
             // GUILD_CREATE starts tracking again).
             app.guild_snapshot(incomplete.id.get(), &[], now_millis())
                 .await;
+            // Removed (not an outage): the server's data is kept for
+            // GUILD_RETENTION_DAYS, then erased.
+            if !incomplete.unavailable {
+                app.guild_removed(incomplete.id.get(), now_millis()).await;
+            }
         }
         FullEvent::VoiceStateUpdate { new, .. } => {
             let Some(guild) = new.guild_id else {

@@ -14,6 +14,8 @@ use crate::store::AuditEntry;
 fn describe(e: &AuditEntry, mention: fn(&str) -> String) -> String {
     let actor = if e.actor_id == "operator" {
         "an operator".to_owned()
+    } else if e.actor_id == "retention" {
+        "the retention".to_owned()
     } else {
         mention(&e.actor_id)
     };
@@ -43,6 +45,7 @@ fn describe(e: &AuditEntry, mention: fn(&str) -> String) -> String {
             )
         }
         "erase" => format!("{actor} erased the data of {whom}"),
+        "purge" => format!("{actor} erased the data of the whole server"),
         other => format!("{actor}: {other} {what}"),
     }
 }

@@ -19,6 +19,8 @@ pub(super) const AUDIT_LOG: &str = "audit_log";
 pub enum Actor {
     Member(u64),
     Operator,
+    /// The bot itself: the retention after it was removed from a server.
+    Retention,
 }
 
 impl Actor {
@@ -28,6 +30,7 @@ impl Actor {
         match self {
             Actor::Member(id) => id.to_string(),
             Actor::Operator => "operator".to_owned(),
+            Actor::Retention => "retention".to_owned(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Erasures: a member's data deleted on request (`/privacy erase`,
-//! `study-tracker erase`), and the tombstones that keep it deleted.
+//! `study-tracker erase`), a whole server's (`purge-guild`, the retention
+//! after the bot is removed; key [`whole_guild`]), and the tombstones that
+//! keep it deleted.
 //!
 //! Documents used to be never deleted, and exactly-once relied on that: a
 //! statement's guard is the document's own `seq`, so a deleted document
@@ -66,8 +68,19 @@ fn key_of(d: &Document) -> MemberKey {
     }
 }
 
+/// The key of a whole server's erasure (`purge-guild`, the retention): no
+/// Discord user has id 0.
+#[must_use]
+pub fn whole_guild(guild: u64) -> MemberKey {
+    MemberKey { guild, user: 0 }
+}
+
 fn id_of(m: MemberKey) -> String {
-    format!("{}:{}", m.guild, m.user)
+    if m.user == 0 {
+        format!("{}:*", m.guild)
+    } else {
+        format!("{}:{}", m.guild, m.user)
+    }
 }
 
 fn to_i64(id: u64) -> i64 {
@@ -89,7 +102,10 @@ impl Tombstones {
             .0
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        read.as_ref().and_then(|all| all.get(&m).copied())
+        let all = read.as_ref()?;
+        let own = all.get(&m).copied();
+        let server = all.get(&whole_guild(m.guild)).copied();
+        own.max(server)
     }
 
     fn set(&self, m: MemberKey, seq: u64) {
@@ -224,7 +240,10 @@ impl Store {
     /// # Errors
     /// The server is unreachable or refuses.
     pub async fn delete_member_documents(&self, member: MemberKey) -> Result<u64, StoreError> {
-        let filter = doc! { "guild_id": to_i64(member.guild), "user_id": to_i64(member.user) };
+        let mut filter = doc! { "guild_id": to_i64(member.guild) };
+        if member.user != 0 {
+            filter.insert("user_id", to_i64(member.user));
+        }
         let mut deleted = 0;
         for coll in ERASED {
             deleted += self
@@ -232,6 +251,19 @@ impl Store {
                 .delete_many(filter.clone())
                 .await?
                 .deleted_count;
+        }
+        if member.user == 0 {
+            // The whole server: its settings and its members' choices too.
+            for coll in [
+                super::settings::GUILD_SETTINGS,
+                super::privacy::MEMBER_PRIVACY,
+            ] {
+                deleted += self
+                    .decisive(coll)
+                    .delete_many(filter.clone())
+                    .await?
+                    .deleted_count;
+            }
         }
         Ok(deleted)
     }
@@ -241,7 +273,10 @@ impl Store {
     /// # Errors
     /// The server is unreachable.
     pub async fn has_member_documents(&self, member: MemberKey) -> Result<bool, StoreError> {
-        let filter = doc! { "guild_id": to_i64(member.guild), "user_id": to_i64(member.user) };
+        let mut filter = doc! { "guild_id": to_i64(member.guild) };
+        if member.user != 0 {
+            filter.insert("user_id", to_i64(member.user));
+        }
         for coll in ERASED {
             if self
                 .decisive(coll)

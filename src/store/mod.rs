@@ -70,7 +70,7 @@ pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use audit::{Actor, AuditEntry};
 pub use contact::Contact;
 pub use dead_letters::Retried;
-pub use erasure::PendingErasure;
+pub use erasure::{whole_guild, PendingErasure};
 pub use error::StoreError;
 pub use lease::{Claimant, Handoff, LeaseRecord, Taken};
 pub use legacy::ImportReport;

@@ -27,6 +27,9 @@ pub struct StoredSettings {
     pub guild: u64,
     pub settings: GuildSettings,
     pub version: i64,
+    /// When the bot was removed from the server (not an outage), if it has
+    /// not come back since: its data is erased after the retention.
+    pub removed_at: Option<Millis>,
 }
 
 /// Why a settings change was not saved.
@@ -135,6 +138,41 @@ impl Store {
         Ok(next)
     }
 
+    /// Records that the bot was removed from `guild` at `at` (kept if
+    /// already recorded: the first removal starts the retention).
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn mark_guild_removed(&self, guild: u64, at: Millis) -> Result<(), StoreError> {
+        let g = i64::try_from(guild).unwrap_or(i64::MAX);
+        self.decisive(GUILD_SETTINGS)
+            .update_one(
+                doc! { "_id": guild.to_string() },
+                vec![doc! { "$set": {
+                    "guild_id": g,
+                    "version": { "$ifNull": ["$version", 0_i64] },
+                    "removed_at": { "$ifNull": ["$removed_at", DateTime::from_millis(at)] },
+                } }],
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+
+    /// The bot is in `guild` again: no retention runs.
+    ///
+    /// # Errors
+    /// The server is unreachable or refuses.
+    pub async fn mark_guild_back(&self, guild: u64) -> Result<(), StoreError> {
+        self.decisive(GUILD_SETTINGS)
+            .update_one(
+                doc! { "_id": guild.to_string() },
+                doc! { "$unset": { "removed_at": "" } },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Copies a change's entry into `audit_log` (idempotent), then marks it
     /// logged.
     async fn log_change(
@@ -184,6 +222,10 @@ fn stored_of(d: &Document) -> StoredSettings {
             streak_min_minutes: streak,
         },
         version: int(d, "version"),
+        removed_at: d
+            .get_datetime("removed_at")
+            .ok()
+            .map(|t| t.timestamp_millis()),
     }
 }
 

@@ -362,3 +362,60 @@ async fn a_tombstone_drops_replayed_ops_up_to_it_and_applies_later_ones() {
     other.apply(&[message(2)]).await.unwrap();
     assert_eq!(other.member(alice, 0, "0000").await.unwrap().messages, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_servers_data_is_erased_after_the_retention_and_kept_if_the_bot_returns() {
+    let env = Env::new().await;
+    let mut config = env.config();
+    // About 4 s.
+    config
+        .extra_env
+        .push(("GUILD_RETENTION_DAYS".into(), "0.00005".into()));
+    let mut bot = env.start_bot(&config).await;
+    let store = env.store();
+    let server = study_tracker::store::whole_guild(GUILD);
+    env.sim.send_message(Some(GUILD), TEXT, ALICE, false).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stored(&store, ALICE).await.2 == 1
+        })
+        .await
+    );
+    // Removed, then back within the retention: kept.
+    env.sim.remove_bot_from_guild(GUILD).await;
+    bot.wait_log("removed from a server", CONNECT).await;
+    env.sim.add_bot_to_guild(GUILD).await;
+    bot.wait_log("back in a server", CONNECT).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        store.has_member_documents(server).await.unwrap(),
+        "kept: the bot came back"
+    );
+    assert_eq!(stored(&store, ALICE).await.2, 1);
+
+    // Removed for good: erased once the retention has passed, not before.
+    env.sim.remove_bot_from_guild(GUILD).await;
+    bot.wait_log("removed from a server", CONNECT).await;
+    assert!(
+        store.has_member_documents(server).await.unwrap(),
+        "not before the retention"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !store.has_member_documents(server).await.unwrap()
+        })
+        .await,
+        "{}",
+        bot.log_text()
+    );
+    bot.wait_log("erased a server's data after the retention", CONNECT)
+        .await;
+    let audit = store.audit_entries(GUILD, None, 0, 10).await.unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].actor_id.as_str()),
+        ("purge", "retention")
+    );
+    bot.stop().await;
+    env.assert_clean(&bot);
+}

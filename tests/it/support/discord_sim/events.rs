@@ -280,6 +280,29 @@ impl DiscordSim {
         Ok(interaction_id)
     }
 
+    /// The bot is removed from `guild` (kicked, or the server deleted):
+    /// `GUILD_DELETE` without `unavailable`, as Discord sends it then.
+    #[allow(clippy::unused_async, reason = "awaited like every other world change")]
+    pub async fn remove_bot_from_guild(&self, guild: u64) {
+        let d = json!({ "id": guild.to_string() });
+        self.inner.lock().dispatch("GUILD_DELETE", &d, None);
+        self.inner.bump();
+    }
+
+    /// The bot is added to `guild` again: its `GUILD_CREATE`, built per session
+    /// for its intents.
+    #[allow(clippy::unused_async, reason = "awaited like every other world change")]
+    pub async fn add_bot_to_guild(&self, guild: u64) {
+        {
+            let mut st = self.inner.lock();
+            let gi = st.guild_index(guild).expect("a simulated guild");
+            let intents = st.last_intents.unwrap_or(u64::MAX);
+            let d = st.guild_create_json(gi, intents);
+            st.dispatch("GUILD_CREATE", &d, None);
+        }
+        self.inner.bump();
+    }
+
     /// Sets the `member.permissions` that `user`'s interactions in `guild` carry (Discord
     /// computes them from roles and channel overwrites; the bot must check them on every
     /// use). Default: what `@everyone` may do, without Manage Server.
