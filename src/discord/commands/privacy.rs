@@ -191,6 +191,7 @@ async fn erase(ctx: Context<'_>) -> Result<(), Error> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot erase a member's data");
+                resume_if_in_voice(ctx, me).await;
                 "⚠️ The erasure could not finish (the database does not answer). Nothing of yours is counted meanwhile; run `/privacy erase` again in a minute to finish it."
             }
         }
