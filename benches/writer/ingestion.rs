@@ -58,24 +58,9 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
                     "guild_id": m.guild as i64, "user_id": m.user as i64, "messages": 0_i64,
                 };
                 if writer_shape {
-                    // Steady state: the totals with today's day, week and
-                    // month (store/periods.rs), and today's message day.
-                    let date =
-                        chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
                     d.insert("voice_cam_on_secs", 0_i64);
                     d.insert("voice_cam_off_secs", 0_i64);
-                    d.insert("voice_secs", 0_i64);
                     d.insert("seq", 0_i64);
-                    for (field, key) in [
-                        ("day", day.clone()),
-                        ("week", study_tracker::core::calendar::week_key(date)),
-                        ("month", study_tracker::core::calendar::month_key(date)),
-                    ] {
-                        d.insert(
-                            field,
-                            doc! { "key": key, "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": 0_i64, "voice_secs": 0_i64, "messages": 0_i64 },
-                        );
-                    }
                 }
                 d
             })
@@ -85,20 +70,35 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
             .await
             .expect("preload member_stats");
         if writer_shape {
-            let docs: Vec<Document> = chunk
-                .iter()
-                .map(|m| {
-                    doc! {
-                        "_id": format!("{}:{}:{day}", m.guild, m.user),
-                        "guild_id": m.guild as i64, "user_id": m.user as i64,
-                        "day": &day, "messages": 0_i64, "seq": 0_i64,
-                    }
-                })
-                .collect();
-            db.collection::<Document>("member_days")
-                .insert_many(docs)
-                .await
-                .expect("preload member_days");
+            let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
+            for (coll, field, key) in [
+                ("member_days", "day", day.clone()),
+                (
+                    "member_weeks",
+                    "week",
+                    study_tracker::core::calendar::week_key(date),
+                ),
+                (
+                    "member_months",
+                    "month",
+                    study_tracker::core::calendar::month_key(date),
+                ),
+            ] {
+                let docs: Vec<Document> = chunk
+                    .iter()
+                    .map(|m| {
+                        doc! {
+                            "_id": format!("{}:{}:{key}", m.guild, m.user),
+                            "guild_id": m.guild as i64, "user_id": m.user as i64,
+                            field: &key, "messages": 0_i64, "voice_secs": 0_i64, "seq": 0_i64,
+                        }
+                    })
+                    .collect();
+                db.collection::<Document>(coll)
+                    .insert_many(docs)
+                    .await
+                    .expect("preload rollups");
+            }
         }
     }
 }

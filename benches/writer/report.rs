@@ -88,19 +88,18 @@ pub fn report(r: &Run<'_>) -> String {
         w,
         "\nDocuments written and the server's ceiling: *statements* are the statements of the writer's `update` commands in the burst (each writes one document), counted at the proxy; the ceiling is the statements/s of the server probe below in the writer's command shape (existing documents carrying `member_stats`' indexes, the largest collection measured, the writer's command size and commands in flight), without added RTT.\n"
     );
-    let _ = writeln!(w, "| added RTT | members | messages | statements | per message | `update` commands | round trips per 1,000 messages | writer statements/s | server ceiling | writer ÷ ceiling |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "| added RTT | members | messages | statements | per message | `update` commands | writer statements/s | server ceiling | writer ÷ ceiling |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for i in r.ingest {
         let rate = i.writer_statements as f64 / i.writer_window.as_secs_f64();
         let _ = writeln!(
             w,
-            "| {} ms | {} | {} | {} | {:.2} | {} | {:.2} | {} | {} | {} |",
+            "| {} ms | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
             i.delay_ms,
             thousands(i.members),
             thousands(i.writer_acked as u64),
             thousands(i.writer_statements),
             i.writer_statements as f64 / i.writer_acked.max(1) as f64,
             i.writer_rt,
-            i.writer_rt as f64 * 1000.0 / i.writer_acked.max(1) as f64,
             thousands(rate as u64),
             ceiling.map_or("n/a".into(), |c| thousands(c as u64)),
             ceiling.map_or("n/a".into(), |c| format!("{:.0}%", 100.0 * rate / c)),
@@ -191,16 +190,16 @@ pub fn report(r: &Run<'_>) -> String {
         "\n### Flush of open sessions ({} guilds; sessions opened by guild snapshots an hour earlier, then flushed every simulated minute)\n",
         cfg.flush_guilds
     );
-    let _ = writeln!(w, "| server | sessions | flush | added RTT | credits | tracker lock held | durable in spool | all acknowledged | `update` round trips (proxy) | writer commands | statements (stub) | documents per credit (stub) | round trips per 1,000 credits | all requests (proxy) |");
+    let _ = writeln!(w, "| server | sessions | flush | added RTT | credits | tracker lock held | durable in spool | all acknowledged | `update` round trips (proxy) | writer commands | statements (stub) | all requests (proxy) |");
     let _ = writeln!(
         w,
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for f in r.flushes {
         if !f.setup_ok {
             let _ = writeln!(
                 w,
-                "| {} | {} | not run: setup did not finish ({} of {} checkpoint ops applied in {}) | | | | | | | | | | | |",
+                "| {} | {} | not run: setup did not finish ({} of {} checkpoint ops applied in {}) | | | | | | | | | |",
                 f.server,
                 thousands(f.sessions as u64),
                 thousands(f.setup_applied),
@@ -211,7 +210,7 @@ pub fn report(r: &Run<'_>) -> String {
         for x in &f.rows {
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} ms | {} | {} | {} | {}{} | {} | {} | {} | {} | {:.1} | {} |",
+                "| {} | {} | {} | {} ms | {} | {} | {} | {}{} | {} | {} | {} | {} |",
                 f.server,
                 thousands(f.sessions as u64),
                 x.label,
@@ -228,11 +227,6 @@ pub fn report(r: &Run<'_>) -> String {
                 x.updates,
                 x.commands,
                 x.statements.map_or(String::new(), thousands),
-                x.statements.map_or(String::new(), |s| format!(
-                    "{:.2}",
-                    s as f64 / x.ops.max(1) as f64
-                )),
-                x.updates as f64 * 1000.0 / x.ops.max(1) as f64,
                 x.all_requests
             );
         }

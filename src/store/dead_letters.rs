@@ -77,22 +77,6 @@ impl Store {
                 set.remove("seq");
             }
             u.insert("$addToSet", doc! { "dead_letters_applied": seq_bson(seq) });
-        } else if let Ok(stages) = statement.get_array_mut("u") {
-            // `member_stats`' pipeline (`store/periods.rs`): the same, as stages.
-            for stage in stages.iter_mut() {
-                if let Some(set) = stage
-                    .as_document_mut()
-                    .and_then(|s| s.get_document_mut("$set").ok())
-                {
-                    set.remove("seq");
-                }
-            }
-            stages.push(
-                doc! { "$set": { "dead_letters_applied": { "$concatArrays": [
-                    { "$ifNull": ["$dead_letters_applied", []] }, [seq_bson(seq)],
-                ] } } }
-                .into(),
-            );
         }
         statement.insert(
             "q",

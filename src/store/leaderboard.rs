@@ -1,16 +1,15 @@
-//! Leaderboard reads over `member_stats`: all time on its totals, today,
-//! this week and this month on the member's current periods kept there
-//! (`store/periods.rs`: `day`, `week`, `month`, each with its `key`). A page
-//! of a ranking and a member's rank. Every query is a prefix of one of the
-//! `rank_*` indexes (`schema::RANKED`): `{guild_id, <period>.key: key,
-//! <period>.<metric>: {$gt: …}}` sorted by `{<period>.<metric>: -1, user_id:
-//! 1}`, so on MongoDB a page is an index scan plus a limit and a rank an
-//! index count.
+//! Leaderboard reads over the rollups (`store/rollups.rs`): a page of a
+//! ranking and a member's rank. Every query is a prefix of one of the
+//! `rank_*` indexes (`schema::RANKED`): `{guild_id, <period field>: key,
+//! <metric>: {$gt: …}}` sorted by `{<metric>: -1, user_id: 1}`, so on MongoDB
+//! a page is an index scan plus a limit and a rank an index count.
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 
-use super::schema::{from_i64, int, member_id, to_i64, MEMBER_STATS, META};
+use super::schema::{
+    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS, META,
+};
 use super::{Store, StoreError};
 use crate::core::leaderboard::{
     agree, offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
@@ -22,13 +21,14 @@ use crate::core::MemberKey;
 /// `voice_secs` ([`Store::backfill_voice_secs_once`]).
 const VOICE_SECS_MARKER: &str = "voice_secs_backfilled";
 
-/// The `member_stats` field holding a period (all time: the totals, none).
-fn source(period: Period) -> Option<&'static str> {
+/// Where a period's rollups are: the collection and the field holding the
+/// period key (all time: the totals, no key).
+fn source(period: Period) -> (&'static str, Option<&'static str>) {
     match period {
-        Period::Today => Some("day"),
-        Period::Week => Some("week"),
-        Period::Month => Some("month"),
-        Period::All => None,
+        Period::Today => (MEMBER_DAYS, Some("day")),
+        Period::Week => (MEMBER_WEEKS, Some("week")),
+        Period::Month => (MEMBER_MONTHS, Some("month")),
+        Period::All => (MEMBER_STATS, None),
     }
 }
 
@@ -40,26 +40,6 @@ fn metric(by: By) -> &'static str {
     }
 }
 
-/// `metric` of the period `field` (all time: of the totals).
-fn path(field: Option<&str>, metric: &str) -> String {
-    match field {
-        Some(f) => format!("{f}.{metric}"),
-        None => metric.to_owned(),
-    }
-}
-
-/// The period `field` of a `member_stats` document when it is at `key`
-/// (all time: the document itself); `None` when it is another period.
-fn period_of<'d>(d: &'d Document, field: Option<&str>, key: Option<&str>) -> Option<&'d Document> {
-    match (field, key) {
-        (Some(f), Some(k)) => d
-            .get_document(f)
-            .ok()
-            .filter(|p| p.get_str("key").ok() == Some(k)),
-        _ => Some(d),
-    }
-}
-
 fn totals(d: &Document) -> Totals {
     Totals {
         cam_on_secs: int(d, "voice_cam_on_secs"),
@@ -68,14 +48,12 @@ fn totals(d: &Document) -> Totals {
     }
 }
 
-/// `{guild_id, <field>.key: key, <metric path>: {$gt: gt}}`.
-fn ranked_filter(guild: u64, field: Option<&str>, key: Option<&str>, m: &str, gt: i64) -> Document {
-    let mut f = doc! { "guild_id": to_i64(guild) };
-    if let (Some(field), Some(key)) = (field, key) {
-        f.insert(format!("{field}.key"), key);
+/// The document id of a member's rollup for `key` (none: the totals).
+fn rollup_id(member: MemberKey, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("{}:{k}", member_id(member)),
+        None => member_id(member),
     }
-    f.insert(path(field, m), doc! { "$gt": gt });
-    f
 }
 
 impl Store {
@@ -94,12 +72,16 @@ impl Store {
         page: u64,
         caller: Option<u64>,
     ) -> Result<Page, StoreError> {
-        let coll = MEMBER_STATS;
-        let field = source(period);
+        let (coll, field) = source(period);
         let m = metric(by);
-        let sort_on = path(field, m);
-        let filter = |gt: i64| ranked_filter(guild, field, key, m, gt);
-        let at = |d: &Document| period_of(d, field, key).map_or(0, |p| int(p, m));
+        let filter = |gt: i64| {
+            let mut f = doc! { "guild_id": to_i64(guild) };
+            if let (Some(field), Some(key)) = (field, key) {
+                f.insert(field, key);
+            }
+            f.insert(m, doc! { "$gt": gt });
+            f
+        };
         let skip = offset(page);
         let filter = &filter;
         // Three chains at once (a page read, a count, the caller's place),
@@ -109,14 +91,14 @@ impl Store {
                 .db
                 .collection::<Document>(coll)
                 .find(filter(0))
-                .sort(doc! { sort_on.as_str(): -1, "user_id": 1 })
+                .sort(doc! { m: -1, "user_id": 1 })
                 .skip(skip)
                 .limit(i64::try_from(PAGE_SIZE).unwrap_or(10))
                 .await?
                 .try_collect()
                 .await?;
             let first_rank = match docs.first() {
-                Some(d) => 1 + self.count(coll, filter(at(d))).await?,
+                Some(d) => 1 + self.count(coll, filter(int(d, m))).await?,
                 None => 1,
             };
             Ok::<_, StoreError>((docs, first_rank))
@@ -127,20 +109,20 @@ impl Store {
             };
             let member = MemberKey { guild, user };
             Ok(self
-                .rank_of(member, field, key, m, filter)
+                .rank_of(coll, rollup_id(member, key), m, filter)
                 .await?
                 .map(|(rank, totals)| Entry { rank, user, totals }))
         };
         let ((docs, first_rank), ranked, caller) =
             futures::try_join!(page_docs, self.count(coll, filter(0)), caller_entry)?;
-        let values: Vec<i64> = docs.iter().map(at).collect();
+        let values: Vec<i64> = docs.iter().map(|d| int(d, m)).collect();
         let entries = docs
             .iter()
             .zip(page_ranks(&values, first_rank, skip))
             .map(|(d, rank)| Entry {
                 rank,
                 user: from_i64(int(d, "user_id")),
-                totals: period_of(d, field, key).map(totals).unwrap_or_default(),
+                totals: totals(d),
             })
             .collect();
         // Three chains read at slightly different moments: the caller's
@@ -187,42 +169,44 @@ impl Store {
         period: Period,
         key: Option<&str>,
     ) -> Result<Option<u64>, StoreError> {
-        let field = source(period);
-        let filter = |gt: i64| ranked_filter(member.guild, field, key, "voice_secs", gt);
+        let (coll, field) = source(period);
+        let filter = |gt: i64| {
+            let mut f = doc! { "guild_id": to_i64(member.guild) };
+            if let (Some(field), Some(key)) = (field, key) {
+                f.insert(field, key);
+            }
+            f.insert("voice_secs", doc! { "$gt": gt });
+            f
+        };
         Ok(self
-            .rank_of(member, field, key, "voice_secs", filter)
+            .rank_of(coll, rollup_id(member, key), "voice_secs", filter)
             .await?
             .map(|(rank, _)| rank))
     }
 
     /// The rank (1 + members with a strictly greater `metric`) and totals
-    /// of `member` in the period `field` at `key`; `None` if they have
-    /// nothing there.
+    /// of the document `id`; `None` if it has nothing.
     async fn rank_of(
         &self,
-        member: MemberKey,
-        field: Option<&str>,
-        key: Option<&str>,
+        coll: &str,
+        id: String,
         metric: &str,
         filter: impl Fn(i64) -> Document,
     ) -> Result<Option<(u64, Totals)>, StoreError> {
         let Some(d) = self
             .db
-            .collection::<Document>(MEMBER_STATS)
-            .find_one(doc! { "_id": member_id(member) })
+            .collection::<Document>(coll)
+            .find_one(doc! { "_id": id })
             .await?
         else {
             return Ok(None);
         };
-        let Some(p) = period_of(&d, field, key) else {
-            return Ok(None);
-        };
-        let value = int(p, metric);
+        let value = int(&d, metric);
         if value <= 0 {
             return Ok(None);
         }
-        let above = self.count(MEMBER_STATS, filter(value)).await?;
-        Ok(Some((above + 1, totals(p))))
+        let above = self.count(coll, filter(value)).await?;
+        Ok(Some((above + 1, totals(&d))))
     }
 
     /// Gives every `member_stats` document its `voice_secs` (on + off, the

@@ -46,7 +46,6 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
-mod periods;
 mod privacy;
 mod refusals;
 mod rollups;

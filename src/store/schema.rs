@@ -23,9 +23,14 @@ pub(super) const WRITTEN: [&str; 6] = [
     VOICE_SEGMENTS,
     VOICE_SESSIONS,
 ];
-/// The rankings, all in `member_stats`: the field holding each period (its
-/// `key` and totals; all time: the document's own totals, no period).
-pub(super) const RANKED: [Option<&str>; 4] = [Some("day"), Some("week"), Some("month"), None];
+/// The ranked collections and the field holding their period (all time:
+/// `member_stats`, no period).
+pub(super) const RANKED: [(&str, Option<&str>); 4] = [
+    (MEMBER_DAYS, Some("day")),
+    (MEMBER_WEEKS, Some("week")),
+    (MEMBER_MONTHS, Some("month")),
+    (MEMBER_STATS, None),
+];
 /// The fields a ranking sorts on, and the short name of its index.
 pub(super) const RANKED_BY: [(&str, &str); 3] = [
     ("voice_secs", "voice"),
@@ -77,39 +82,21 @@ impl Store {
         // index it does not keep saves every write a whole index update.
         let info = self.command(doc! { "buildInfo": 1 }).await?;
         let ordered = super::server::walks_indexes_in_order(&info);
-        // The period rankings moved into `member_stats` (`store/periods.rs`):
-        // `member_days` is still written (messages), so its former rank
-        // indexes would cost every message for nothing.
-        for (_, name) in RANKED_BY {
-            self.drop_index_if_present(MEMBER_DAYS, &format!("rank_{name}"))
-                .await;
-        }
-        let coll = MEMBER_STATS;
-        for period in RANKED {
+        for (coll, period_field) in RANKED {
             for (metric, name) in RANKED_BY {
-                let index = match period {
-                    Some(p) => format!("rank_{p}_{name}"),
-                    None => format!("rank_{name}"),
-                };
                 if !ordered && metric != "voice_secs" {
-                    self.drop_index_if_present(coll, &index).await;
+                    self.drop_index_if_present(coll, &format!("rank_{name}"))
+                        .await;
                     continue;
                 }
                 let mut key = doc! { "guild_id": 1 };
-                match period {
-                    Some(p) => {
-                        key.insert(format!("{p}.key"), 1);
-                        key.insert(format!("{p}.{metric}"), -1);
-                    }
-                    None => {
-                        key.insert(metric, -1);
-                    }
+                if let Some(f) = period_field {
+                    key.insert(f, 1);
                 }
+                key.insert(metric, -1);
                 key.insert("user_id", 1);
-                self.command(
-                    doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": index }] },
-                )
-                .await?;
+                self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": format!("rank_{name}") }] })
+                    .await?;
             }
         }
         Ok(())

@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, DateTime, Document};
 
+use super::rollups;
 use super::schema::{
     member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
     MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS, WRITTEN,
 };
-use super::{periods, rollups};
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
 use crate::durable::op::{Op, Sequenced};
@@ -49,16 +49,37 @@ impl DocOps<'_> {
         let mut update = Document::new();
         match self.coll {
             MEMBER_STATS => {
-                // The totals and the current periods, in one pipeline.
-                let mut q = doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
-                let mut u = Bson::Array(
-                    periods::stats_update(&self.ops, &set)
-                        .into_iter()
-                        .map(Bson::Document)
-                        .collect(),
+                let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
+                let mut credited_until = None;
+                for o in &self.ops {
+                    match &o.op {
+                        Op::Voice {
+                            camera, from, to, ..
+                        } => {
+                            if *camera {
+                                on += whole_secs(*from, *to);
+                            } else {
+                                off += whole_secs(*from, *to);
+                            }
+                            credited_until = credited_until.max(Some(*to));
+                        }
+                        Op::Message { count, .. } => messages += i64::from(*count),
+                        Op::Checkpoint { .. } => {}
+                    }
+                }
+                update.insert(
+                    "$inc",
+                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "voice_secs": on + off, "messages": messages },
                 );
-                fence(first.epoch, &mut q, &mut u);
-                return doc! { "q": q, "u": u, "upsert": true };
+                // The resume point changes in the same statement as the
+                // totals it guards: a restart that lost its spool resumes
+                // exactly where the stored total ends, never before it.
+                if let Some(until) = credited_until {
+                    update.insert(
+                        "$max",
+                        doc! { "credited_until": DateTime::from_millis(until) },
+                    );
+                }
             }
             MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
             VOICE_SEGMENTS => {
@@ -110,11 +131,11 @@ impl DocOps<'_> {
         // `$not: {$gte}` also matches a document that has no `seq` yet.
         let mut q =
             doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
-        let mut u = Bson::Document(update);
-        fence(first.epoch, &mut q, &mut u);
-        doc! { "q": q, "u": u, "upsert": true }
+        fence(first.epoch, &mut q, &mut update);
+        doc! { "q": q, "u": update, "upsert": true }
     }
 }
+
 impl DocOps<'_> {
     /// A day's or a period's rollup: each op's share of it.
     fn rollup(&self, set: &mut Document, update: &mut Document) {
@@ -158,24 +179,16 @@ impl DocOps<'_> {
 /// Fencing (epoch > 0): a document a newer lease epoch wrote refuses the
 /// statement (a duplicate key, which `apply` tells from a replay), and the
 /// statement raises the document's epoch. Epoch 0 (no lease) is not fenced.
-fn fence(epoch: u64, q: &mut Document, update: &mut Bson) {
+fn fence(epoch: u64, q: &mut Document, update: &mut Document) {
     if epoch == 0 {
         return;
     }
     let epoch = to_i64(epoch);
     q.insert("epoch", doc! { "$not": { "$gt": epoch } });
-    match update {
-        Bson::Array(stages) => stages.push(Bson::Document(
-            doc! { "$set": { "epoch": { "$max": ["$epoch", { "$literal": epoch }] } } },
-        )),
-        Bson::Document(update) => {
-            if let Ok(max) = update.get_document_mut("$max") {
-                max.insert("epoch", epoch);
-            } else {
-                update.insert("$max", doc! { "epoch": epoch });
-            }
-        }
-        _ => {}
+    if let Ok(max) = update.get_document_mut("$max") {
+        max.insert("epoch", epoch);
+    } else {
+        update.insert("$max", doc! { "epoch": epoch });
     }
 }
 

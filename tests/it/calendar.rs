@@ -64,50 +64,6 @@ fn sum_voice(rows: &[(String, i64, i64)]) -> i64 {
     rows.iter().map(|r| r.1).sum()
 }
 
-/// The member's current `[day, week, month]` in `member_stats`, as
-/// `(key, voice_secs, messages)`: what the period leaderboards rank.
-async fn periods(db: &mongodb::Database) -> Vec<(String, i64, i64)> {
-    let d = db
-        .collection::<Document>("member_stats")
-        .find_one(doc! { "_id": format!("{G}:{A}") })
-        .await
-        .unwrap()
-        .unwrap();
-    ["day", "week", "month"]
-        .into_iter()
-        .filter_map(|p| {
-            let p = d.get_document(p).ok()?;
-            Some((
-                p.get_str("key").unwrap().to_owned(),
-                p.get_i64("voice_secs").unwrap(),
-                p.get_i64("messages").unwrap(),
-            ))
-        })
-        .collect()
-}
-
-/// Voice seconds per day in the member's segments (`days`, as their ops
-/// carried them): what `/ud`, the chart and the streaks read.
-async fn segment_days(db: &mongodb::Database) -> Vec<(String, i64)> {
-    let docs: Vec<Document> = db
-        .collection::<Document>("voice_segments")
-        .find(doc! { "user_id": i64::try_from(A).unwrap() })
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let mut by_day = std::collections::BTreeMap::<String, i64>::new();
-    for d in &docs {
-        if let Ok(days) = d.get_document("days") {
-            for (day, secs) in days {
-                *by_day.entry(day.clone()).or_default() += secs.as_i64().unwrap();
-            }
-        }
-    }
-    by_day.into_iter().collect()
-}
-
 /// The review's F5 timeline. The version before the rollups left a voice
 /// credit (no zone, no days) in the spool: Sunday 2026-11-29 18:00Z–19:00Z.
 /// The previous version applied it under `TIMEZONE=UTC` as far as the
@@ -116,8 +72,7 @@ async fn segment_days(db: &mongodb::Database) -> Vec<(String, i64)> {
 /// the replay must apply it on every target or on none; it must never add
 /// 1,800 s to `2026-11-30` as well (5,400 s in the days for a 3,600 s
 /// credit). A credit this version made (its days carried) in the same spool
-/// lands on its UTC day whatever the zone of the replay, in its segment and
-/// in the member's current periods.
+/// lands on its UTC day whatever the zone of the replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
     let db = fresh_db().await;
@@ -199,29 +154,31 @@ async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
             .wait_idle(Duration::from_secs(20))
             .await
     );
-    // The zone-less credit adds nothing on the replay: the day the
-    // previous version wrote is all there is of it in `member_days`
-    // (nothing on Kolkata's 30th).
-    assert_eq!(
-        rollups(&db.db(), "member_days").await,
-        [("2026-11-29".to_owned(), 3_600, 0)]
-    );
+    let days = rollups(&db.db(), "member_days").await;
+    // 3,600 s from the half-applied credit, 3,600 s from the one made here,
+    // both on the UTC day they were cut into; nothing on the Kolkata days.
+    assert_eq!(days, [("2026-11-29".to_owned(), 7_200, 0)]);
     let stats = rollups(&db.db(), "member_stats").await;
     assert_eq!(sum_voice(&stats), 7_200);
-    // The credit made here: on its UTC day in its segment and in the
-    // current day, week and month.
-    assert_eq!(
-        segment_days(&db.db()).await,
-        [("2026-11-29".to_owned(), 3_600)]
-    );
-    assert_eq!(
-        periods(&db.db()).await,
-        [
-            ("2026-11-29".to_owned(), 3_600, 0),
-            ("w2026-11-23".to_owned(), 3_600, 0),
-            ("m2026-11".to_owned(), 3_600, 0)
-        ]
-    );
+    // The weeks and months never have more than the totals (the old credit
+    // reached neither before the crash, and a zone-less record adds to no
+    // rollup on a replay).
+    for coll in ["member_weeks", "member_months"] {
+        assert_eq!(
+            rollups(&db.db(), coll).await,
+            [(
+                if coll == "member_weeks" {
+                    "w2026-11-23"
+                } else {
+                    "m2026-11"
+                }
+                .to_owned(),
+                3_600,
+                0
+            )],
+            "{coll}"
+        );
+    }
     running.stop().await;
 }
 
@@ -255,29 +212,24 @@ async fn a_replay_across_midnight_keeps_the_days_its_ops_were_made_with() {
     settings.tracking.timezone = chrono_tz::Asia::Kolkata;
     let run2 = spawn_app(settings).await;
     assert!(run2.app.writer().wait_idle(Duration::from_secs(20)).await);
-    // The message on the day it was sent, the credit on the UTC days it
-    // was cut into.
     assert_eq!(
         rollups(&db.db(), "member_days").await,
-        [("2026-11-29".to_owned(), 0, 1)]
-    );
-    assert_eq!(
-        segment_days(&db.db()).await,
         [
-            ("2026-11-29".to_owned(), 1_800),
-            ("2026-11-30".to_owned(), 2_400)
+            ("2026-11-29".to_owned(), 1_800, 1),
+            ("2026-11-30".to_owned(), 2_400, 0)
         ]
     );
-    // The current periods are Monday's (UTC): the day and the week hold
-    // Monday's part only, the month (30 November is still November) both,
-    // with the message.
     assert_eq!(
-        periods(&db.db()).await,
+        rollups(&db.db(), "member_weeks").await,
         [
-            ("2026-11-30".to_owned(), 2_400, 0),
-            ("w2026-11-30".to_owned(), 2_400, 0),
-            ("m2026-11".to_owned(), 4_200, 1)
+            ("w2026-11-23".to_owned(), 1_800, 1),
+            ("w2026-11-30".to_owned(), 2_400, 0)
         ]
+    );
+    // 30 November is still November.
+    assert_eq!(
+        rollups(&db.db(), "member_months").await,
+        [("m2026-11".to_owned(), 4_200, 1)]
     );
     run2.stop().await;
 }
@@ -380,12 +332,8 @@ async fn a_message_sent_before_midnight_and_processed_after_counts_on_its_day() 
         [("2026-11-29".to_owned(), 0, 1)]
     );
     assert_eq!(
-        periods(&db.db()).await,
-        [
-            ("2026-11-29".to_owned(), 0, 1),
-            ("w2026-11-23".to_owned(), 0, 1),
-            ("m2026-11".to_owned(), 0, 1)
-        ]
+        rollups(&db.db(), "member_weeks").await,
+        [("w2026-11-23".to_owned(), 0, 1)]
     );
     let (sunday, _) = app.member_stats(MEMBER, at("2026-11-29T23:59:50Z")).await;
     assert_eq!((sunday.today.messages, sunday.this_week.messages), (1, 1));
