@@ -69,7 +69,9 @@ impl App {
     /// # Errors
     /// MongoDB is unreachable: those known stay.
     pub async fn load_opt_outs(&self) -> Result<usize, StoreError> {
-        let all: HashSet<MemberKey> = self.store.opted_out_members().await?.into_iter().collect();
+        let list = self.store.opted_out_members().await?;
+        self.store.hide(&list);
+        let all: HashSet<MemberKey> = list.into_iter().collect();
         let n = all.len();
         self.opt_outs.replace(all);
         Ok(n)
@@ -90,6 +92,10 @@ impl App {
     ) -> Result<(), StoreError> {
         self.store.set_opted_out(member, out, now).await?;
         self.opt_outs.set(member, out);
+        // The rankings follow (others' opt-outs may have changed too).
+        if let Err(e) = self.load_opt_outs().await {
+            tracing::warn!(error = %e, consequence = "the rankings follow at the next reload", "cannot reload the opt-outs");
+        }
         if out {
             self.voice_update(member, None, super::now_millis().max(now))
                 .await;

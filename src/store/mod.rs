@@ -97,6 +97,8 @@ pub struct Store {
     contact: Arc<ContactLog>,
     /// Erased members' tombstones (shared by clones; see [`erasure`]).
     tombstones: Arc<erasure::Tombstones>,
+    /// Opted-out members, left off the rankings (shared by clones).
+    hidden: Arc<privacy::Hidden>,
 }
 
 impl Store {
@@ -142,6 +144,7 @@ impl Store {
             write_concern: Bson::from("majority"),
             contact: Arc::default(),
             tombstones: Arc::default(),
+            hidden: Arc::default(),
         }
     }
 

@@ -32,7 +32,50 @@ fn to_i64(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
+/// Per server, the members who opted out, as this process knows them:
+/// left off every ranking. `None` until first read.
+#[derive(Debug, Default)]
+pub(super) struct Hidden(std::sync::RwLock<Option<std::collections::HashMap<u64, Vec<i64>>>>);
+
 impl Store {
+    /// The members of `guild` no ranking shows (they opted out), as `user_id`s.
+    ///
+    /// # Errors
+    /// The server is unreachable (on the first read only).
+    pub(super) async fn hidden_in(&self, guild: u64) -> Result<Vec<i64>, StoreError> {
+        let known = self
+            .hidden
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|all| all.get(&guild).cloned().unwrap_or_default());
+        if let Some(users) = known {
+            return Ok(users);
+        }
+        let all = self.opted_out_members().await?;
+        self.hide(&all);
+        Ok(all
+            .iter()
+            .filter(|m| m.guild == guild)
+            .map(|m| to_i64(m.user))
+            .collect())
+    }
+
+    /// Who opted out, everywhere (replaces what this process knew).
+    pub fn hide(&self, members: &[MemberKey]) {
+        let mut by_guild: std::collections::HashMap<u64, Vec<i64>> =
+            std::collections::HashMap::new();
+        for m in members {
+            by_guild.entry(m.guild).or_default().push(to_i64(m.user));
+        }
+        *self
+            .hidden
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(by_guild);
+    }
+
     /// Every member who opted out, in every server.
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use study_tracker::core::MemberKey;
 
 use crate::e2e::{assert_close, secs, stored, Env, ALICE, BOB, CONNECT, GUILD, TEXT, VC1};
 use crate::support::bot::{run_cli, Bot};
-use crate::support::discord_sim::CommandReply;
+use crate::support::discord_sim::{CommandReply, SimOption};
 use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
 use crate::support::poll::eventually;
 
@@ -29,6 +29,75 @@ async fn privacy(env: &Env, user: u64, sub: &str) -> CommandReply {
         .unwrap();
     assert!(r.ephemeral, "/privacy {sub} answers privately: {r:?}");
     r
+}
+
+/// The user ids on the all-time ranking, as `study-tracker leaderboard` reads it.
+fn ranked(env: &Env) -> Vec<String> {
+    let (status, out, err) = run_cli(
+        &[
+            "leaderboard",
+            "--guild",
+            &GUILD.to_string(),
+            "--period",
+            "all",
+            "--json",
+        ],
+        &[("MONGODB_URI", &env.db.uri), ("MONGODB_DB", &env.db.name)],
+    );
+    assert!(status.success(), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `/privacy export` (attached privately) and `study-tracker export` agree and
+/// hold Alice's documents, none of Bob's.
+async fn export_holds_only_her_data(env: &Env) {
+    // The export: Alice's own documents, none of Bob's; attached privately.
+    let r = privacy(env, ALICE, "export").await;
+    assert_eq!(r.attachments.len(), 1, "{r:?}");
+    let (name, bytes) = &r.attachments[0];
+    assert!(
+        std::path::Path::new(name)
+            .extension()
+            .is_some_and(|e| e == "json"),
+        "{name}"
+    );
+    let attached: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    assert_eq!(attached["user_id"], ALICE.to_string());
+    assert_eq!(attached["opted_out"], false);
+    assert!(!attached["sessions"].as_array().unwrap().is_empty());
+    let text = String::from_utf8_lossy(bytes);
+    assert!(!text.contains(&BOB.to_string()), "nothing of Bob's: {text}");
+    let (status, out, err) = run_cli(
+        &[
+            "export",
+            "--guild",
+            &GUILD.to_string(),
+            "--user",
+            &ALICE.to_string(),
+        ],
+        &[("MONGODB_URI", &env.db.uri), ("MONGODB_DB", &env.db.name)],
+    );
+    assert!(status.success(), "{err}");
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "guild_id",
+        "user_id",
+        "totals",
+        "days",
+        "sessions",
+        "corrections",
+        "audit",
+        "opted_out",
+    ] {
+        assert!(cli.get(key).is_some(), "{key} in {cli}");
+    }
+    assert_eq!(cli, attached, "the CLI and /privacy export agree");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +121,21 @@ async fn opting_out_stops_counting_at_that_moment_and_opting_in_resumes() {
     env.sim.set_voice(GUILD, ALICE, Some(VC1), true).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // Off the rankings while opted out.
+    assert_eq!(ranked(&env), vec![BOB.to_string()], "Alice is left off");
+    let board = env
+        .sim
+        .invoke(
+            GUILD,
+            TEXT,
+            BOB,
+            "leaderboard",
+            vec![SimOption::Integer("period".into(), 3)],
+            CONNECT,
+        )
+        .await
+        .unwrap();
+    assert!(!board.text.contains(&ALICE.to_string()), "{}", board.text);
     for asker in [ALICE, BOB] {
         let ud = env
             .sim
@@ -94,47 +178,8 @@ async fn opting_out_stops_counting_at_that_moment_and_opting_in_resumes() {
         "the message sent while opted out did not count"
     );
 
-    // The export: Alice's own documents, none of Bob's; attached privately.
-    let r = privacy(&env, ALICE, "export").await;
-    assert_eq!(r.attachments.len(), 1, "{r:?}");
-    let (name, bytes) = &r.attachments[0];
-    assert!(
-        std::path::Path::new(name)
-            .extension()
-            .is_some_and(|e| e == "json"),
-        "{name}"
-    );
-    let attached: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-    assert_eq!(attached["user_id"], ALICE.to_string());
-    assert_eq!(attached["opted_out"], false);
-    assert!(!attached["sessions"].as_array().unwrap().is_empty());
-    let text = String::from_utf8_lossy(bytes);
-    assert!(!text.contains(&BOB.to_string()), "nothing of Bob's: {text}");
-    let (status, out, err) = run_cli(
-        &[
-            "export",
-            "--guild",
-            &GUILD.to_string(),
-            "--user",
-            &ALICE.to_string(),
-        ],
-        &[("MONGODB_URI", &env.db.uri), ("MONGODB_DB", &env.db.name)],
-    );
-    assert!(status.success(), "{err}");
-    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for key in [
-        "guild_id",
-        "user_id",
-        "totals",
-        "days",
-        "sessions",
-        "corrections",
-        "audit",
-        "opted_out",
-    ] {
-        assert!(cli.get(key).is_some(), "{key} in {cli}");
-    }
-    assert_eq!(cli, attached, "the CLI and /privacy export agree");
+    assert_eq!(ranked(&env).len(), 2, "back on the ranking after opting in");
+    export_holds_only_her_data(&env).await;
     bot.stop().await;
     env.assert_clean(&bot);
 }
