@@ -69,6 +69,7 @@ fn guild() -> SimGuild {
             .iter()
             .map(|&m| SimUser::new(m, format!("m{m}")))
             .collect(),
+        categories: Vec::new(),
     }
 }
 

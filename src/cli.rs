@@ -91,6 +91,54 @@ pub enum Command {
         #[arg(long)]
         retry: bool,
     },
+    /// Print a server's settings (what `/settings show` says): its timezone, the channels that do not count, the streak threshold; defaults filled in.
+    Settings {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// Print one JSON object: `{"timezone", "excluded_channels": [ids as strings], "streak_min_minutes"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a server's audit log, newest first: settings changes, corrections, erasures.
+    Audit {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// Only the entries about this member.
+        #[arg(long)]
+        user: Option<u64>,
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print one JSON object: `{"entries": [{"at", "actor_id", "action", "user_id", "what", "amount", "reason", "old", "new"}]}` (ids as strings, `at` in RFC 3339 UTC).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print everything stored about one member of one server as JSON (what `/privacy export` attaches): top-level keys `guild_id`, `user_id`, `totals`, `days`, `weeks`, `months`, `sessions`, `open_session`, `corrections`, `audit`, `opted_out`.
+    Export {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+    },
+    /// Erase everything stored about one member of one server (what `/privacy erase` does): a tombstone so nothing counted before comes back, their documents deleted, an audit entry (actor `operator`).
+    Erase {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+    },
+    /// Erase a whole server's data at once (what the retention does `GUILD_RETENTION_DAYS` after the bot is removed): every member's numbers and sessions, its settings and opt-outs; an audit entry (actor `operator`) stays.
+    PurgeGuild {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+    },
     /// Add the previous Python bot's totals (collection `users`) to one guild, once.
     ImportLegacy {
         /// Guild (server) id the legacy totals belong to.

@@ -117,6 +117,20 @@ pub struct TrackingSettings {
     /// Voice minutes a local day needs to count towards a /ud streak.
     #[arg(long = "streak-min-minutes", env = "STREAK_MIN_MINUTES", default_value_t = 15, global = true, value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub streak_min_minutes: u32,
+
+    /// Days a server's data is kept after the bot is removed from it (a `GUILD_DELETE` that is not an outage), then erased by the lease holder; the bot coming back in time cancels it. Fractions allowed.
+    #[arg(long = "guild-retention-days", env = "GUILD_RETENTION_DAYS", default_value_t = 30.0, global = true, value_parser = parse_retention_days)]
+    pub guild_retention_days: f64,
+}
+
+fn parse_retention_days(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|d| d.is_finite() && (0.0..=36_500.0).contains(d))
+        .ok_or_else(|| {
+            format!("GUILD_RETENTION_DAYS must be a number of days from 0 to 36500, not {s:?}")
+        })
 }
 
 /// The local spool every increment goes through, and its drain on shutdown.

@@ -28,6 +28,16 @@ async fn main() -> ExitCode {
         Command::Run => run(settings).await,
         Command::Check => cmd::check(&settings).await,
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
+        Command::PurgeGuild { guild } => cmd::purge_guild(&settings, guild).await,
+        Command::Erase { guild, user } => cmd::erase(&settings, guild, user).await,
+        Command::Export { guild, user } => cmd::export(&settings, guild, user).await,
+        Command::Settings { guild, json } => cmd::settings(&settings, guild, json).await,
+        Command::Audit {
+            guild,
+            user,
+            limit,
+            json,
+        } => cmd::audit(&settings, guild, user, limit, json).await,
         Command::History {
             guild,
             user,

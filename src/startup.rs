@@ -14,7 +14,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{flush_loop, lease_loop, ping_loop, renew_loop, App};
+use crate::app::{flush_loop, lease_loop, ping_loop, renew_loop, settings_loop, App};
+
+/// How long the start waits for the servers' settings.
+const SETTINGS_FIRST_READ: Duration = Duration::from_secs(3);
 use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
@@ -143,6 +146,24 @@ impl Application {
             }
             None => None,
         };
+        // Each server's settings decide what counts from the first event:
+        // read before the gateway connects (bounded; an outage keeps the
+        // defaults until the reload every few seconds reaches MongoDB).
+        match tokio::time::timeout(SETTINGS_FIRST_READ, app.load_settings()).await {
+            Ok(Ok(n)) => tracing::info!(servers = n, "read the servers' settings"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, consequence = "the defaults apply until MongoDB answers", "cannot read the servers' settings");
+            }
+            Err(_) => tracing::warn!(
+                consequence = "the defaults apply until MongoDB answers",
+                "no answer reading the servers' settings"
+            ),
+        }
+        app.set_guild_retention(Duration::from_secs_f64(
+            settings.tracking.guild_retention_days * 86_400.0,
+        ));
+        let reloading = tasks.spawn(settings_loop(app.clone(), stop_tasks.clone()));
+        loops.watch("settings", reloading.abort_handle());
         start_counting(&app, &tasks, &loops, &stop_tasks).await;
         let flushing = tasks.spawn(flush_loop(
             app.clone(),

@@ -11,7 +11,6 @@ use tracing::instrument;
 use super::health::record_open_sessions;
 use super::{credited_secs, now_millis, App};
 use crate::core::Millis;
-use crate::durable::op::Op;
 
 /// What one flush did, for the log line and for tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,7 +40,7 @@ impl App {
         // cut between them cannot leave `credited_until` past a stretch the
         // total lacks.
         self.writer
-            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+            .submit(effects.into_iter().map(|e| self.op_of(e)));
         drop(tracker);
         if report.sessions > 0 {
             tracing::info!(

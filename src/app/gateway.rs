@@ -9,7 +9,6 @@ use super::{credited_secs, App};
 use crate::core::link::Link;
 use crate::core::tracker::GatewayState;
 use crate::core::Millis;
-use crate::durable::op::Op;
 
 impl App {
     /// What the gateway watch saw of shard `shard` at `at`. A lost gateway
@@ -37,7 +36,7 @@ impl App {
             );
         }
         self.writer
-            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+            .submit(effects.into_iter().map(|e| self.op_of(e)));
     }
 
     /// A new gateway session is ready (`READY`: first connect or re-identify).
@@ -80,6 +79,6 @@ impl App {
         }
         log_effects(&effects);
         self.writer
-            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+            .submit(effects.into_iter().map(|e| self.op_of(e)));
     }
 }

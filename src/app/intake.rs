@@ -44,7 +44,7 @@ impl App {
         log_effects(&effects);
         // Submitted under the lock: ops of one member reach the spool in order.
         self.writer
-            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+            .submit(effects.into_iter().map(|e| self.op_of(e)));
     }
 
     /// Members currently in voice in a guild, as seen on (re)connect.
@@ -80,7 +80,7 @@ impl App {
         );
         log_effects(&effects);
         self.writer
-            .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+            .submit(effects.into_iter().map(|e| self.op_of(e)));
     }
 
     /// A message by a member at `now` (its id made from the time and a
@@ -124,7 +124,8 @@ impl App {
         // Under the lock: a takeover's buffered messages go first.
         // Bucketed by when it was sent (its snowflake), not processed.
         let sent = super::message_sent_at(id, now);
-        self.writer.submit([Op::message(member, sent, self.tz)]);
+        self.writer
+            .submit([Op::message(member, sent, self.timezone_of(member.guild))]);
     }
 }
 

@@ -32,7 +32,7 @@ impl App {
         caller: Option<u64>,
         now: Millis,
     ) -> anyhow::Result<Page> {
-        let key = self.period_key(period, now);
+        let key = self.period_key(guild, period, now);
         self.leaderboard_of(guild, period, key.as_deref(), by, page, caller)
             .await
     }
@@ -41,8 +41,8 @@ impl App {
     /// `/leaderboard` decides once, when it is run, so that every press
     /// pages the same period even after a midnight.
     #[must_use]
-    pub fn period_key(&self, period: Period, now: Millis) -> Option<String> {
-        period.key_at(now, self.tz)
+    pub fn period_key(&self, guild: u64, period: Period, now: Millis) -> Option<String> {
+        period.key_at(now, self.timezone_of(guild))
     }
 
     /// Page `page` (from 1) of `guild`'s ranking in the `period` named by
@@ -70,7 +70,7 @@ impl App {
     /// `member`'s rank by total voice today, this week, this month and all
     /// time. Never fails: without MongoDB, no ranks.
     pub(super) async fn voice_ranks(&self, member: MemberKey, now: Millis) -> PeriodRanks {
-        let keys = voice_rank_keys(now, self.tz);
+        let keys = voice_rank_keys(now, self.timezone_of(member.guild));
         let [today, week, month] = keys.each_ref().map(String::as_str);
         let (ranks, freshness) = self
             .read_fresh(

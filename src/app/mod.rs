@@ -14,6 +14,8 @@
 //! - [`lease_loops`]: the standby's tries, the renewals, stepping aside.
 //! - [`handover`]: handing the lease over at shutdown (messages by id).
 //! - [`message_ids`]: the messages already counted, by id.
+//! - [`privacy`]: who opted out of tracking.
+//! - [`settings`]: each server's settings (cached for the event path, changed audited).
 
 mod flush;
 mod gateway;
@@ -24,8 +26,10 @@ mod leaderboard;
 mod lease;
 mod lease_loops;
 mod message_ids;
+mod privacy;
 mod queries;
 mod restore;
+mod settings;
 mod takeover;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +44,7 @@ pub use leaderboard::{leaderboard_page, member_voice_ranks};
 pub use lease::{snowflake_at, Lease, LeaseState};
 pub use lease_loops::{lease_loop, renew_loop};
 pub use queries::{MemberCard, CARD_DAYS};
+pub use settings::{change_settings, settings_loop, Changed, SettingsChange, SettingsError};
 
 use crate::core::link::Link;
 use crate::core::tracker::{Effect, Tracker};
@@ -62,6 +67,10 @@ pub struct App {
     /// The lease: role, standby buffers (see [`lease`]).
     seat: lease::Seat,
     resume_grace_ms: Millis,
+    /// Each server's settings, as last loaded or changed here.
+    settings: settings::SettingsCache,
+    /// Members who opted out of tracking.
+    opt_outs: privacy::OptOuts,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -124,6 +133,8 @@ impl App {
             link: std::sync::Mutex::new(None),
             seat,
             resume_grace_ms,
+            settings: settings::SettingsCache::default(),
+            opt_outs: privacy::OptOuts::default(),
         }
     }
 

@@ -43,7 +43,7 @@ impl App {
     /// this process knows and says so.
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub async fn member_stats(&self, member: MemberKey, now: Millis) -> (Stats, Freshness) {
-        let periods = Periods::at(now, self.tz);
+        let periods = Periods::at(now, self.timezone_of(member.guild));
         let earliest = periods.earliest().clone();
         // Segments from a margin earlier: time cut in another zone before a
         // `TIMEZONE` change can be keyed to this period (ZONE_MARGIN).
@@ -59,8 +59,9 @@ impl App {
     /// `member_stats`.
     #[instrument(skip_all, fields(guild_id = member.guild, user_id = member.user))]
     pub async fn member_card(&self, member: MemberKey, now: Millis) -> MemberCard {
-        let periods = Periods::at(now, self.tz);
-        let window = daily::window_start(now, self.tz, CARD_DAYS);
+        let tz = self.timezone_of(member.guild);
+        let periods = Periods::at(now, tz);
+        let window = daily::window_start(now, tz, CARD_DAYS);
         // Message days from whichever starts first: the month, the week or
         // the chart's window (`YYYY-MM-DD` sorts as dates do).
         let days_since = periods.earliest().day.clone().min(window.day);
@@ -71,10 +72,11 @@ impl App {
         // Without the stored history, the days and the streaks are unknown,
         // not empty.
         let known = freshness != Freshness::Unavailable;
-        let days = known.then(|| daily::daily(&stored, pending, now, self.tz, CARD_DAYS));
+        let days = known.then(|| daily::daily(&stored, pending, now, tz, CARD_DAYS));
         let streaks = known.then(|| {
-            let by_day = daily::voice_by_day(&stored, pending, self.tz);
-            streak::streaks(&by_day, calendar::today(now, self.tz), self.streak_min_secs)
+            let by_day = daily::voice_by_day(&stored, pending, tz);
+            let min_secs = self.streak_min_secs_of(member.guild);
+            streak::streaks(&by_day, calendar::today(now, tz), min_secs)
         });
         MemberCard {
             stats: stats::compute(&stored, pending, &periods),

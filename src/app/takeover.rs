@@ -240,7 +240,7 @@ impl App {
                 let effects = tracker.guild_snapshot(guild, &present, now);
                 super::intake::log_effects(&effects);
                 self.writer
-                    .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                    .submit(effects.into_iter().map(|e| self.op_of(e)));
             }
         }
         // Every buffered message the previous holder did not account for,
@@ -259,7 +259,8 @@ impl App {
             messages.ids.record(id, seen);
             counted += 1;
             let sent = super::message_sent_at(id, at);
-            self.writer.submit([Op::message(member, sent, self.tz)]);
+            self.writer
+                .submit([Op::message(member, sent, self.timezone_of(member.guild))]);
         }
         messages.standby = false;
         tracing::info!(
@@ -307,7 +308,7 @@ impl App {
             effects.extend(tracker.voice_update(member, presence, at));
             super::intake::log_effects(&effects);
             self.writer
-                .submit(effects.into_iter().map(|e| Op::effect(e, self.tz)));
+                .submit(effects.into_iter().map(|e| self.op_of(e)));
         }
         replayed
     }

@@ -27,15 +27,13 @@ pub async fn history(
         .history(MemberKey { guild, user }, limit)
         .await
         .with_context(cannot_read(&settings.mongo))?;
+    let (tz, _) = super::guild_settings(&store, settings, guild).await?;
     let mut list = sessions(&stored.segments, stored.open_segment_start);
     list.truncate(limit);
     if json {
         println!("{}", to_json(&list));
     } else {
-        print!(
-            "{}",
-            render_history_table(&list, settings.tracking.timezone)
-        );
+        print!("{}", render_history_table(&list, tz));
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ pub async fn leaderboard(
         ByArg::Camera => By::Camera,
         ByArg::Messages => By::Messages,
     };
-    let tz = settings.tracking.timezone;
+    let (tz, _) = super::guild_settings(&store, settings, guild).await?;
     let page = leaderboard_page(&store, guild, period, by, page, None, now_millis(), tz)
         .await
         .with_context(cannot_read(&settings.mongo))?;

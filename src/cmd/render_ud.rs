@@ -25,7 +25,7 @@ pub async fn render_ud(
 ) -> anyhow::Result<()> {
     let store = connect(&settings.mongo).await?;
     let now = now_millis();
-    let tz = settings.tracking.timezone;
+    let (tz, _) = super::guild_settings(&store, settings, guild).await?;
     let since = window_start(now, tz, CHART_DAYS);
     let stored = store
         .member(MemberKey { guild, user }, since.at, &since.day)

@@ -19,7 +19,8 @@ use crate::render::render_ud;
 pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> anyhow::Result<()> {
     let store = connect(&settings.mongo).await?;
     let now = now_millis();
-    let periods = Periods::at(now, settings.tracking.timezone);
+    let (tz, min_minutes) = super::guild_settings(&store, settings, guild).await?;
+    let periods = Periods::at(now, tz);
     let earliest = periods.earliest();
     // Every segment: the streaks span all history.
     let stored = store
@@ -27,16 +28,9 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
         .await
         .with_context(cannot_read(&settings.mongo))?;
     let s = stats::compute(&stored, None, &periods);
-    let ranks = member_voice_ranks(
-        &store,
-        MemberKey { guild, user },
-        now,
-        settings.tracking.timezone,
-    )
-    .await
-    .with_context(cannot_read(&settings.mongo))?;
-    let tz = settings.tracking.timezone;
-    let min_minutes = settings.tracking.streak_min_minutes;
+    let ranks = member_voice_ranks(&store, MemberKey { guild, user }, now, tz)
+        .await
+        .with_context(cannot_read(&settings.mongo))?;
     let streaks = streak::streaks(
         &daily::voice_by_day(&stored, None, tz),
         calendar::today(now, tz),
@@ -53,7 +47,7 @@ pub async fn stats(settings: &Settings, guild: u64, user: u64, json: bool) -> an
         let mut out = t(&s.all_time);
         out["guild_id"] = guild.to_string().into();
         out["user_id"] = user.to_string().into();
-        out["timezone"] = settings.tracking.timezone.name().into();
+        out["timezone"] = tz.name().into();
         out["today"] = t(&s.today);
         out["this_week"] = t(&s.this_week);
         out["this_month"] = t(&s.this_month);

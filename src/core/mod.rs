@@ -7,7 +7,9 @@
 //!   checkpoints.
 //! - [`link`]: the gateway link's health, judged from the shard's state and
 //!   heartbeat acks.
-//! - [`policy`]: what is tracked (AFK channel, bots, webhooks, DMs, message kinds).
+//! - [`policy`]: what is tracked (AFK channel, excluded channels, bots, webhooks, DMs, message kinds).
+//! - [`settings`]: a server's settings (timezone, excluded channels, streak
+//!   threshold) over the deployment's defaults, and their validation.
 //! - [`calendar`]: the calendar in one place: local days, periods, their
 //!   keys, and the cut of a credit at local midnights (the zone a parameter).
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
@@ -26,6 +28,7 @@ pub mod leaderboard;
 pub mod link;
 pub mod paging;
 pub mod policy;
+pub mod settings;
 pub mod stats;
 pub mod streak;
 pub mod tracker;

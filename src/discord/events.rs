@@ -8,6 +8,7 @@ use tracing::instrument;
 use super::{Data, Error};
 use crate::app::now_millis;
 use crate::core::policy::{self, MessageFacts, MessageKind, VoiceFacts};
+use crate::core::settings::{ChannelPath, GuildSettings};
 use crate::core::{MemberKey, Presence};
 use crate::telemetry::prometheus as metric;
 
@@ -24,17 +25,10 @@ pub(super) async fn on_event(
         FullEvent::Ready { .. } => app.gateway_connected(ctx.shard_id.0, now_millis()).await,
         FullEvent::Resume { .. } => app.gateway_resumed(ctx.shard_id.0, now_millis()).await,
         FullEvent::GuildCreate { guild, .. } => {
-            let afk = guild.afk_metadata.as_ref().map(|a| a.afk_channel_id);
-            let present: Vec<(u64, Presence)> = guild
-                .voice_states
-                .values()
-                .filter(|vs| {
-                    policy::tracks_user(guild.members.get(&vs.user_id).is_some_and(|m| m.user.bot))
-                })
-                .filter_map(|vs| Some((vs.user_id.get(), presence(vs, afk)?)))
-                .collect();
+            let present = guild_presences(guild, &app.settings_of(guild.id.get()), app);
             app.guild_snapshot(guild.id.get(), &present, now_millis())
                 .await;
+            app.guild_present(guild.id.get()).await;
         }
         FullEvent::GuildDelete { incomplete, .. } => {
             // Removed from the guild, or the guild went unavailable: nobody
@@ -42,6 +36,11 @@ pub(super) async fn on_event(
             // GUILD_CREATE starts tracking again).
             app.guild_snapshot(incomplete.id.get(), &[], now_millis())
                 .await;
+            // Removed (not an outage): the server's data is kept for
+            // GUILD_RETENTION_DAYS, then erased.
+            if !incomplete.unavailable {
+                app.guild_removed(incomplete.id.get(), now_millis()).await;
+            }
         }
         FullEvent::VoiceStateUpdate { new, .. } => {
             let Some(guild) = new.guild_id else {
@@ -50,24 +49,34 @@ pub(super) async fn on_event(
             if !policy::tracks_user(new.member.as_ref().is_some_and(|m| m.user.bot)) {
                 return Ok(());
             }
-            let afk = ctx
-                .cache
-                .guild(guild)
-                .and_then(|g| g.afk_metadata.as_ref().map(|a| a.afk_channel_id));
             let member = MemberKey {
                 guild: guild.get(),
                 user: new.user_id.get(),
             };
-            app.voice_update(member, presence(new, afk), now_millis())
-                .await;
+            let settings = app.settings_of(guild.get());
+            let presence = match ctx.cache.guild(guild) {
+                _ if app.opted_out(member) => None,
+                Some(g) => presence(new, &g, &settings),
+                None => presence_without_cache(new, &settings),
+            };
+            app.voice_update(member, presence, now_millis()).await;
         }
         // Buttons whose pager is gone (the live ones answer themselves).
         FullEvent::InteractionCreate {
             interaction: serenity::Interaction::Component(press),
         } => super::pager::answer_stale(ctx, press, app).await,
         FullEvent::Message { new_message: m } => {
+            let channel = m
+                .guild_id
+                .and_then(|g| ctx.cache.guild(g).map(|g| channel_path(&g, m.channel_id)))
+                .unwrap_or_else(|| ChannelPath::top(m.channel_id.get()));
+            let settings = m
+                .guild_id
+                .map(|g| app.settings_of(g.get()))
+                .unwrap_or_default();
             let facts = MessageFacts {
                 in_guild: m.guild_id.is_some(),
+                channel,
                 author_is_bot: m.author.bot,
                 from_webhook: m.webhook_id.is_some(),
                 kind: match m.kind {
@@ -76,11 +85,14 @@ pub(super) async fn on_event(
                     _ => MessageKind::System,
                 },
             };
-            if let (Some(guild), true) = (m.guild_id, policy::counts_message(facts)) {
+            if let (Some(guild), true) = (m.guild_id, policy::counts_message(facts, &settings)) {
                 let member = MemberKey {
                     guild: guild.get(),
                     user: m.author.id.get(),
                 };
+                if !policy::tracks_member(m.author.bot, app.opted_out(member)) {
+                    return Ok(());
+                }
                 app.message_with_id(member, m.id.get(), now_millis());
             }
         }
@@ -89,11 +101,95 @@ pub(super) async fn on_event(
     Ok(())
 }
 
+/// Who in `guild` is in voice, as tracking sees it under `settings`: its
+/// members' voice states (bots left out) decided by the policy. What a guild
+/// snapshot reports, at a `GUILD_CREATE` and after a settings change.
+pub(super) fn guild_presences(
+    guild: &serenity::Guild,
+    settings: &GuildSettings,
+    app: &Data,
+) -> Vec<(u64, Presence)> {
+    let opted_out = |user: serenity::UserId| {
+        app.opted_out(MemberKey {
+            guild: guild.id.get(),
+            user: user.get(),
+        })
+    };
+    guild
+        .voice_states
+        .values()
+        .filter(|vs| {
+            policy::tracks_member(
+                guild.members.get(&vs.user_id).is_some_and(|m| m.user.bot),
+                opted_out(vs.user_id),
+            )
+        })
+        .filter_map(|vs| Some((vs.user_id.get(), presence(vs, guild, settings)?)))
+        .collect()
+}
+
 /// A serenity voice state as the policy's facts, decided.
-fn presence(vs: &VoiceState, afk: Option<serenity::ChannelId>) -> Option<Presence> {
-    policy::presence(VoiceFacts {
-        channel: vs.channel_id.map(serenity::ChannelId::get),
-        camera: vs.self_video,
-        afk_channel: afk.map(serenity::ChannelId::get),
-    })
+fn presence(
+    vs: &VoiceState,
+    guild: &serenity::Guild,
+    settings: &GuildSettings,
+) -> Option<Presence> {
+    let category = vs
+        .channel_id
+        .and_then(|c| guild.channels.get(&c))
+        .and_then(|c| c.parent_id)
+        .map(serenity::ChannelId::get);
+    policy::presence(
+        VoiceFacts {
+            channel: vs.channel_id.map(serenity::ChannelId::get),
+            category,
+            camera: vs.self_video,
+            afk_channel: guild.afk_metadata.as_ref().map(|a| a.afk_channel_id.get()),
+        },
+        settings,
+    )
+}
+
+/// As [`presence`] for a guild the cache does not hold (no AFK channel or
+/// category known).
+fn presence_without_cache(vs: &VoiceState, settings: &GuildSettings) -> Option<Presence> {
+    policy::presence(
+        VoiceFacts {
+            channel: vs.channel_id.map(serenity::ChannelId::get),
+            category: None,
+            camera: vs.self_video,
+            afk_channel: None,
+        },
+        settings,
+    )
+}
+
+/// Where `channel` is in `guild`: a thread's parent channel, and the
+/// category above.
+fn channel_path(guild: &serenity::Guild, channel: serenity::ChannelId) -> ChannelPath {
+    let parent_of = |c: serenity::ChannelId| {
+        guild
+            .channels
+            .get(&c)
+            .and_then(|c| c.parent_id)
+            .or_else(|| {
+                guild
+                    .threads
+                    .iter()
+                    .find(|t| t.id == c)
+                    .and_then(|t| t.parent_id)
+            })
+    };
+    let first = parent_of(channel);
+    let is_thread = guild.threads.iter().any(|t| t.id == channel);
+    let (parent, category) = if is_thread {
+        (first, first.and_then(parent_of))
+    } else {
+        (None, first)
+    };
+    ChannelPath {
+        channel: channel.get(),
+        parent: parent.map(serenity::ChannelId::get),
+        category: category.map(serenity::ChannelId::get),
+    }
 }

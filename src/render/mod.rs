@@ -5,13 +5,17 @@
 //! - [`text`]: the `/ud` answer as text (the CLI, and the fallback).
 //! - [`history`]: the `/history` answer and the `history` table.
 //! - [`leaderboard`]: the `/leaderboard` page and the `leaderboard` table.
+//! - [`audit`]: the audit log (`/audit`, `audit`).
+//! - [`settings`]: a server's settings (`/settings show`, `settings --json`).
 //! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing surface).
 
+pub mod audit;
 mod canvas;
 pub mod card;
 pub mod chart;
 pub mod history;
 pub mod leaderboard;
+pub mod settings;
 pub mod text;
 
 pub use card::{render_card, Card, CardField, CHART_FILE};

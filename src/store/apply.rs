@@ -63,6 +63,10 @@ pub struct ApplyProgress {
     pub excluded: std::collections::HashSet<(u64, String)>,
     /// Asked before every command (see [`WriteGuard`]); `None`: always.
     pub may_write: Option<WriteGuard>,
+    /// How many ops the first attempt kept after dropping erased members'
+    /// ops: when an erasure between attempts drops more, the steps are
+    /// numbered afresh and all sent again (replays change nothing).
+    kept: Option<usize>,
 }
 
 /// A statement one document refused permanently (or as fenced: [`FENCED`]).
@@ -115,6 +119,17 @@ impl Store {
         batch: &[Sequenced],
         progress: &mut ApplyProgress,
     ) -> Result<ApplyReport, StoreError> {
+        // An erased member's ops up to their tombstone never reach a
+        // statement (a deleted document would take them again).
+        let kept = self.without_erased(batch).await?;
+        let batch = kept.as_deref().unwrap_or(batch);
+        if progress
+            .kept
+            .replace(batch.len())
+            .is_some_and(|n| n != batch.len())
+        {
+            progress.done.clear();
+        }
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));

@@ -74,12 +74,14 @@ impl Store {
     ) -> Result<Page, StoreError> {
         let (coll, field) = source(period);
         let m = metric(by);
+        let hidden = self.hidden_in(guild).await?;
         let filter = |gt: i64| {
             let mut f = doc! { "guild_id": to_i64(guild) };
             if let (Some(field), Some(key)) = (field, key) {
                 f.insert(field, key);
             }
             f.insert(m, doc! { "$gt": gt });
+            not_hidden(&mut f, &hidden);
             f
         };
         let skip = offset(page);
@@ -104,7 +106,7 @@ impl Store {
             Ok::<_, StoreError>((docs, first_rank))
         };
         let caller_entry = async {
-            let Some(user) = caller else {
+            let Some(user) = caller.filter(|u| !hidden.contains(&to_i64(*u))) else {
                 return Ok(None);
             };
             let member = MemberKey { guild, user };
@@ -170,12 +172,17 @@ impl Store {
         key: Option<&str>,
     ) -> Result<Option<u64>, StoreError> {
         let (coll, field) = source(period);
+        let hidden = self.hidden_in(member.guild).await?;
+        if hidden.contains(&to_i64(member.user)) {
+            return Ok(None);
+        }
         let filter = |gt: i64| {
             let mut f = doc! { "guild_id": to_i64(member.guild) };
             if let (Some(field), Some(key)) = (field, key) {
                 f.insert(field, key);
             }
             f.insert("voice_secs", doc! { "$gt": gt });
+            not_hidden(&mut f, &hidden);
             f
         };
         Ok(self
@@ -288,5 +295,12 @@ impl Store {
             .command(doc! { "count": coll, "query": filter })
             .await?;
         Ok(u64::try_from(int(&reply, "n")).unwrap_or(0))
+    }
+}
+
+/// Leaves the members who opted out off a ranking's filter.
+fn not_hidden(f: &mut Document, hidden: &[i64]) {
+    if !hidden.is_empty() {
+        f.insert("user_id", doc! { "$nin": hidden.to_vec() });
     }
 }

@@ -14,6 +14,10 @@
 //! - [`history`]: a member's latest segments and open checkpoint for `/history`.
 //! - [`legacy`]: the one-time import of the previous bot's totals.
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
+//! - [`settings`]: each server's settings and their audited change.
+//! - [`audit`]: the append-only audit log.
+//! - [`erasure`]: erasing a member's data, and the tombstones that keep it erased.
+//! - [`privacy`]: opt-outs, and everything stored about a member (export).
 //!
 //! Collections (all `_id`s are strings built from Discord ids, never from
 //! anything a member can type):
@@ -24,11 +28,17 @@
 //! - `member_months` `{_id: "g:u:mYYYY-MM", guild_id, user_id, month, …}` (as `member_weeks`)
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
+//! - `guild_settings` `{_id: "g", guild_id, timezone, excluded_channels: ["id", ...], streak_min_minutes, version, updated_at, last_change}`
+//! - `audit_log` `{_id, guild_id, at, actor_id, action, user_id, what, amount, reason, old, new}` (append-only)
+//! - `member_privacy` `{_id: "g:u", guild_id, user_id, opted_out, at}`
+//! - `erasures` `{_id: "g:u", guild_id, user_id, pending, seq, requested_at, done_at}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
 
 mod apply;
+mod audit;
 mod contact;
 mod dead_letters;
+mod erasure;
 mod error;
 mod history;
 mod leaderboard;
@@ -36,12 +46,14 @@ mod lease;
 mod legacy;
 mod members;
 mod meta;
+mod privacy;
 mod refusals;
 mod rollups;
 mod schema;
 mod server;
 mod sessions;
 mod standby;
+mod settings;
 mod statements;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,12 +67,16 @@ use mongodb::options::{
 use mongodb::{Client, Database};
 
 pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
+pub use audit::{Actor, AuditEntry};
 pub use contact::Contact;
 pub use dead_letters::Retried;
+pub use erasure::{whole_guild, PendingErasure};
 pub use error::StoreError;
 pub use lease::{Claimant, Handoff, HandoffIds, LeaseRecord, Taken};
 pub use legacy::ImportReport;
+pub use privacy::MemberDocuments;
 pub use sessions::OpenSessions;
+pub use settings::{ChangeError, StoredSettings};
 
 use crate::config::WriteConcern;
 use contact::ContactLog;
@@ -80,6 +96,10 @@ pub struct Store {
     write_concern: Bson,
     /// When commands last succeeded and failed (shared by clones).
     contact: Arc<ContactLog>,
+    /// Erased members' tombstones (shared by clones; see [`erasure`]).
+    tombstones: Arc<erasure::Tombstones>,
+    /// Opted-out members, left off the rankings (shared by clones).
+    hidden: Arc<privacy::Hidden>,
 }
 
 impl Store {
@@ -124,6 +144,8 @@ impl Store {
             commands_in_flight: Arc::new(AtomicUsize::new(1)),
             write_concern: Bson::from("majority"),
             contact: Arc::default(),
+            tombstones: Arc::default(),
+            hidden: Arc::default(),
         }
     }
 
@@ -177,6 +199,7 @@ impl Store {
     pub async fn prepare(&self) -> Result<(), StoreError> {
         self.detect_server().await?;
         self.ensure_indexes().await?;
+        self.ensure_audit_indexes().await?;
         self.backfill_voice_secs_once().await?;
         self.test_write().await
     }

@@ -39,6 +39,7 @@ pub fn guild() -> SimGuild {
             SimUser::new(DAVE, "dave"),
             SimUser::bot(MUSIC_BOT, "music"),
         ],
+        categories: Vec::new(),
     }
 }
 

@@ -55,6 +55,7 @@ fn world() -> Vec<SimGuild> {
             SimUser::new(BOB, "bob"),
             SimUser::bot(OTHER_BOT, "otherbot"),
         ],
+        categories: Vec::new(),
     }]
 }
 

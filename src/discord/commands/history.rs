@@ -59,7 +59,13 @@ async fn page(ctx: Context<'_>, key: MemberKey, name: &str, index: usize) -> (Pa
     let more = !complete && freshness != Freshness::Unavailable;
     let page = Page::of(index, sessions.len(), PER_PAGE, more);
     let view = PageView {
-        content: render_history(name, &sessions, &page, app.timezone(), freshness),
+        content: render_history(
+            name,
+            &sessions,
+            &page,
+            app.timezone_of(key.guild),
+            freshness,
+        ),
         embeds: Vec::new(),
         page,
     };

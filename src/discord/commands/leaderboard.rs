@@ -82,7 +82,7 @@ pub(super) async fn leaderboard(
         guild: guild.get(),
         caller,
         period,
-        key: ctx.data().period_key(period, now_millis()),
+        key: ctx.data().period_key(guild.get(), period, now_millis()),
         by: by.map_or(By::Voice, By::from),
     });
     let first = view(ctx, &ask, 0).await?;
@@ -125,7 +125,7 @@ async fn view(ctx: Context<'_>, ask: &Ask, index: usize) -> Result<PageView, Err
     }
     let ranked = usize::try_from(page.ranked).unwrap_or(usize::MAX);
     let mut content = String::new();
-    if ask.key != ctx.data().period_key(ask.period, now_millis()) {
+    if ask.key != ctx.data().period_key(ask.guild, ask.period, now_millis()) {
         content = format!(
             "-# This {} ended after `/leaderboard` was run; run it again for the new one.",
             period_noun(ask.period)

@@ -1,7 +1,10 @@
 //! Slash commands, one file each; [`all`] is the registry poise serves.
 
+mod audit;
 mod history;
 mod leaderboard;
+mod privacy;
+mod settings;
 mod ud;
 
 use poise::serenity_prelude as serenity;
@@ -12,7 +15,14 @@ use crate::core::{policy, MemberKey};
 
 /// Every slash command the bot offers.
 pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
-    vec![ud::ud(), history::history(), leaderboard::leaderboard()]
+    vec![
+        ud::ud(),
+        history::history(),
+        leaderboard::leaderboard(),
+        settings::settings(),
+        audit::audit(),
+        privacy::privacy(),
+    ]
 }
 
 /// The member a member-facing command is about (the option, or the caller),
@@ -47,5 +57,51 @@ async fn target<'a>(
         guild: guild.get(),
         user: user.id.get(),
     };
+    if ctx.data().opted_out(key) {
+        let reply = format!(
+            "**{}** opted out of tracking in this server; there is nothing to show.",
+            user.display_name()
+        );
+        ctx.send(CreateReply::default().content(reply).ephemeral(true))
+            .await?;
+        return Ok(None);
+    }
     Ok(Some((key, user)))
+}
+
+/// The server of a managers' command, once the caller is known to have
+/// Manage Server, from the interaction's own member permissions (the
+/// registration's default can be overridden per role and channel). `None`
+/// after refusing, privately, naming the permission.
+async fn manager(ctx: Context<'_>, command: &str) -> Result<Option<u64>, Error> {
+    let Some(guild) = ctx.guild_id() else {
+        return Ok(None);
+    };
+    tracing::Span::current().record("guild_id", guild.get());
+    let permitted = match ctx {
+        poise::Context::Application(a) => a
+            .interaction
+            .member
+            .as_ref()
+            .and_then(|m| m.permissions)
+            .is_some_and(|p| p.manage_guild() || p.administrator()),
+        poise::Context::Prefix(_) => false,
+    };
+    if permitted {
+        return Ok(Some(guild.get()));
+    }
+    tracing::info!(user_id = ctx.author().id.get(), "refused: no Manage Server");
+    private(
+        ctx,
+        format!("`/{command}` needs the **Manage Server** permission, which you do not have here."),
+    )
+    .await?;
+    Ok(None)
+}
+
+/// An ephemeral reply.
+async fn private(ctx: Context<'_>, text: String) -> Result<(), Error> {
+    ctx.send(CreateReply::default().content(text).ephemeral(true))
+        .await?;
+    Ok(())
 }

@@ -36,7 +36,8 @@ pub(super) async fn ud(
         &card_data.stats,
         card_data.ranks,
         card_data.streaks,
-        app.streak_min_minutes(),
+        app.settings_of(key.guild)
+            .streak_min_minutes_or(app.defaults()),
         card_data.freshness,
     );
     let png = match (card.image, card_data.days) {

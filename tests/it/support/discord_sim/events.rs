@@ -280,6 +280,100 @@ impl DiscordSim {
         Ok(interaction_id)
     }
 
+    /// The bot is removed from `guild` (kicked, or the server deleted):
+    /// `GUILD_DELETE` without `unavailable`, as Discord sends it then.
+    #[allow(clippy::unused_async, reason = "awaited like every other world change")]
+    pub async fn remove_bot_from_guild(&self, guild: u64) {
+        let d = json!({ "id": guild.to_string() });
+        self.inner.lock().dispatch("GUILD_DELETE", &d, None);
+        self.inner.bump();
+    }
+
+    /// The bot is added to `guild` again: its `GUILD_CREATE`, built per session
+    /// for its intents.
+    #[allow(clippy::unused_async, reason = "awaited like every other world change")]
+    pub async fn add_bot_to_guild(&self, guild: u64) {
+        {
+            let mut st = self.inner.lock();
+            let gi = st.guild_index(guild).expect("a simulated guild");
+            let intents = st.last_intents.unwrap_or(u64::MAX);
+            let d = st.guild_create_json(gi, intents);
+            st.dispatch("GUILD_CREATE", &d, None);
+        }
+        self.inner.bump();
+    }
+
+    /// Sets the `member.permissions` that `user`'s interactions in `guild` carry (Discord
+    /// computes them from roles and channel overwrites; the bot must check them on every
+    /// use). Default: what `@everyone` may do, without Manage Server.
+    pub fn set_member_permissions(&self, guild: u64, user: u64, permissions: u64) {
+        self.inner
+            .lock()
+            .member_permissions
+            .insert((guild, user), permissions);
+    }
+
+    /// Dispatches an autocomplete interaction (type 4) for command `name` (subcommands as
+    /// in [`DiscordSim::invoke`]) with `options` and the option `focused` being typed with
+    /// the partial value `typed`, and waits for the bot's type 8 answer: its choices as
+    /// (label, value).
+    ///
+    /// # Errors
+    /// No type 8 answer within `timeout`, or no gateway session.
+    pub async fn autocomplete(
+        &self,
+        (guild, channel, user): (u64, u64, u64),
+        name: &str,
+        options: &[SimOption],
+        (focused, typed): (&str, &str),
+        timeout: Duration,
+    ) -> Result<Vec<(String, Value)>, String> {
+        let id = {
+            let mut st = self.inner.lock();
+            let gi = st
+                .guild_index(guild)
+                .ok_or_else(|| format!("unknown guild {guild}"))?;
+            let mut all = options.to_vec();
+            all.push(SimOption::String(focused.to_owned(), typed.to_owned()));
+            let (mut payload, id, token) = st.interaction_json(gi, channel, user, name, &all);
+            payload["type"] = json!(4);
+            mark_focused(&mut payload["data"]["options"], focused);
+            st.interactions.push(InteractionRecord::new(
+                id,
+                token,
+                name.to_owned(),
+                channel,
+                Some(guild),
+                payload.clone(),
+            ));
+            if st.dispatch("INTERACTION_CREATE", &payload, None) == 0 {
+                return Err(format!(
+                    "no gateway session to deliver /{name} autocomplete to"
+                ));
+            }
+            id
+        };
+        self.inner.bump();
+        let reply = self.wait_reply(id, timeout).await?;
+        if reply.callback_type != 8 {
+            return Err(format!(
+                "autocomplete answered with callback type {}, not 8: {}",
+                reply.callback_type, reply.raw
+            ));
+        }
+        Ok(reply.raw["data"]["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_owned(),
+                    c["value"].clone(),
+                )
+            })
+            .collect())
+    }
+
     /// Waits for the bot's answer to interaction `id` (see [`DiscordSim::invoke`]).
     ///
     /// # Errors
@@ -313,5 +407,16 @@ impl DiscordSim {
     pub async fn dispatch_raw(&self, t: &str, d: Value) {
         self.inner.lock().dispatch(t, &d, None);
         self.inner.bump();
+    }
+}
+
+/// Sets `"focused": true` on the option called `name`, inside subcommand layers too.
+fn mark_focused(options: &mut Value, name: &str) {
+    for o in options.as_array_mut().into_iter().flatten() {
+        if o["type"] == json!(1) || o["type"] == json!(2) {
+            mark_focused(&mut o["options"], name);
+        } else if o["name"] == json!(name) {
+            o["focused"] = json!(true);
+        }
     }
 }

@@ -96,9 +96,10 @@ impl SimState {
                 SimOption::Number(_, n) => (10, json!(n)),
                 SimOption::Channel(_, c) => {
                     let (ctype, cname) = self.channel_kind_name(gi, *c);
+                    let parent = self.parent_of(gi, *c).map(|p| p.to_string());
                     resolved_channels.insert(
                         c.to_string(),
-                        json!({"id": c.to_string(), "name": cname, "type": ctype, "permissions": ALL_PERMISSIONS.to_string(), "parent_id": null}),
+                        json!({"id": c.to_string(), "name": cname, "type": ctype, "permissions": ALL_PERMISSIONS.to_string(), "parent_id": parent}),
                     );
                     (7, json!(c.to_string()))
                 }
@@ -152,8 +153,9 @@ impl SimState {
         let guild = self.guilds[gi].def.id;
         let invoker = self.find_user(Some(gi), user);
         let mut member = member_json(&invoker, &self.started_at, &self.member_roles(gi, user));
-        member["permissions"] = json!(EVERYONE_PERMISSIONS.to_string());
+        member["permissions"] = json!(self.member_permissions(gi, user).to_string());
         let (ctype, cname) = self.channel_kind_name(gi, channel);
+        let parent = self.parent_of(gi, channel).map(|p| p.to_string());
         let payload = json!({
             "id": id.to_string(),
             "application_id": APP_ID.to_string(),
@@ -167,7 +169,7 @@ impl SimState {
                 "name": cname,
                 "guild_id": guild.to_string(),
                 "permissions": EVERYONE_PERMISSIONS.to_string(),
-                "parent_id": null,
+                "parent_id": parent,
                 "flags": 0,
                 "nsfw": false,
                 "position": 0,
@@ -244,7 +246,7 @@ pub(super) fn reply_of(rec: &InteractionRecord) -> Option<CommandReply> {
             let (body, attachments) = if rec.original_edited {
                 (rec.original.clone()?, rec.original_files.clone())
             } else {
-                (rec.followups.first()?.clone(), Vec::new())
+                (rec.followups.first()?.clone(), rec.followup_files.clone())
             };
             Some(CommandReply {
                 text: message_text(&body),
@@ -457,7 +459,7 @@ pub(super) fn webhook_message_route(
     }
 }
 
-pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response {
+pub(super) fn followup(st: &mut SimState, token: &str, body: &Value, files: &[Upload]) -> Response {
     let Some(ri) = st.interactions.iter().position(|r| r.token == token) else {
         return discord_error(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
@@ -479,6 +481,11 @@ pub(super) fn followup(st: &mut SimState, token: &str, body: &Value) -> Response
     );
     if let Some(rows) = sanitize_components(st, "POST follow-up", body) {
         msg["components"] = rows;
+    }
+    check_attachment_refs(st, "POST follow-up", body, files);
+    msg["attachments"] = attachments_json(st, files);
+    if st.interactions[ri].followups.is_empty() {
+        st.interactions[ri].followup_files = files.to_vec();
     }
     st.interactions[ri].followups.push(msg.clone());
     if flags & EPHEMERAL == 0 && st.echo {

@@ -149,6 +149,8 @@ const FOLLOWUP: u64 = u64::MAX;
 // Permission bits (Discord's numbering).
 const P_CREATE_INSTANT_INVITE: u64 = 1 << 0;
 const P_ADMINISTRATOR: u64 = 1 << 3;
+/// Manage Server: what `/settings`, `/adjust` and `/audit` need.
+pub const P_MANAGE_GUILD: u64 = 1 << 5;
 const P_ADD_REACTIONS: u64 = 1 << 6;
 const P_STREAM: u64 = 1 << 9;
 const P_VIEW_CHANNEL: u64 = 1 << 10;
@@ -164,7 +166,7 @@ const P_CHANGE_NICKNAME: u64 = 1 << 26;
 const P_USE_APPLICATION_COMMANDS: u64 = 1 << 31;
 const P_SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
 /// What `@everyone` may do in simulated guilds.
-const EVERYONE_PERMISSIONS: u64 = P_CREATE_INSTANT_INVITE
+pub const EVERYONE_PERMISSIONS: u64 = P_CREATE_INSTANT_INVITE
     | P_ADD_REACTIONS
     | P_STREAM
     | P_VIEW_CHANNEL
@@ -243,6 +245,7 @@ impl DiscordSim {
             id_counter: 0,
             echo: true,
             print_log,
+            member_permissions: HashMap::new(),
         };
         let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
@@ -360,6 +363,17 @@ impl DiscordSim {
             .iter()
             .map(|c| (c.guild, c.name.clone()))
             .collect()
+    }
+
+    /// The body the bot registered command `name` with (the last registration, any scope).
+    pub fn registered_command_body(&self, name: &str) -> Option<serde_json::Value> {
+        self.inner
+            .lock()
+            .commands
+            .iter()
+            .rev()
+            .find(|c| c.name == name)
+            .map(|c| c.json.clone())
     }
 
     /// Waits until a command named `name` is registered (any scope).

@@ -41,6 +41,9 @@ pub struct SimGuild {
     pub voice_channels: Vec<u64>,
     pub text_channels: Vec<u64>,
     pub members: Vec<SimUser>,
+    /// Categories (type 4 channels), each with the ids of the channels under it (which
+    /// get it as their `parent_id`).
+    pub categories: Vec<(u64, Vec<u64>)>,
 }
 
 impl SimGuild {
@@ -57,6 +60,7 @@ impl SimGuild {
             voice_channels: Vec::new(),
             text_channels: Vec::new(),
             members: Vec::new(),
+            categories: Vec::new(),
         }
     }
 }

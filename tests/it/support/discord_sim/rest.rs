@@ -241,7 +241,7 @@ fn route(
         (_, ["webhooks", _app, token, "messages", mid]) => {
             webhook_message_route(st, m, token, mid, body, files)
         }
-        ("POST", ["webhooks", _app, token]) => followup(st, token, body),
+        ("POST", ["webhooks", _app, token]) => followup(st, token, body, files),
         ("POST", ["channels", c, "messages"]) => match parse_id(c) {
             Some(c) => bot_channel_message(st, c, body),
             None => not_found(),

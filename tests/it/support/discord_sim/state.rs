@@ -65,6 +65,8 @@ pub(super) struct InteractionRecord {
     /// that carried files): names and bytes.
     pub(super) original_files: Vec<(String, Vec<u8>)>,
     pub(super) followups: Vec<Value>,
+    /// Files uploaded with the first follow-up.
+    pub(super) followup_files: Vec<super::rest::Upload>,
     /// The `INTERACTION_CREATE` payload as dispatched (for a duplicate delivery).
     pub(super) payload: Value,
     /// For a button press: the interaction whose `@original` holds the pressed message.
@@ -99,6 +101,7 @@ impl InteractionRecord {
             original_edited: false,
             original_files: Vec::new(),
             followups: Vec::new(),
+            followup_files: Vec::new(),
             payload,
             parent: None,
             result: None,
@@ -134,6 +137,8 @@ pub(super) struct SimState {
     pub(super) id_counter: u64,
     pub(super) echo: bool,
     pub(super) print_log: bool,
+    /// `member.permissions` in interactions, by (guild, user), where a test set them.
+    pub(super) member_permissions: HashMap<(u64, u64), u64>,
 }
 
 pub(super) struct Inner {
@@ -208,7 +213,27 @@ impl SimState {
             g.def.text_channels.contains(&channel)
                 || g.def.voice_channels.contains(&channel)
                 || g.def.afk_channel_id == Some(channel)
+                || g.def.categories.iter().any(|(c, _)| *c == channel)
         })
+    }
+
+    /// The category channel `channel` is under, if any.
+    pub(super) fn parent_of(&self, gi: usize, channel: u64) -> Option<u64> {
+        self.guilds[gi]
+            .def
+            .categories
+            .iter()
+            .find(|(_, children)| children.contains(&channel))
+            .map(|(c, _)| *c)
+    }
+
+    /// The permissions an interaction's `member.permissions` carries for `user`
+    /// (everyone's unless a test set them with [`super::DiscordSim::set_member_permissions`]).
+    pub(super) fn member_permissions(&self, gi: usize, user: u64) -> u64 {
+        self.member_permissions
+            .get(&(self.guilds[gi].def.id, user))
+            .copied()
+            .unwrap_or(EVERYONE_PERMISSIONS)
     }
 
     /// The member (or the bot, or a default human) with this id.
@@ -259,6 +284,22 @@ impl SimState {
         if let Some(afk) = def.afk_channel_id {
             if !def.voice_channels.contains(&afk) {
                 channels.push(channel_json(def.id, afk, 2, "afk", pos));
+            }
+        }
+        for (i, (c, _)) in def.categories.iter().enumerate() {
+            channels.push(channel_json(
+                def.id,
+                *c,
+                4,
+                &format!("category-{}", i + 1),
+                pos,
+            ));
+            pos += 1;
+        }
+        for c in &mut channels {
+            let id: u64 = c["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            if let Some(parent) = self.parent_of(gi, id) {
+                c["parent_id"] = json!(parent.to_string());
             }
         }
         let with_voice = intents_bits & intents::GUILD_VOICE_STATES != 0;
@@ -366,6 +407,8 @@ impl SimState {
             (2, format!("voice-{}", i + 1))
         } else if def.afk_channel_id == Some(channel) {
             (2, "afk".to_owned())
+        } else if let Some(i) = def.categories.iter().position(|(c, _)| *c == channel) {
+            (4, format!("category-{}", i + 1))
         } else {
             (0, format!("channel-{channel}"))
         }
