@@ -216,7 +216,7 @@ mod tests {
         let outbox = Outbox::default();
         outbox.push(voice(day - 60_000, day));
         outbox.push(voice(day, day + 30_000));
-        let ops = outbox.take(usize::MAX);
+        let (_, ops) = outbox.take(usize::MAX);
         assert_eq!(ops, vec![voice(day - 60_000, day + 30_000)]);
         assert_eq!(ops[0].voice_days().iter().map(|(_, s)| s).sum::<i64>(), 90);
         assert_eq!(ops[0].voice_days().len(), 2);
