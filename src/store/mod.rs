@@ -52,8 +52,8 @@ mod rollups;
 mod schema;
 mod server;
 mod sessions;
-mod standby;
 mod settings;
+mod standby;
 mod statements;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
