@@ -48,7 +48,8 @@ fn cannot_read(mongo: &MongoSettings) -> impl FnOnce() -> String + '_ {
 }
 
 /// The server's settings in force (its own where set, the defaults else):
-/// what its days, periods and streaks are cut by.
+/// what its days, periods and streaks are cut by; and who opted out (read
+/// for the rankings).
 async fn guild_settings(
     store: &Store,
     settings: &crate::config::Settings,
@@ -57,6 +58,11 @@ async fn guild_settings(
     use anyhow::Context as _;
     let stored = store
         .guild_settings(guild)
+        .await
+        .with_context(cannot_read(&settings.mongo))?;
+    // Who opted out, left off the rankings.
+    store
+        .load_hidden()
         .await
         .with_context(cannot_read(&settings.mongo))?;
     let defaults = crate::core::settings::Defaults {

@@ -49,7 +49,7 @@ pub struct ApplyProgress {
     /// Statements per command, fixed at the first attempt so that step
     /// numbers mean the same thing in every attempt.
     chunk: Option<usize>,
-    done: std::collections::HashSet<usize>,
+    pub(super) done: std::collections::HashSet<usize>,
     /// Ops with a sequence number from here on were appended by this
     /// process (none were sent before it started): a duplicate for one of
     /// them is an anomaly, not a replay. `None`: not known.
@@ -63,10 +63,8 @@ pub struct ApplyProgress {
     pub excluded: std::collections::HashSet<(u64, String)>,
     /// Asked before every command (see [`WriteGuard`]); `None`: always.
     pub may_write: Option<WriteGuard>,
-    /// How many ops the first attempt kept after dropping erased members'
-    /// ops: when an erasure between attempts drops more, the steps are
-    /// numbered afresh and all sent again (replays change nothing).
-    kept: Option<usize>,
+    /// Ops kept by the first attempt (see `store/erasure.rs`).
+    pub(super) kept: Option<usize>,
 }
 
 /// A statement one document refused permanently (or as fenced: [`FENCED`]).
@@ -119,17 +117,9 @@ impl Store {
         batch: &[Sequenced],
         progress: &mut ApplyProgress,
     ) -> Result<ApplyReport, StoreError> {
-        // An erased member's ops up to their tombstone never reach a
-        // statement (a deleted document would take them again).
-        let kept = self.without_erased(batch).await?;
+        // Erased members' ops never reach a statement (store/erasure.rs).
+        let kept = self.without_erased(batch, progress).await?;
         let batch = kept.as_deref().unwrap_or(batch);
-        if progress
-            .kept
-            .replace(batch.len())
-            .is_some_and(|n| n != batch.len())
-        {
-            progress.done.clear();
-        }
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));

@@ -159,9 +159,12 @@ impl Store {
     ///
     /// # Errors
     /// The tombstones cannot be read: nothing may be applied before.
+    /// When an erasure between two attempts of a batch drops more of it, the
+    /// steps are numbered afresh and all sent again (replays change nothing).
     pub(super) async fn without_erased(
         &self,
         batch: &[Sequenced],
+        progress: &mut super::ApplyProgress,
     ) -> Result<Option<Vec<Sequenced>>, StoreError> {
         if !self.tombstones.loaded() {
             self.load_tombstones().await?;
@@ -171,7 +174,11 @@ impl Store {
                 .cutoff(o.op.member())
                 .is_some_and(|s| o.seq <= s)
         };
-        if !batch.iter().any(erased) {
+        let n = batch.iter().filter(|o| !erased(o)).count();
+        if progress.kept.replace(n).is_some_and(|k| k != n) {
+            progress.done.clear();
+        }
+        if n == batch.len() {
             return Ok(None);
         }
         let kept: Vec<Sequenced> = batch.iter().filter(|o| !erased(o)).cloned().collect();

@@ -74,7 +74,7 @@ impl Store {
     ) -> Result<Page, StoreError> {
         let (coll, field) = source(period);
         let m = metric(by);
-        let hidden = self.hidden_in(guild).await?;
+        let hidden = self.hidden_in(guild);
         let filter = |gt: i64| {
             let mut f = doc! { "guild_id": to_i64(guild) };
             if let (Some(field), Some(key)) = (field, key) {
@@ -172,7 +172,7 @@ impl Store {
         key: Option<&str>,
     ) -> Result<Option<u64>, StoreError> {
         let (coll, field) = source(period);
-        let hidden = self.hidden_in(member.guild).await?;
+        let hidden = self.hidden_in(member.guild);
         if hidden.contains(&to_i64(member.user)) {
             return Ok(None);
         }

@@ -38,28 +38,28 @@ fn to_i64(id: u64) -> i64 {
 pub(super) struct Hidden(std::sync::RwLock<Option<std::collections::HashMap<u64, Vec<i64>>>>);
 
 impl Store {
-    /// The members of `guild` no ranking shows (they opted out), as `user_id`s.
-    ///
-    /// # Errors
-    /// The server is unreachable (on the first read only).
-    pub(super) async fn hidden_in(&self, guild: u64) -> Result<Vec<i64>, StoreError> {
-        let known = self
-            .hidden
+    /// The members of `guild` no ranking shows (they opted out), as
+    /// `user_id`s: as last read by [`Store::load_hidden`] or set by
+    /// [`Store::hide`] (none before).
+    pub(super) fn hidden_in(&self, guild: u64) -> Vec<i64> {
+        self.hidden
             .0
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
-            .map(|all| all.get(&guild).cloned().unwrap_or_default());
-        if let Some(users) = known {
-            return Ok(users);
-        }
+            .and_then(|all| all.get(&guild).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Reads who opted out, for the rankings (the bot does at start and at
+    /// every reload; the CLI before ranking).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn load_hidden(&self) -> Result<(), StoreError> {
         let all = self.opted_out_members().await?;
         self.hide(&all);
-        Ok(all
-            .iter()
-            .filter(|m| m.guild == guild)
-            .map(|m| to_i64(m.user))
-            .collect())
+        Ok(())
     }
 
     /// Who opted out, everywhere (replaces what this process knew).
