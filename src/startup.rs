@@ -149,16 +149,8 @@ impl Application {
         // Each server's settings decide what counts from the first event:
         // read before the gateway connects (bounded; an outage keeps the
         // defaults until the reload every few seconds reaches MongoDB).
-        match tokio::time::timeout(SETTINGS_FIRST_READ, app.load_settings()).await {
-            Ok(Ok(n)) => tracing::info!(servers = n, "read the servers' settings"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, consequence = "the defaults apply until MongoDB answers", "cannot read the servers' settings");
-            }
-            Err(_) => tracing::warn!(
-                consequence = "the defaults apply until MongoDB answers",
-                "no answer reading the servers' settings"
-            ),
-        }
+        app.keep_settings_in(settings.spool.dir.join("guild-settings.json"));
+        app.read_settings_at_start(SETTINGS_FIRST_READ).await;
         app.set_guild_retention(Duration::from_secs_f64(
             settings.tracking.guild_retention_days * 86_400.0,
         ));

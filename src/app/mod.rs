@@ -15,6 +15,7 @@
 //! - [`handover`]: handing the lease over at shutdown (messages by id).
 //! - [`message_ids`]: the messages already counted, by id.
 //! - [`privacy`]: who opted out of tracking.
+//! - [`retention`]: a removed server's data, kept, then erased.
 //! - [`settings`]: each server's settings (cached for the event path, changed audited).
 
 mod flush;
@@ -29,6 +30,7 @@ mod message_ids;
 mod privacy;
 mod queries;
 mod restore;
+mod retention;
 mod settings;
 mod takeover;
 

@@ -64,6 +64,23 @@ impl App {
         self.opt_outs.contains(member)
     }
 
+    /// Who opted out, as known here.
+    pub(super) fn opted_out_list(&self) -> Vec<MemberKey> {
+        self.opt_outs
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Who opted out, from the local copy (a start without MongoDB).
+    pub(super) fn set_opted_out_list(&self, list: Vec<MemberKey>) {
+        self.store.hide(&list);
+        self.opt_outs.replace(list.into_iter().collect());
+    }
+
     /// Reloads who opted out.
     ///
     /// # Errors

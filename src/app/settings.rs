@@ -10,6 +10,8 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 
+mod local_copy;
+
 use super::App;
 use crate::core::settings::{Defaults, GuildSettings};
 use crate::core::Millis;
@@ -58,6 +60,8 @@ pub(super) struct SettingsCache(
     /// Servers the gateway says the bot is in (a `GUILD_CREATE` since the
     /// last removal): never erased by the retention, whatever a reload read.
     std::sync::RwLock<std::collections::HashSet<u64>>,
+    /// Where the last settings read are kept for a start without MongoDB.
+    std::sync::OnceLock<std::path::PathBuf>,
 );
 
 impl SettingsCache {
@@ -77,13 +81,19 @@ impl SettingsCache {
             .insert(guild, s);
     }
 
-    fn present(&self) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<u64>> {
+    pub(super) fn present(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<u64>> {
         self.3
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn removed(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Millis>> {
+    pub(super) fn retention_ms(&self) -> &std::sync::atomic::AtomicI64 {
+        &self.2
+    }
+
+    pub(super) fn removed(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u64, Millis>> {
         self.1
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -147,6 +157,7 @@ impl App {
         removed.retain(|g, _| !self.settings.present().contains(g));
         *self.settings.removed() = removed;
         self.load_opt_outs().await?;
+        self.keep_settings_copy();
         Ok(n)
     }
 
@@ -171,83 +182,65 @@ impl App {
 }
 
 impl App {
-    /// How long a server's data is kept after the bot is removed from it.
-    pub fn set_guild_retention(&self, keep: Duration) {
-        let ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-        self.settings
-            .2
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    /// Keeps a copy of every server's settings (and the opt-outs) in
+    /// `path` after each read, for a start while MongoDB does not answer.
+    pub fn keep_settings_in(&self, path: std::path::PathBuf) {
+        let _ = self.settings.4.set(path);
     }
 
-    /// The bot was removed from `guild` (a `GUILD_DELETE` that is not an
-    /// outage): the holder records it, and erases the server's data once
-    /// the retention has passed.
-    pub async fn guild_removed(&self, guild: u64, now: Millis) {
-        self.settings.present().remove(&guild);
-        if !self.lease().counts() {
+    fn keep_settings_copy(&self) {
+        let Some(path) = self.settings.4.get() else {
             return;
-        }
-        match self.store.mark_guild_removed(guild, now).await {
-            Ok(()) => {
-                self.settings.removed().entry(guild).or_insert(now);
-                tracing::info!(
-                    guild_id = guild,
-                    "removed from a server; its data is kept for the retention, then erased"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(guild_id = guild, error = %e, consequence = "recorded at the next removal", "cannot record the removal from a server");
-            }
-        }
-    }
-
-    /// The bot is in `guild` (a `GUILD_CREATE`): a retention under way for
-    /// it is cancelled.
-    pub async fn guild_present(&self, guild: u64) {
-        self.settings.present().insert(guild);
-        if !self.settings.removed().contains_key(&guild) || !self.lease().counts() {
-            return;
-        }
-        match self.store.mark_guild_back(guild).await {
-            Ok(()) => {
-                self.settings.removed().remove(&guild);
-                tracing::info!(guild_id = guild, "back in a server; its data is kept");
-            }
-            Err(e) => {
-                tracing::warn!(guild_id = guild, error = %e, "cannot cancel a server's retention; trying again at its next GUILD_CREATE");
-            }
-        }
-    }
-
-    /// Erases the data of every server the bot left longer ago than the
-    /// retention (the holder only).
-    async fn run_retention(&self, now: Millis) {
-        if !self.lease().counts() {
-            return;
-        }
-        let keep = self.settings.2.load(std::sync::atomic::Ordering::Relaxed);
-        let due: Vec<u64> = self
+        };
+        let servers: Vec<(u64, GuildSettings)> = self
             .settings
-            .removed()
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .filter(|(_, at)| now.saturating_sub(**at) >= keep)
-            .filter(|(g, _)| !self.settings.present().contains(g))
-            .map(|(g, _)| *g)
+            .map(|(g, s)| (*g, s.clone()))
             .collect();
-        for guild in due {
-            match self.purge_guild(guild, &Actor::Retention, now).await {
-                Ok(()) => {
-                    self.settings.removed().remove(&guild);
-                    tracing::info!(
-                        guild_id = guild,
-                        "erased a server's data after the retention"
+        let copy = local_copy::Copy {
+            servers,
+            opted_out: self.opted_out_list(),
+        };
+        if let Err(e) = local_copy::write(path, &copy) {
+            tracing::warn!(error = %e, path = %path.display(), "cannot keep a local copy of the servers' settings");
+        }
+    }
+
+    /// The first read of the settings at start, bounded by `wait`; without
+    /// MongoDB, the local copy the last read left in `SPOOL_DIR`.
+    pub async fn read_settings_at_start(&self, wait: Duration) {
+        match tokio::time::timeout(wait, self.load_settings()).await {
+            Ok(Ok(n)) => tracing::info!(servers = n, "read the servers' settings"),
+            _ => {
+                if let Some(n) = self.settings_from_local_copy() {
+                    tracing::warn!(
+                        servers = n,
+                        consequence = "the settings last read apply until MongoDB answers",
+                        "cannot read the servers' settings; using the local copy in SPOOL_DIR"
+                    );
+                } else {
+                    tracing::warn!(
+                        consequence = "the defaults apply until MongoDB answers",
+                        "cannot read the servers' settings, and no local copy"
                     );
                 }
-                Err(e) => {
-                    tracing::warn!(guild_id = guild, error = %e, "cannot erase a server's data yet; trying again");
-                }
             }
         }
+    }
+
+    /// Puts the local copy's settings in force (a start while MongoDB does
+    /// not answer); returns how many servers it held.
+    fn settings_from_local_copy(&self) -> Option<usize> {
+        let copy = local_copy::read(self.settings.4.get()?)?;
+        let n = copy.servers.len();
+        for (g, s) in copy.servers {
+            self.settings.set(g, s);
+        }
+        self.set_opted_out_list(copy.opted_out);
+        Some(n)
     }
 }
 

@@ -60,13 +60,13 @@ impl World {
     }
 
     async fn start(&self) -> Bot {
+        let config = BotConfig::new(&self.sim, &self.db.uri, &self.db.name, self.spool.path());
+        self.start_with(&config).await
+    }
+
+    async fn start_with(&self, config: &BotConfig) -> Bot {
         let n = self.sim.connections() + 1;
-        let bot = spawn_bot(&BotConfig::new(
-            &self.sim,
-            &self.db.uri,
-            &self.db.name,
-            self.spool.path(),
-        ));
+        let bot = spawn_bot(config);
         self.sim.wait_connections(n, CONNECT).await;
         bot.wait_log("guild snapshot", CONNECT).await;
         assert!(
@@ -524,4 +524,61 @@ async fn a_timezone_change_moves_today_for_that_server_only() {
     assert_eq!(stats["timezone"], zone.name());
     assert_eq!(stats["today"]["messages"], 1, "{stats}");
     drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_without_mongodb_counts_by_the_settings_last_read() {
+    use crate::support::fault_proxy::{socket_addr_of, FaultProxy};
+    let w = World::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&w.db.uri)).await;
+    let mut config = BotConfig::new(&w.sim, &w.db.uri, &w.db.name, w.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let mut bot = w.start_with(&config).await;
+    let r = w.settings(ADMIN, "exclude", channel(VC1)).await;
+    assert!(r.text.contains("Saved"), "{}", r.text);
+    let copy = w.spool.path().join("guild-settings.json");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            std::fs::read_to_string(&copy).is_ok_and(|c| c.contains(&VC1.to_string()))
+        })
+        .await,
+        "no local copy of the settings in SPOOL_DIR"
+    );
+    bot.stop().await;
+
+    // MongoDB out of reach at the next start: the copy decides what counts.
+    proxy.set_down(true);
+    let mut bot = w.start_with(&config).await;
+    bot.wait_log("using the local copy", CONNECT).await;
+    w.sim.set_voice(GUILD, ALICE, Some(VC1), false).await;
+    w.sim.set_voice(GUILD, BOB, Some(VC2), false).await;
+    let joined = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.sim.set_voice(GUILD, ALICE, None, false).await;
+    w.sim.set_voice(GUILD, BOB, None, false).await;
+    let left = Instant::now();
+    proxy.set_down(false);
+    let store = w.store();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            stored(&store, BOB).await.1 >= secs(joined, left) - 1
+        })
+        .await,
+        "bob {:?}\n{}",
+        stored(&store, BOB).await,
+        bot.log_text()
+    );
+    assert_eq!(stored(&store, ALICE).await.1, 0, "VC1 stayed excluded");
+    bot.stop().await;
+    env_clean(&w, &bot);
+}
+
+fn env_clean(w: &World, bot: &Bot) {
+    let log = bot.log_text();
+    assert!(!log.contains("An unknown event was received"), "{log}");
+    assert!(
+        w.sim.payload_errors().is_empty(),
+        "{:?}",
+        w.sim.payload_errors()
+    );
 }
