@@ -26,27 +26,11 @@ impl OptOuts {
     }
 
     fn pause(&self, m: MemberKey, paused: bool) {
-        let mut set = self
-            .1
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if paused {
-            set.insert(m);
-        } else {
-            set.remove(&m);
-        }
+        toggle(&self.1, m, paused);
     }
 
     fn set(&self, m: MemberKey, out: bool) {
-        let mut set = self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if out {
-            set.insert(m);
-        } else {
-            set.remove(&m);
-        }
+        toggle(&self.0, m, out);
     }
 
     pub(super) fn replace(&self, all: HashSet<MemberKey>) {
@@ -54,6 +38,18 @@ impl OptOuts {
             .0
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = all;
+    }
+}
+
+/// `m` in `set` or not.
+fn toggle(set: &std::sync::RwLock<HashSet<MemberKey>>, m: MemberKey, on: bool) {
+    let mut set = set
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if on {
+        set.insert(m);
+    } else {
+        set.remove(&m);
     }
 }
 
@@ -148,18 +144,7 @@ impl App {
         let result = async {
             self.store.request_erasure(member, now).await?;
             let seq = self.finish_erasure(member, now).await?;
-            let entry = crate::store::AuditEntry {
-                guild: member.guild,
-                at: now,
-                actor_id: actor.id(),
-                action: "erase".to_owned(),
-                user: Some(member.user),
-                what: None,
-                amount: None,
-                reason: None,
-                old: None,
-                new: None,
-            };
+            let entry = crate::store::AuditEntry::erasure(member, actor, now);
             self.store
                 .append_audit(
                     &format!("erase:{}:{}:{seq}", member.guild, member.user),
@@ -173,8 +158,8 @@ impl App {
     }
 
     /// Erases everything stored about `guild` (`purge-guild`, the
-    /// retention), as [`App::erase_member`] does for one member; the audit
-    /// log records it.
+    /// retention): [`App::erase_member`] with the whole server's key (no
+    /// member's tracking to pause); the audit log records a `purge`.
     ///
     /// # Errors
     /// As [`App::erase_member`].
@@ -184,23 +169,7 @@ impl App {
         actor: &crate::store::Actor,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let all = crate::store::whole_guild(guild);
-        self.store.request_erasure(all, now).await?;
-        let seq = self.finish_erasure(all, now).await?;
-        let entry = crate::store::AuditEntry {
-            guild,
-            at: now,
-            actor_id: actor.id(),
-            action: "purge".to_owned(),
-            user: None,
-            what: None,
-            amount: None,
-            reason: None,
-            old: None,
-            new: None,
-        };
-        self.store
-            .append_audit(&format!("purge:{guild}:{seq}"), &entry)
+        self.erase_member(crate::store::whole_guild(guild), actor, now)
             .await
     }
 

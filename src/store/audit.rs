@@ -55,6 +55,26 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// The record that `member`'s data was erased by `actor` at `at` (no
+    /// figures): `erase`, or `purge` for a whole server
+    /// ([`super::whole_guild`]).
+    #[must_use]
+    pub fn erasure(member: crate::core::MemberKey, actor: &Actor, at: Millis) -> AuditEntry {
+        let whole = member.user == 0;
+        AuditEntry {
+            guild: member.guild,
+            at,
+            actor_id: actor.id(),
+            action: if whole { "purge" } else { "erase" }.to_owned(),
+            user: (!whole).then_some(member.user),
+            what: None,
+            amount: None,
+            reason: None,
+            old: None,
+            new: None,
+        }
+    }
+
     pub(super) fn to_document(&self) -> Document {
         let opt_str =
             |v: &Option<String>| v.as_ref().map_or(Bson::Null, |s| Bson::from(s.as_str()));
