@@ -115,6 +115,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Correct one member's figures in one server (what `/adjust` does; the actor recorded as `operator`): adds a signed amount to their all-time totals and to today's day, week and month (in the server's timezone), once, and keeps it in the audit log. Refused if it would take a total or today below zero.
+    Adjust {
+        /// Guild (server) id.
+        #[arg(long)]
+        guild: u64,
+        /// User id.
+        #[arg(long)]
+        user: u64,
+        /// `camera_on`, `camera_off` or `messages`.
+        #[arg(long)]
+        what: String,
+        /// Signed amount: time as 1h30m, -45m, 90s or plain seconds; messages as a count.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// Why (required, up to 200 characters).
+        #[arg(long)]
+        reason: String,
+    },
     /// Print everything stored about one member of one server as JSON (what `/privacy export` attaches): top-level keys `guild_id`, `user_id`, `totals`, `days`, `weeks`, `months`, `sessions`, `open_session`, `corrections`, `audit`, `opted_out`.
     Export {
         /// Guild (server) id.

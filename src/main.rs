@@ -30,6 +30,13 @@ async fn main() -> ExitCode {
         Command::Stats { guild, user, json } => cmd::stats(&settings, guild, user, json).await,
         Command::PurgeGuild { guild } => cmd::purge_guild(&settings, guild).await,
         Command::Erase { guild, user } => cmd::erase(&settings, guild, user).await,
+        Command::Adjust {
+            guild,
+            user,
+            what,
+            amount,
+            reason,
+        } => cmd::adjust(&settings, guild, user, &what, &amount, &reason).await,
         Command::Export { guild, user } => cmd::export(&settings, guild, user).await,
         Command::Settings { guild, json } => cmd::settings(&settings, guild, json).await,
         Command::Audit {

@@ -15,9 +15,11 @@
 //! - [`handover`]: handing the lease over at shutdown (messages by id).
 //! - [`message_ids`]: the messages already counted, by id.
 //! - [`privacy`]: who opted out of tracking.
+//! - [`adjust`]: corrections (`/adjust`), checked, then through the spool.
 //! - [`retention`]: a removed server's data, kept, then erased.
 //! - [`settings`]: each server's settings (cached for the event path, changed audited).
 
+mod adjust;
 mod flush;
 mod gateway;
 mod handover;
@@ -40,6 +42,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use tokio::sync::Mutex;
 
+pub use adjust::{Adjusted, Correction};
 pub use flush::{flush_loop, FlushReport};
 pub use health::ping_loop;
 pub use leaderboard::{leaderboard_page, member_voice_ranks};
@@ -73,6 +76,8 @@ pub struct App {
     settings: settings::SettingsCache,
     /// Members who opted out of tracking.
     opt_outs: privacy::OptOuts,
+    /// Held while a correction is checked and applied (one at a time).
+    adjusting: tokio::sync::Mutex<()>,
 }
 
 /// The wall clock, in the tracker's unit.
@@ -137,6 +142,7 @@ impl App {
             resume_grace_ms,
             settings: settings::SettingsCache::default(),
             opt_outs: privacy::OptOuts::default(),
+            adjusting: tokio::sync::Mutex::new(()),
         }
     }
 

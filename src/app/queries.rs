@@ -127,9 +127,12 @@ impl App {
         let (stored, freshness) = self
             .read_fresh("history", self.store.history(member, wanted))
             .await;
-        let mut sessions = history::with_pending(
-            history::sessions(&stored.segments, stored.open_segment_start),
-            pending,
+        let mut sessions = history::with_corrections(
+            history::with_pending(
+                history::sessions(&stored.segments, stored.open_segment_start),
+                pending,
+            ),
+            &stored.corrections,
         );
         if !stored.complete {
             sessions.truncate(wanted);

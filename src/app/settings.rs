@@ -361,6 +361,7 @@ pub async fn settings_loop(app: Arc<App>, stop: CancellationToken) {
             Err(e) => tracing::debug!(error = %e, "cannot reload the erasures"),
         }
         app.run_retention(super::now_millis()).await;
+        app.finish_operator_corrections(super::now_millis()).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(REFRESH_EVERY) => {}

@@ -85,6 +85,9 @@ fn describe(l: &DeadLetter) -> String {
             if *camera { "on" } else { "off" }
         ),
         Op::Message { day, count, .. } => format!("{count} message(s) on {day}"),
+        Op::Adjust {
+            what, amount, id, ..
+        } => format!("correction {id}: {what} {amount:+}"),
         Op::Checkpoint { open, .. } => {
             format!(
                 "checkpoint ({})",

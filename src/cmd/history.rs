@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat};
 
 use super::{cannot_read, connect};
 use crate::config::Settings;
-use crate::core::history::{sessions, Session};
+use crate::core::history::{sessions, with_corrections, Session};
 use crate::core::{MemberKey, Millis};
 use crate::render::render_history_table;
 
@@ -28,7 +28,10 @@ pub async fn history(
         .await
         .with_context(cannot_read(&settings.mongo))?;
     let (tz, _) = super::guild_settings(&store, settings, guild).await?;
-    let mut list = sessions(&stored.segments, stored.open_segment_start);
+    let mut list = with_corrections(
+        sessions(&stored.segments, stored.open_segment_start),
+        &stored.corrections,
+    );
     list.truncate(limit);
     if json {
         println!("{}", to_json(&list));
@@ -44,11 +47,23 @@ fn rfc3339(at: Millis) -> serde_json::Value {
     })
 }
 
-/// `{"sessions": [{"start", "end", "channel_id", "cam_on_secs", "cam_off_secs"}]}`.
+/// `{"sessions": [{"start", "end", "channel_id", "cam_on_secs", "cam_off_secs"}]}`;
+/// a correction's line has `"correction": {"what", "amount"}` too (its
+/// `start` and `end` the moment it was made, `channel_id` null).
 fn to_json(list: &[Session]) -> serde_json::Value {
     let sessions: Vec<serde_json::Value> = list
         .iter()
         .map(|s| {
+            if let Some((what, amount)) = s.correction {
+                return serde_json::json!({
+                    "start": rfc3339(s.start),
+                    "end": rfc3339(s.end),
+                    "channel_id": serde_json::Value::Null,
+                    "cam_on_secs": s.cam_on_secs,
+                    "cam_off_secs": s.cam_off_secs,
+                    "correction": { "what": what.name(), "amount": amount },
+                });
+            }
             serde_json::json!({
                 "start": rfc3339(s.start),
                 "end": if s.open { serde_json::Value::Null } else { rfc3339(s.end) },

@@ -1,6 +1,7 @@
 //! One file per CLI subcommand other than `run` (which is
 //! [`crate::startup::Application`]).
 
+mod adjust;
 mod audit;
 mod check;
 mod dead_letters;
@@ -13,6 +14,7 @@ mod render_ud;
 mod settings;
 mod stats;
 
+pub use adjust::adjust;
 pub use audit::audit;
 pub use check::check;
 pub use dead_letters::dead_letters;

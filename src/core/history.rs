@@ -11,6 +11,7 @@
 //! segment (where it began), which is what a member remembers and does not
 //! change as the session goes on.
 
+use super::correction::What;
 use super::tracker::Pending;
 use super::{whole_secs, Millis};
 
@@ -33,9 +34,20 @@ pub struct StoredHistory {
     pub segments: Vec<HistorySegment>,
     /// `segment_start` of the member's open checkpoint, if one is open.
     pub open_segment_start: Option<Millis>,
-    /// Whether `segments` holds every segment of the member (else older
-    /// ones were left unread, and the oldest session may be cut short).
+    /// The member's latest corrections (`/adjust`), newest first.
+    pub corrections: Vec<HistoryCorrection>,
+    /// Whether `segments` holds every segment of the member and
+    /// `corrections` every correction (else older ones were left unread,
+    /// and the oldest session may be cut short).
     pub complete: bool,
+}
+
+/// A correction, as the history shows it: a line of its own, not a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryCorrection {
+    pub at: Millis,
+    pub what: What,
+    pub amount: i64,
 }
 
 /// One stay in voice, from a join to a leave.
@@ -50,6 +62,10 @@ pub struct Session {
     pub cam_off_secs: i64,
     /// The member is still in it (shown as "now", `end: null` in JSON).
     pub open: bool,
+    /// Not a stay but a correction made at `start` (`/adjust`): what it
+    /// changed and by how much (its seconds are in `cam_on_secs` or
+    /// `cam_off_secs` too, so the lines still add up to the totals).
+    pub correction: Option<(What, i64)>,
 }
 
 impl Session {
@@ -92,6 +108,7 @@ pub fn sessions(segments: &[HistorySegment], open_segment_start: Option<Millis>)
                     cam_on_secs: 0,
                     cam_off_secs: 0,
                     open: false,
+                    correction: None,
                 };
                 s.add(seg.camera, seg.secs);
                 out.push(s);
@@ -131,12 +148,41 @@ pub fn with_pending(mut sessions: Vec<Session>, pending: Option<Pending>) -> Vec
                 cam_on_secs: 0,
                 cam_off_secs: 0,
                 open: true,
+                correction: None,
             };
             s.add(p.camera, secs);
             sessions.insert(0, s);
         }
     }
     sessions
+}
+
+/// Puts `corrections` among `sessions` (both newest first; after
+/// [`with_pending`]), each as a line of its own at the time it was made.
+#[must_use]
+pub fn with_corrections(sessions: Vec<Session>, corrections: &[HistoryCorrection]) -> Vec<Session> {
+    let mut out = sessions;
+    for c in corrections {
+        let mut s = Session {
+            start: c.at,
+            end: c.at,
+            channel: 0,
+            cam_on_secs: 0,
+            cam_off_secs: 0,
+            open: false,
+            correction: Some((c.what, c.amount)),
+        };
+        match c.what {
+            What::CameraOn => s.cam_on_secs = c.amount,
+            What::CameraOff => s.cam_off_secs = c.amount,
+            What::Messages => {}
+        }
+        out.push(s);
+    }
+    // Newest first; a stable sort keeps an open session ahead of a
+    // correction made at the same instant.
+    out.sort_by_key(|s| std::cmp::Reverse(s.start));
+    out
 }
 
 #[cfg(test)]
@@ -174,6 +220,7 @@ mod tests {
                 cam_on_secs: 100,
                 cam_off_secs: 100,
                 open: false,
+                correction: None,
             }]
         );
         assert_eq!(s[0].total_secs(), 200);
@@ -245,5 +292,40 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].channel, s[0].cam_on_secs, s[0].open), (VC2, 3, true));
         assert_eq!(with_pending(closed.clone(), None), closed);
+    }
+
+    #[test]
+    fn corrections_are_lines_of_their_own_among_the_sessions() {
+        let segs = [seg(VC1, true, 0, 100), seg(VC1, false, 500, 600)];
+        let list = with_corrections(
+            sessions(&segs, None),
+            &[
+                HistoryCorrection {
+                    at: 300_000,
+                    what: What::CameraOn,
+                    amount: -40,
+                },
+                HistoryCorrection {
+                    at: 700_000,
+                    what: What::Messages,
+                    amount: 3,
+                },
+            ],
+        );
+        let starts: Vec<_> = list
+            .iter()
+            .map(|s| (s.start, s.correction.is_some()))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                (700_000, true),
+                (500_000, false),
+                (300_000, true),
+                (0, false)
+            ]
+        );
+        // The lines add up to the totals: 100 + 100 - 40 seconds.
+        assert_eq!(list.iter().map(Session::total_secs).sum::<i64>(), 160);
     }
 }

@@ -12,6 +12,7 @@
 //!   threshold) over the deployment's defaults, and their validation.
 //! - [`calendar`]: the calendar in one place: local days, periods, their
 //!   keys, and the cut of a credit at local midnights (the zone a parameter).
+//! - [`correction`]: what a correction (`/adjust`) may change, its amount and reason, and the floor at zero.
 //! - [`stats`]: the read model behind `/ud` and the period sums over it.
 //! - [`daily`]: the last days' totals, one per local day (the `/ud` chart),
 //!   and voice per local day over all history.
@@ -22,6 +23,7 @@
 //!   paging.
 
 pub mod calendar;
+pub mod correction;
 pub mod daily;
 pub mod history;
 pub mod leaderboard;

@@ -30,6 +30,8 @@ enum Key {
     Voice(MemberKey, Millis),
     Message(MemberKey, String),
     Checkpoint(MemberKey),
+    /// A correction folds with nothing: its own id.
+    Adjust(u64),
 }
 
 fn key(op: &Op) -> Key {
@@ -38,6 +40,7 @@ fn key(op: &Op) -> Key {
         Op::Voice { segment_start, .. } => Key::Voice(member, *segment_start),
         Op::Message { day, .. } => Key::Message(member, day.clone()),
         Op::Checkpoint { .. } => Key::Checkpoint(member),
+        Op::Adjust { id, .. } => Key::Adjust(*id),
     }
 }
 

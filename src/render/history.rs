@@ -7,6 +7,7 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 
 use super::text::format_duration;
+use crate::core::correction::What;
 use crate::core::history::Session;
 use crate::core::paging::Page;
 use crate::core::stats::Freshness;
@@ -63,6 +64,16 @@ pub fn render_history(
         tz.name()
     );
     for s in shown {
+        if let Some((what, amount)) = s.correction {
+            let _ = writeln!(
+                out,
+                "`{}` · ✏️ correction: {} {}",
+                local(s.start, tz, "%Y-%m-%d %H:%M"),
+                what.show(amount),
+                correction_label(what),
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "`{}` · <#{}> · 📷 {} · 🎧 {} · ⏱️ **{}**",
@@ -76,11 +87,17 @@ pub fn render_history(
     let (on, off): (i64, i64) = shown.iter().fold((0, 0), |(on, off), s| {
         (on + s.cam_on_secs, off + s.cam_off_secs)
     });
+    let fixes = shown.iter().filter(|s| s.correction.is_some()).count();
+    let stays = shown.len() - fixes;
+    let fixes = match fixes {
+        0 => String::new(),
+        1 => " and 1 correction".to_owned(),
+        n => format!(" and {n} corrections"),
+    };
     let _ = write!(
         out,
-        "**{} session{} shown:** 📷 {} · 🎧 {} · ⏱️ **{}**",
-        shown.len(),
-        if shown.len() == 1 { "" } else { "s" },
+        "**{stays} session{}{fixes} shown:** 📷 {} · 🎧 {} · ⏱️ **{}**",
+        if stays == 1 { "" } else { "s" },
         format_duration(on),
         format_duration(off),
         format_duration(on + off),
@@ -98,6 +115,15 @@ pub fn render_history(
     out
 }
 
+/// What a correction changed, for people.
+fn correction_label(what: What) -> &'static str {
+    match what {
+        What::CameraOn => "camera on",
+        What::CameraOff => "camera off",
+        What::Messages => "",
+    }
+}
+
 /// The `history` subcommand's text output: one row per session, times in `tz`.
 #[must_use]
 pub fn render_history_table(sessions: &[Session], tz: Tz) -> String {
@@ -112,6 +138,18 @@ pub fn render_history_table(sessions: &[Session], tz: Tz) -> String {
         tz.name()
     );
     for s in sessions {
+        if let Some((what, amount)) = s.correction {
+            let _ = writeln!(
+                out,
+                "{:<19}  {:<19}  {:<20}  {} {}",
+                local(s.start, tz, "%Y-%m-%d %H:%M:%S"),
+                "",
+                "correction",
+                what.show(amount),
+                correction_label(what),
+            );
+            continue;
+        }
         let end = if s.open {
             "now".to_owned()
         } else {
@@ -147,6 +185,7 @@ mod tests {
             cam_on_secs: on,
             cam_off_secs: off,
             open,
+            correction: None,
         }
     }
 

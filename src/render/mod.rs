@@ -6,9 +6,11 @@
 //! - [`history`]: the `/history` answer and the `history` table.
 //! - [`leaderboard`]: the `/leaderboard` page and the `leaderboard` table.
 //! - [`audit`]: the audit log (`/audit`, `audit`).
+//! - [`adjust`]: what a correction did (`/adjust`, `adjust`).
 //! - [`settings`]: a server's settings (`/settings show`, `settings --json`).
 //! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing surface).
 
+pub mod adjust;
 pub mod audit;
 mod canvas;
 pub mod card;

@@ -12,7 +12,7 @@ use super::settings::millis_of;
 use super::{Store, StoreError};
 use crate::core::Millis;
 
-pub(super) const AUDIT_LOG: &str = "audit_log";
+pub(super) use super::schema::AUDIT_LOG;
 
 /// Who made a change: a member (by id), or an operator at the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +111,58 @@ impl AuditEntry {
     }
 }
 
+/// The audit entry's id of correction `id` in `guild`.
+pub(super) fn correction_id(guild: u64, id: u64) -> String {
+    format!("adjust:{guild}:{id}")
+}
+
+/// The audit entry of a correction op (`action: "adjust"`, with its `day`
+/// and `correction_id`), without `guild_id` and `user_id` (the statement
+/// sets them); none for another op.
+pub(super) fn correction_document(op: &crate::durable::op::Op) -> Option<Document> {
+    let crate::durable::op::Op::Adjust {
+        guild,
+        user,
+        id,
+        what,
+        amount,
+        at,
+        day,
+        actor,
+        reason,
+    } = op
+    else {
+        return None;
+    };
+    let mut d = AuditEntry {
+        guild: *guild,
+        at: *at,
+        actor_id: actor.clone(),
+        action: "adjust".to_owned(),
+        user: Some(*user),
+        what: Some(what.clone()),
+        amount: Some(*amount),
+        reason: Some(reason.clone()),
+        old: None,
+        new: None,
+    }
+    .to_document();
+    d.remove("guild_id");
+    d.remove("user_id");
+    d.insert("day", day.as_str());
+    d.insert("correction_id", id.to_string());
+    Some(d)
+}
+
+/// A correction entry as the history and `/ud` read it.
+pub(super) fn correction_of(d: &Document) -> Option<crate::core::history::HistoryCorrection> {
+    Some(crate::core::history::HistoryCorrection {
+        at: millis_of(d, "at"),
+        what: crate::core::correction::What::parse(d.get_str("what").ok()?).ok()?,
+        amount: int(d, "amount"),
+    })
+}
+
 impl Store {
     /// The audit log's indexes: a server's entries newest first, and a
     /// member's.
@@ -146,6 +198,32 @@ impl Store {
             .upsert(true)
             .await?;
         Ok(())
+    }
+
+    /// `member`'s latest `limit` corrections, newest first (index
+    /// `by_member_at`).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn corrections(
+        &self,
+        member: crate::core::MemberKey,
+        limit: usize,
+    ) -> Result<Vec<crate::core::history::HistoryCorrection>, StoreError> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(AUDIT_LOG)
+            .find(doc! {
+                "guild_id": i64::try_from(member.guild).unwrap_or(i64::MAX),
+                "user_id": i64::try_from(member.user).unwrap_or(i64::MAX),
+                "action": "adjust",
+            })
+            .sort(doc! { "at": -1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs.iter().filter_map(correction_of).collect())
     }
 
     /// A server's entries (only `user`'s when given), newest first, `limit`

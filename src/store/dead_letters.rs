@@ -94,7 +94,7 @@ impl Store {
 
     /// Sends one update statement; its write errors (`writeConcernError`
     /// is an error: the write may yet be rolled back).
-    async fn update_one_statement(
+    pub(super) async fn update_one_statement(
         &self,
         coll: &str,
         statement: mongodb::bson::Document,

@@ -37,9 +37,10 @@ use crate::durable::op::Sequenced;
 
 pub(super) const ERASURES: &str = "erasures";
 
-/// The collections an erasure deletes a member's documents from (the
-/// audit log and the opt-out are kept: the record that an erasure happened,
-/// and the member's choice).
+/// The collections an erasure deletes a member's documents from (and, in
+/// the audit log, their corrections; the rest of the audit log and the
+/// opt-out are kept: the record that an erasure happened, and the member's
+/// choice).
 const ERASED: [&str; 6] = [
     MEMBER_STATS,
     MEMBER_DAYS,
@@ -259,6 +260,15 @@ impl Store {
                 .await?
                 .deleted_count;
         }
+        // Corrections are the member's figures too: their entries go; the
+        // audit log keeps the record that the erasure happened.
+        let mut corrections = filter.clone();
+        corrections.insert("action", "adjust");
+        deleted += self
+            .decisive(super::schema::AUDIT_LOG)
+            .delete_many(corrections)
+            .await?
+            .deleted_count;
         if member.user == 0 {
             // The whole server: its settings and its members' choices too.
             for coll in [
@@ -275,6 +285,25 @@ impl Store {
         Ok(deleted)
     }
 
+    /// Whether `member` (or their whole server) was erased at or after `at`.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub(super) async fn erased_since(
+        &self,
+        member: MemberKey,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        let found = self
+            .decisive(ERASURES)
+            .find_one(doc! {
+                "_id": { "$in": [id_of(member), id_of(whole_guild(member.guild))] },
+                "requested_at": { "$gte": DateTime::from_millis(at) },
+            })
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Whether anything of `member` is stored in the erased collections.
     ///
     /// # Errors
@@ -284,13 +313,14 @@ impl Store {
         if member.user != 0 {
             filter.insert("user_id", to_i64(member.user));
         }
-        for coll in ERASED {
-            if self
-                .decisive(coll)
-                .find_one(filter.clone())
-                .await?
-                .is_some()
-            {
+        let mut corrections = filter.clone();
+        corrections.insert("action", "adjust");
+        let checks = ERASED
+            .iter()
+            .map(|c| (*c, filter.clone()))
+            .chain([(super::schema::AUDIT_LOG, corrections)]);
+        for (coll, filter) in checks {
+            if self.decisive(coll).find_one(filter).await?.is_some() {
                 return Ok(true);
             }
         }

@@ -53,12 +53,17 @@ impl Store {
             .collection::<Document>(VOICE_SESSIONS)
             .find_one(doc! { "_id": member_id(member), "open": true })
             .await?;
+        // The newest corrections, as many as sessions asked for: with the
+        // sessions, enough for the newest `wanted` lines of both.
+        let limit = wanted + 1;
+        let corrections = self.corrections(member, limit).await?;
         Ok(StoredHistory {
             segments,
             open_segment_start: checkpoint
                 .and_then(|c| c.get_datetime("segment_start").ok().copied())
                 .map(mongodb::bson::DateTime::timestamp_millis),
-            complete,
+            complete: complete && corrections.len() < limit,
+            corrections,
         })
     }
 }

@@ -4,9 +4,11 @@
 use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 
-use super::schema::{int, member_id, to_i64, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS};
+use super::audit::correction_of;
+use super::schema::{int, member_id, to_i64, AUDIT_LOG, MEMBER_DAYS, MEMBER_STATS, VOICE_SEGMENTS};
 use super::{Store, StoreError};
 use crate::core::calendar::{parse_day, DaySecs};
+use crate::core::correction::What;
 use crate::core::stats::{StoredMember, StoredSegment};
 use crate::core::{MemberKey, Millis};
 
@@ -43,26 +45,56 @@ impl Store {
             .await?
             .try_collect()
             .await?;
+        // Voice corrections count on their day like everything else: as a
+        // stretch of no length carrying their seconds on that day.
+        let corrections: Vec<Document> = self
+            .db
+            .collection::<Document>(AUDIT_LOG)
+            .find(doc! { "guild_id": g, "user_id": u, "action": "adjust" })
+            .await?
+            .try_collect()
+            .await?;
+        let mut segments: Vec<StoredSegment> = segments
+            .iter()
+            .filter_map(|s| {
+                Some(StoredSegment {
+                    camera: s.get_bool("camera").ok()?,
+                    start: s.get_datetime("start").ok()?.timestamp_millis(),
+                    end: s.get_datetime("end").ok()?.timestamp_millis(),
+                    secs: s.contains_key("secs").then(|| int(s, "secs")),
+                    days: carried_days(s),
+                })
+            })
+            .collect();
+        let days: Vec<(String, i64)> = days
+            .iter()
+            .filter_map(|d| Some((d.get_str("day").ok()?.to_owned(), int(d, "messages"))))
+            .collect();
+        for d in &corrections {
+            let (Some(c), Ok(day)) = (correction_of(d), d.get_str("day")) else {
+                continue;
+            };
+            // Message corrections are in the day rollups already (`days`).
+            match c.what {
+                What::Messages => {}
+                what if c.at > segments_since => segments.push(StoredSegment {
+                    camera: what == What::CameraOn,
+                    start: c.at,
+                    end: c.at,
+                    secs: Some(c.amount),
+                    days: parse_day(day)
+                        .map(|date| vec![(date, c.amount)])
+                        .unwrap_or_default(),
+                }),
+                _ => {}
+            }
+        }
         Ok(StoredMember {
             cam_on_secs: int(&totals, "voice_cam_on_secs"),
             cam_off_secs: int(&totals, "voice_cam_off_secs"),
             messages: int(&totals, "messages"),
-            segments: segments
-                .iter()
-                .filter_map(|s| {
-                    Some(StoredSegment {
-                        camera: s.get_bool("camera").ok()?,
-                        start: s.get_datetime("start").ok()?.timestamp_millis(),
-                        end: s.get_datetime("end").ok()?.timestamp_millis(),
-                        secs: s.contains_key("secs").then(|| int(s, "secs")),
-                        days: carried_days(s),
-                    })
-                })
-                .collect(),
-            days: days
-                .iter()
-                .filter_map(|d| Some((d.get_str("day").ok()?.to_owned(), int(d, "messages"))))
-                .collect(),
+            segments,
+            days,
         })
     }
 }

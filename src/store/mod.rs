@@ -16,6 +16,8 @@
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
 //! - [`settings`]: each server's settings and their audited change.
 //! - [`audit`]: the append-only audit log.
+//! - [`corrections`]: the figures a correction is checked against, and the
+//!   operator's correction (guarded by its id, not by a sequence number).
 //! - [`erasure`]: erasing a member's data, and the tombstones that keep it erased.
 //! - [`privacy`]: opt-outs, and everything stored about a member (export).
 //!
@@ -29,7 +31,8 @@
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
 //! - `guild_settings` `{_id: "g", guild_id, timezone, excluded_channels: ["id", ...], streak_min_minutes, version, updated_at, last_change}`
-//! - `audit_log` `{_id, guild_id, at, actor_id, action, user_id, what, amount, reason, old, new}` (append-only)
+//! - `audit_log` `{_id, guild_id, at, actor_id, action, user_id, what, amount, reason, old, new}` (append-only); a correction's entry (`_id: "adjust:g:id"`, `action: "adjust"`) also has `day`, `correction_id` and `seq`
+//! - `corrections_pending` `{_id: "adjust:g:id", op, at}`: an operator's correction until it is applied
 //! - `member_privacy` `{_id: "g:u", guild_id, user_id, opted_out, at}`
 //! - `erasures` `{_id: "g:u", guild_id, user_id, pending, seq, requested_at, done_at}`
 //! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
@@ -37,6 +40,7 @@
 mod apply;
 mod audit;
 mod contact;
+mod corrections;
 mod dead_letters;
 mod erasure;
 mod error;

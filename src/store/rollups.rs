@@ -37,7 +37,7 @@ pub(super) fn targets(op: &Op) -> Vec<(&'static str, String)> {
                 keys.push((MEMBER_MONTHS, month_key(date)));
             }
         }
-        Op::Message { day, .. } => {
+        Op::Message { day, .. } | Op::Adjust { day, .. } => {
             keys.push((MEMBER_DAYS, day.clone()));
             if let Some((week, month)) = period_keys_of_day(day) {
                 keys.push((MEMBER_WEEKS, week));
@@ -87,6 +87,17 @@ pub(super) fn share(op: &Op, key: &str) -> Totals {
             };
             if here {
                 t.messages = i64::from(*count);
+            }
+        }
+        Op::Adjust {
+            day, what, amount, ..
+        } => {
+            if parse_day(day).map_or(day == key, matches) {
+                match what.as_str() {
+                    "camera_on" => t.cam_on_secs = *amount,
+                    "camera_off" => t.cam_off_secs = *amount,
+                    _ => t.messages = *amount,
+                }
             }
         }
         Op::Checkpoint { .. } => {}

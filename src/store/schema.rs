@@ -13,15 +13,19 @@ pub(super) const VOICE_SEGMENTS: &str = "voice_segments";
 pub(super) const VOICE_SESSIONS: &str = "voice_sessions";
 pub(super) const META: &str = "meta";
 pub(super) const LEGACY_USERS: &str = "users";
+/// The append-only audit log (`store/audit.rs`); corrections are written
+/// into it by the apply, as one more seq-guarded document of their op.
+pub(super) const AUDIT_LOG: &str = "audit_log";
 /// Every collection the writer applies ops to, in the order a batch's
 /// commands go out.
-pub(super) const WRITTEN: [&str; 6] = [
+pub(super) const WRITTEN: [&str; 7] = [
     MEMBER_STATS,
     MEMBER_DAYS,
     MEMBER_WEEKS,
     MEMBER_MONTHS,
     VOICE_SEGMENTS,
     VOICE_SESSIONS,
+    AUDIT_LOG,
 ];
 /// The ranked collections and the field holding their period (all time:
 /// `member_stats`, no period).

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use mongodb::bson::{doc, DateTime, Document};
 
-use super::rollups;
 use super::schema::{
-    member_id, segment_id, seq_bson, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
+    member_id, segment_id, seq_bson, to_i64, AUDIT_LOG, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
     MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS, WRITTEN,
 };
+use super::{audit, rollups};
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
 use crate::durable::op::{Op, Sequenced};
@@ -64,6 +64,11 @@ impl DocOps<'_> {
                             credited_until = credited_until.max(Some(*to));
                         }
                         Op::Message { count, .. } => messages += i64::from(*count),
+                        Op::Adjust { what, amount, .. } => match what.as_str() {
+                            "camera_on" => on += amount,
+                            "camera_off" => off += amount,
+                            _ => messages += amount,
+                        },
                         Op::Checkpoint { .. } => {}
                     }
                 }
@@ -113,6 +118,12 @@ impl DocOps<'_> {
                 inc.insert("secs", secs);
                 update.insert("$inc", inc);
                 update.insert("$max", doc! { "end": DateTime::from_millis(end) });
+            }
+            AUDIT_LOG => {
+                // A correction's entry: written once, never changed.
+                if let Some(entry) = audit::correction_document(&first.op) {
+                    update.insert("$setOnInsert", entry);
+                }
             }
             _ => {
                 // VOICE_SESSIONS: the last checkpoint wins.
@@ -210,6 +221,10 @@ pub(super) fn group<'a>(
             ],
             Op::Message { .. } => vec![(MEMBER_STATS, member_id(key))],
             Op::Checkpoint { .. } => vec![(VOICE_SESSIONS, member_id(key))],
+            Op::Adjust { id, .. } => vec![
+                (MEMBER_STATS, member_id(key)),
+                (AUDIT_LOG, audit::correction_id(key.guild, *id)),
+            ],
         };
         targets.extend(rollups::targets(&rec.op));
         for t in targets {

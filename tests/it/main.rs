@@ -3,6 +3,7 @@
 // The simulator's Discord payloads are large `json!` literals.
 #![recursion_limit = "256"]
 
+mod adjust;
 mod architecture;
 mod calendar;
 mod card;

@@ -1,5 +1,6 @@
 //! Slash commands, one file each; [`all`] is the registry poise serves.
 
+mod adjust;
 mod audit;
 mod history;
 mod leaderboard;
@@ -20,6 +21,7 @@ pub(super) fn all() -> Vec<poise::Command<Data, Error>> {
         history::history(),
         leaderboard::leaderboard(),
         settings::settings(),
+        adjust::adjust(),
         audit::audit(),
         privacy::privacy(),
     ]
