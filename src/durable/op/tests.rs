@@ -12,6 +12,7 @@ fn on_disk_format_is_unchanged() {
         r#"{"seq":11,"op":{"t":"m","g":1,"u":2,"day":"2026-11-26","n":3}}"#,
         r#"{"seq":12,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"tz":"Asia/Kolkata"}}"#,
         r#"{"seq":14,"op":{"t":"v","g":1,"u":2,"ch":3,"cam":true,"seg":10,"from":11,"to":12,"d":[["2026-11-29",1800],["2026-11-30",1800]]}}"#,
+        r#"{"seq":15,"op":{"t":"a","g":1,"u":2,"id":99,"what":"camera_on","amount":-2700,"at":11,"day":"2026-12-02","actor":"operator","reason":"typo"},"e":3}"#,
     ];
     for json in cases {
         let rec: Sequenced = serde_json::from_str(json).unwrap();
