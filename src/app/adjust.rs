@@ -94,9 +94,24 @@ impl App {
         if !self.writer.wait_idle(ADJUST_WAIT).await {
             return Adjusted::Spooled { day };
         }
-        let mut total = total;
-        c.what.add_to(&mut total, c.amount);
-        Adjusted::Applied { total, day }
+        // Applied only if its entry is there: an op this instance could not
+        // write (its lease lost meanwhile: fenced, set aside) is not.
+        match self.store.correction_recorded(c.member.guild, c.id).await {
+            Ok(true) => {
+                let mut total = total;
+                c.what.add_to(&mut total, c.amount);
+                Adjusted::Applied { total, day }
+            }
+            Ok(false) => {
+                tracing::error!(
+                    correction_id = c.id,
+                    consequence = "not applied; the manager is told to make it again",
+                    "a correction was set aside (this instance lost the lease meanwhile)"
+                );
+                Adjusted::Refused("⚠️ The correction could not be saved (the bot was handing over to another instance); nothing changed. Please make it again.".into())
+            }
+            Err(_) => Adjusted::Spooled { day },
+        }
     }
 }
 

@@ -22,14 +22,15 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 
 use super::audit::correction_id;
-use super::schema::{int, member_id, AUDIT_LOG, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_STATS};
+use super::schema::{int, member_id, to_i64, AUDIT_LOG, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_STATS};
 use super::statements::group;
 use super::{Store, StoreError};
+use crate::core::correction::What;
 use crate::core::stats::Totals;
 use crate::core::MemberKey;
 use crate::durable::op::{Op, Sequenced};
 
-const CORRECTIONS_PENDING: &str = "corrections_pending";
+pub(super) const CORRECTIONS_PENDING: &str = "corrections_pending";
 
 /// How many correction ids a document remembers (`adj`): far more than can
 /// be in flight at once.
@@ -62,7 +63,54 @@ impl Store {
             .decisive(MEMBER_DAYS)
             .find_one(doc! { "_id": format!("{}:{day}", member_id(member)) })
             .await?;
-        Ok((totals(all), totals(today)))
+        let (mut all, mut today) = (totals(all), totals(today));
+        // Operator corrections not finished yet (one running now, or left
+        // half-way) may be applied partly or not at all: their negative
+        // amounts count already, so that no correction gets past the floor
+        // beside them.
+        let pending: Vec<Document> = self
+            .decisive(CORRECTIONS_PENDING)
+            .find(doc! { "guild_id": to_i64(member.guild), "user_id": to_i64(member.user) })
+            .await?
+            .try_collect()
+            .await?;
+        for d in &pending {
+            let op = d
+                .get_str("op")
+                .ok()
+                .and_then(|s| serde_json::from_str::<Op>(s).ok());
+            let Some(Op::Adjust {
+                what,
+                amount,
+                day: on,
+                ..
+            }) = op
+            else {
+                continue;
+            };
+            let Ok(what) = What::parse(&what) else {
+                continue;
+            };
+            let taken = amount.min(0);
+            what.add_to(&mut all, taken);
+            if on == day {
+                what.add_to(&mut today, taken);
+            }
+        }
+        Ok((all, today))
+    }
+
+    /// Whether correction `id`'s audit entry is stored (it is written with
+    /// the figures, by the same op).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn correction_recorded(&self, guild: u64, id: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .decisive(AUDIT_LOG)
+            .find_one(doc! { "_id": correction_id(guild, id) })
+            .await?
+            .is_some())
     }
 
     /// The operator's correction (see the module docs): recorded, applied
@@ -82,7 +130,12 @@ impl Store {
         self.decisive(CORRECTIONS_PENDING)
             .update_one(
                 doc! { "_id": &pending_id },
-                doc! { "$setOnInsert": { "op": request, "at": DateTime::now() } },
+                doc! { "$setOnInsert": {
+                    "op": request,
+                    "at": DateTime::now(),
+                    "guild_id": to_i64(member.guild),
+                    "user_id": to_i64(member.user),
+                } },
             )
             .upsert(true)
             .await?;

@@ -260,6 +260,12 @@ impl Store {
                 .await?
                 .deleted_count;
         }
+        // An operator's correction not finished yet never comes back.
+        deleted += self
+            .decisive(super::corrections::CORRECTIONS_PENDING)
+            .delete_many(filter.clone())
+            .await?
+            .deleted_count;
         // Corrections are the member's figures too: their entries go; the
         // audit log keeps the record that the erasure happened.
         let mut corrections = filter.clone();

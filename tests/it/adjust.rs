@@ -386,6 +386,34 @@ async fn a_correction_applies_once_however_often_it_is_sent() {
     let (total, day) = store.member_figures(bob, "2026-12-01").await.unwrap();
     assert_eq!((total.cam_off_secs, day.cam_off_secs), (560, 560));
     assert_eq!(store.corrections(bob, 10).await.unwrap().len(), 3);
+    // A negative operator correction not applied yet already counts
+    // against the floor (and a positive one does not).
+    for (id, amount) in [(14, -100), (15, 1_000)] {
+        db.db()
+            .collection::<Document>("corrections_pending")
+            .insert_one(doc! {
+                "_id": format!("adjust:{GUILD}:{id}"),
+                "op": serde_json::to_string(&correction(id, amount)).unwrap(),
+                "at": DateTime::from_millis(1_000),
+                "guild_id": i64::try_from(GUILD).unwrap(),
+                "user_id": i64::try_from(BOB).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    let (total, day) = store.member_figures(bob, "2026-12-01").await.unwrap();
+    assert_eq!((total.cam_off_secs, day.cam_off_secs), (460, 460));
+    assert_eq!(store.finish_pending_corrections(2_000).await.unwrap(), 2);
+    let (total, day) = store.member_figures(bob, "2026-12-01").await.unwrap();
+    assert_eq!((total.cam_off_secs, day.cam_off_secs), (1_460, 1_460));
+    store.apply(&[rec(2, correction(12, -100))]).await.unwrap();
+    store
+        .apply_correction_directly(&correction(14, -100))
+        .await
+        .unwrap();
+    let (total, _) = store.member_figures(bob, "2026-12-01").await.unwrap();
+    assert_eq!(total.cam_off_secs, 1_460, "each once");
+    assert_eq!(store.corrections(bob, 10).await.unwrap().len(), 5);
     // Later ops of the bot still apply on the documents it touched.
     store
         .apply(&[rec(
@@ -402,7 +430,7 @@ async fn a_correction_applies_once_however_often_it_is_sent() {
     let (total, day) = store.member_figures(bob, "2026-12-01").await.unwrap();
     assert_eq!(
         (total.messages, day.messages, total.cam_off_secs),
-        (2, 2, 560)
+        (2, 2, 1_460)
     );
     // An erasure takes the corrections with the rest.
     store.request_erasure(bob, 3_000).await.unwrap();
