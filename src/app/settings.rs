@@ -20,6 +20,20 @@ use crate::store::{Actor, AuditEntry, ChangeError, Store, StoreError};
 /// How often every instance reloads the servers' settings.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
+/// [`REFRESH_EVERY`]; in debug builds (the tests' binary)
+/// `STUDY_TRACKER_DEBUG_SETTINGS_REFRESH_MS` changes it, so a test can hold
+/// a standby's view still. Release builds never read it.
+fn refresh_every() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("STUDY_TRACKER_DEBUG_SETTINGS_REFRESH_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    REFRESH_EVERY
+}
+
 /// What `/settings` changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettingsChange {
@@ -364,7 +378,7 @@ pub async fn settings_loop(app: Arc<App>, stop: CancellationToken) {
         app.finish_operator_corrections(super::now_millis()).await;
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(REFRESH_EVERY) => {}
+            () = tokio::time::sleep(refresh_every()) => {}
         }
     }
 }

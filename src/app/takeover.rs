@@ -208,6 +208,7 @@ impl App {
             .into_iter()
             .map(|r| (r.member, r.session))
             .collect();
+        self.reload_settings_at_takeover(restore.1).await;
         let _transition = self.seat.transition.lock().await;
         if !matches!(self.seat.role(), Role::Holder { epoch, .. } if epoch == taken.epoch) {
             // Lost during the restore (and stepped down): start over clean.
@@ -235,7 +236,7 @@ impl App {
                 let present: Vec<(u64, Presence)> = members
                     .iter()
                     .filter(|(m, _)| m.guild == guild)
-                    .map(|(m, p)| (m.user, *p))
+                    .filter_map(|(m, p)| Some((m.user, self.still_tracked(*m, Some(*p))?)))
                     .collect();
                 let effects = tracker.guild_snapshot(guild, &present, now);
                 super::intake::log_effects(&effects);
@@ -305,12 +306,39 @@ impl App {
                 }
             }
             replayed += 1;
+            let presence = self.still_tracked(member, presence);
             effects.extend(tracker.voice_update(member, presence, at));
             super::intake::log_effects(&effects);
             self.writer
                 .submit(effects.into_iter().map(|e| self.op_of(e)));
         }
         replayed
+    }
+
+    /// The settings as the previous holder left them (a change it made
+    /// since this instance's last reload included), before the voice
+    /// changes seen meanwhile are replayed under them.
+    async fn reload_settings_at_takeover(&self, wait: Duration) {
+        if !matches!(
+            tokio::time::timeout(wait, self.load_settings()).await,
+            Ok(Ok(_))
+        ) {
+            tracing::warn!(
+                consequence = "voice changes seen while standing by are replayed under the settings last read",
+                "cannot reload the servers' settings at the takeover"
+            );
+        }
+    }
+
+    /// A presence the standby recorded under the settings it had, under
+    /// those just reloaded: not tracked if its channel is excluded now or
+    /// the member opted out. (A category excluded since is not seen here:
+    /// the standby kept the channel, not its category.)
+    fn still_tracked(&self, member: MemberKey, presence: Option<Presence>) -> Option<Presence> {
+        let p = presence?;
+        let settings = self.settings_of(member.guild);
+        let excluded = settings.excludes(crate::core::settings::ChannelPath::top(p.channel));
+        (!excluded && !self.opted_out(member)).then_some(p)
     }
 
     /// Renews the lease; on loss, steps down to standby. Writes are

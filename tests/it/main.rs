@@ -27,6 +27,7 @@ mod proxy_smoke;
 mod readme_card;
 mod render_ud;
 mod settings;
+mod settings_handover;
 mod shutdown;
 mod sim_smoke;
 mod store_writer;
