@@ -40,16 +40,7 @@ impl App {
         let Role::Holder { epoch, .. } = self.seat.role() else {
             return;
         };
-        let (ids, max_counted) = {
-            let messages = lock(&self.seat.messages);
-            let (floor, ids) = messages.ids.handoff();
-            (HandoffIds { floor, ids }, messages.ids.max_counted())
-        };
-        let handoff = Handoff {
-            snowflake: max_counted.map_or(snowflake, |m| snowflake.max(m + 1)),
-            at,
-            seq: self.writer.last_seq(),
-        };
+        let (handoff, ids) = self.handoff_now(snowflake, at);
         let mut delay = Duration::from_millis(100);
         loop {
             let attempt = tokio::time::timeout_at(
@@ -85,6 +76,64 @@ impl App {
         }
         self.writer.allow_writes_until(Some(Instant::now()));
         self.seat.set_role(Role::Standby);
+    }
+
+    /// Where this holder stops: `at` for voice, its message ids, the
+    /// handoff snowflake raised above every id it counted, and its last
+    /// sequence number.
+    fn handoff_now(&self, snowflake: u64, at: i64) -> (Handoff, HandoffIds) {
+        let (ids, max_counted) = {
+            let messages = lock(&self.seat.messages);
+            let (floor, ids) = messages.ids.handoff();
+            (HandoffIds { floor, ids }, messages.ids.max_counted())
+        };
+        let handoff = Handoff {
+            snowflake: max_counted.map_or(snowflake, |m| snowflake.max(m + 1)),
+            at,
+            seq: self.writer.last_seq(),
+        };
+        (handoff, ids)
+    }
+
+    /// Records the handoff before the drain (the intake closed, everything
+    /// counted in the spool), so that a takeover at the expiry starts from
+    /// it should the release never succeed (`store/lease/pending.rs`).
+    /// Skipped, with a warning, if what was counted is not all spooled by
+    /// `until` (its sequence numbers would not be known).
+    pub async fn note_pending_handoff(&self, snowflake: u64, at: i64, until: tokio::time::Instant) {
+        let Role::Holder { epoch, .. } = self.seat.role() else {
+            return;
+        };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if !self.writer.wait_spooled(left).await {
+            tracing::warn!(
+                consequence = "a takeover at the expiry starts from the expiry",
+                "what was counted is not all in the spool; no pending handoff recorded"
+            );
+            return;
+        }
+        let (handoff, ids) = self.handoff_now(snowflake, at);
+        let noted = tokio::time::timeout_at(
+            until,
+            self.store
+                .note_pending_handoff(&self.seat.holder, epoch, handoff, &ids),
+        )
+        .await;
+        match noted {
+            Ok(Ok(true)) => tracing::info!(
+                epoch,
+                seq = handoff.seq,
+                "pending handoff recorded before the drain"
+            ),
+            Ok(Ok(false)) => tracing::warn!(epoch, "the lease was no longer ours before the drain"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %cause_chain(&e), consequence = "a takeover at the expiry starts from the expiry", "cannot record the pending handoff");
+            }
+            Err(_) => tracing::warn!(
+                consequence = "a takeover at the expiry starts from the expiry",
+                "recording the pending handoff did not finish in time"
+            ),
+        }
     }
 
     /// What the previous holder accounted for, as a takeover counts

@@ -97,6 +97,12 @@ impl Application {
             if timeout_at(work, self.app.renew_lease()).await.is_err() {
                 tracing::warn!("the lease renewal before the drain did not finish in time");
             }
+            // Where it stopped, for a takeover at the expiry if the release
+            // below never succeeds.
+            let note_by = Instant::now() + (left(work) / 4).min(Duration::from_secs(2));
+            self.app
+                .note_pending_handoff(handoff, stopped_at, note_by)
+                .await;
             // The release's round trip comes out of the drain's time.
             let release_at = work - (left(work) / 4).min(Duration::from_secs(1));
             if self.drain_renewing(release_at, work).await {

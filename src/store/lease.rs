@@ -7,9 +7,11 @@ use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ReturnDocument, WriteConcern};
 
-use super::schema::{int, seq_bson, to_i64, DUPLICATE_KEY, META};
+use super::schema::{int, to_i64, DUPLICATE_KEY, META};
 use super::{Store, StoreError};
 use crate::core::Millis;
+
+mod pending;
 
 const LEASE: &str = "lease";
 /// The message ids the last graceful holder counted near its handoff.
@@ -139,6 +141,7 @@ impl Store {
                     "expires_at": DateTime::from_millis(now + ttl_ms),
                     "released": false,
                     "handoff": null,
+                    "handoff_pending": null,
                     "prev": prev.clone(),
                 },
             };
@@ -219,22 +222,8 @@ impl Store {
         handoff: Handoff,
         ids: &HandoffIds,
     ) -> Result<bool, StoreError> {
-        let counted: Vec<i64> = ids.ids.iter().map(|&id| to_i64(id)).collect();
         // The ids first: a release is never seen without them.
-        self.command(doc! {
-            "update": META,
-            "updates": [{
-                "q": { "_id": HANDOFF_IDS },
-                "u": { "$set": {
-                    "epoch": to_i64(epoch),
-                    "floor": to_i64(ids.floor),
-                    "ids": counted,
-                } },
-                "upsert": true,
-            }],
-            "writeConcern": LEASE_WRITE_CONCERN.clone(),
-        })
-        .await?;
+        self.write_handoff_ids(epoch, ids).await?;
         let reply = self
             .command(doc! {
                 "update": META,
@@ -242,11 +231,7 @@ impl Store {
                     "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch) },
                     "u": { "$set": {
                         "released": true,
-                        "handoff": {
-                            "snowflake": to_i64(handoff.snowflake),
-                            "at": DateTime::from_millis(handoff.at),
-                            "seq": seq_bson(handoff.seq),
-                        },
+                        "handoff": pending::handoff_doc(handoff),
                     } },
                 }],
                 "writeConcern": LEASE_WRITE_CONCERN.clone(),
@@ -353,8 +338,10 @@ fn previous(before: &Document, me: &Claimant<'_>) -> Document {
             if let Ok(t) = before.get_datetime("expires_at") {
                 stop.insert("expires_at", *t);
             }
-            if let Ok(h) = before.get_document("handoff") {
-                stop.insert("handoff", h.clone());
+            for key in ["handoff", "handoff_pending"] {
+                if let Ok(h) = before.get_document(key) {
+                    stop.insert(key, h.clone());
+                }
             }
             stop
         }
@@ -379,15 +366,16 @@ fn epoch_of(d: &Document) -> u64 {
 /// The lease taken at `epoch` after the holder `prev` (see `previous`).
 fn taken_from(prev: &Document, epoch: i64, me: &Claimant<'_>) -> Taken {
     let released = prev.get_bool("released").unwrap_or(false);
+    // Released: its handoff. Expired: the handoff it recorded before its
+    // drain, if it got that far (`pending`), as if it had released.
     let handoff = prev
-        .get_document("handoff")
+        .get_document(if released {
+            "handoff"
+        } else {
+            "handoff_pending"
+        })
         .ok()
-        .filter(|_| released)
-        .map(|h| Handoff {
-            snowflake: u64::try_from(int(h, "snowflake")).unwrap_or(0),
-            at: h.get_datetime("at").map_or(0, |t| t.timestamp_millis()),
-            seq: u64::try_from(int(h, "seq")).unwrap_or(0),
-        });
+        .map(pending::handoff_of);
     let expired_at = prev
         .get_datetime("expires_at")
         .ok()

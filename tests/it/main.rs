@@ -21,6 +21,7 @@ mod leaderboard;
 mod lease;
 mod lease_faults;
 mod lease_handoff;
+mod lease_pending;
 mod lease_replay;
 mod privacy;
 mod proxy_smoke;

@@ -89,6 +89,8 @@ struct Shared {
     /// `(command, first value)` whose requests are refused: the connection
     /// is closed before the request is forwarded (not applied).
     refuse: Mutex<Option<(String, String)>>,
+    /// Bytes whose requests are refused likewise (a field name, say).
+    refuse_bytes: Mutex<Option<Vec<u8>>>,
     /// Added delay for requests of one `(command, first value)`.
     slow: Mutex<Option<(String, String, Duration)>>,
     /// Requests forwarded per `(command, first value)`.
@@ -179,6 +181,15 @@ impl Shared {
         })
     }
 
+    /// Whether [`FaultProxy::refuse_containing`] refuses `frame`.
+    fn refused_bytes(&self, frame: &[u8]) -> bool {
+        self.refuse_bytes
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|n| !n.is_empty() && frame.windows(n.len()).any(|w| w == n))
+    }
+
     /// The delay for `req`: the round-trip delay, plus the one
     /// [`FaultProxy::delay_command`] set for its command.
     fn delay_of(&self, req: &Request) -> Duration {
@@ -262,6 +273,7 @@ impl FaultProxy {
             target_counts: Mutex::new(HashMap::new()),
             slow: Mutex::new(None),
             refuse: Mutex::new(None),
+            refuse_bytes: Mutex::new(None),
             delay_us: AtomicU64::new(0),
             down: AtomicBool::new(false),
             blackhole: AtomicBool::new(false),
@@ -341,6 +353,13 @@ impl FaultProxy {
     pub fn refuse_requests(&self, rule: Option<(&str, &str)>) {
         *self.handle.shared.refuse.lock().unwrap() =
             rule.map(|(c, t)| (c.to_owned(), t.to_owned()));
+    }
+
+    /// While set, every request whose bytes contain `needle` (e.g. a field
+    /// name only one kind of statement writes) is not forwarded: the client
+    /// connection is closed instead. `None`: off.
+    pub fn refuse_containing(&self, needle: Option<&[u8]>) {
+        *self.handle.shared.refuse_bytes.lock().unwrap() = needle.map(<[u8]>::to_vec);
     }
 
     /// Holds every request whose command is `command` and whose command
@@ -575,7 +594,7 @@ async fn serve(shared: Arc<Shared>, client: TcpStream, mut kill: watch::Receiver
                     continue;
                 }
                 let req = parse_request(&frame);
-                if shared.refused(&req) {
+                if shared.refused(&req) || shared.refused_bytes(&frame) {
                     return Ok(()); // closes the connection, unforwarded
                 }
                 shared.keep_body(&req, &frame);
