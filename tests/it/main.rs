@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod adjust;
+mod agreement;
 mod architecture;
 mod calendar;
 mod card;
