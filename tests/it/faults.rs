@@ -164,7 +164,13 @@ async fn database_outage_under_traffic_loses_nothing() {
     let (on, off, _) = stored(&env.store(), ALICE).await;
     assert_close(on, secs(join, toggle), "camera on");
     assert_close(off, secs(toggle, leave), "camera off");
-    assert!(bot.log_text().contains("MongoDB write failed"));
+    // The outage was seen: a write failed, or (the lease's renewal failing
+    // first) writes were paused.
+    let log = bot.log_text();
+    assert!(
+        log.contains("MongoDB write failed") || log.contains("writes paused"),
+        "{log}"
+    );
     assert!(bot.stop().await.success());
     env.assert_clean(&bot);
 }

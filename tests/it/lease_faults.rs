@@ -65,7 +65,19 @@ async fn killed_in_an_outage(
     );
     proxy.set_down(true);
     sent += send(env, ALICE, 5).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // In the spool (fsynced) before the kill: what is still in memory at a
+    // SIGKILL is lost by design, and a loaded machine spools late.
+    let backlog = || async {
+        let reply = get(a.http_addr(), "/metrics").await;
+        value(
+            &parse_prometheus(&reply.body),
+            "study_tracker_spool_backlog_ops",
+            &[],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(eventually(Duration::from_secs(10), || async { backlog().await >= 1.0 }).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     a.kill().await;
     sent
 }
