@@ -1,19 +1,11 @@
 //! A small opaque RGB canvas for the chart: filled rectangles, text in the
-//! bundled font, PNG encoding. Opaque on purpose: the image looks the same on
+//! bundled fonts (laid out by `fonts`), PNG encoding. Opaque on purpose: the image looks the same on
 //! Discord's dark and light themes.
 
-use ab_glyph::{point, Font as _, FontRef, PxScale, ScaleFont as _};
+use ab_glyph::{point, Font as _};
 
 use super::chart::ChartError;
-
-/// Whether the bundled font has a glyph for `c` (else it draws a box).
-pub(super) fn font_has(c: char) -> bool {
-    FontRef::try_from_slice(FONT).is_ok_and(|f| f.glyph_id(c).0 != 0)
-}
-
-/// `DejaVu` Sans, bundled so no system font (or fontconfig) is needed; licence
-/// in `assets/fonts/LICENSE-DejaVu.txt`.
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+use super::fonts::{fonts, Fonts};
 
 pub(super) type Rgb = [u8; 3];
 
@@ -29,18 +21,18 @@ pub(super) struct Canvas {
     width: u32,
     height: u32,
     rgb: Vec<u8>,
-    font: FontRef<'static>,
+    fonts: &'static Fonts,
 }
 
 impl Canvas {
     pub(super) fn new(width: u32, height: u32, background: Rgb) -> Result<Canvas, ChartError> {
-        let font = FontRef::try_from_slice(FONT).map_err(|_| ChartError::Font)?;
+        let fonts = fonts().ok_or(ChartError::Font)?;
         let rgb = background.repeat(width as usize * height as usize);
         Ok(Canvas {
             width,
             height,
             rgb,
-            font,
+            fonts,
         })
     }
 
@@ -55,25 +47,20 @@ impl Canvas {
         }
     }
 
-    /// Draws `text` of pixel size `size` with its baseline at `y`.
+    /// Draws `text` of pixel size `size` with its baseline at `y`: laid out
+    /// by [`Fonts::layout`] (bidi order, fallback fonts, shaping).
     pub(super) fn text(&mut self, text: &str, x: f32, y: f32, size: f32, align: Align, color: Rgb) {
+        let line = self.fonts.layout(text, size);
         let x = match align {
             Align::Left => x,
-            Align::Center => x - self.text_width(text, size) / 2.0,
-            Align::Right => x - self.text_width(text, size),
+            Align::Center => x - line.width / 2.0,
+            Align::Right => x - line.width,
         };
-        let font = self.font.clone();
-        let scaled = font.as_scaled(PxScale::from(size));
-        let mut caret = x;
-        let mut previous = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(p) = previous {
-                caret += scaled.kern(p, id);
-            }
-            previous = Some(id);
-            let glyph = id.with_scale_and_position(size, point(caret, y));
-            caret += scaled.h_advance(id);
+        for placed in &line.glyphs {
+            let (font, scale) = self.fonts.raster(placed.font, size);
+            let glyph = placed
+                .id
+                .with_scale_and_position(scale, point(x + placed.x, y - placed.dy));
             let Some(outline) = font.outline_glyph(glyph) else {
                 continue;
             };
@@ -90,18 +77,7 @@ impl Canvas {
 
     /// Width of `text` at pixel size `size`.
     pub(super) fn text_width(&self, text: &str, size: f32) -> f32 {
-        let scaled = self.font.as_scaled(PxScale::from(size));
-        let mut width = 0.0;
-        let mut previous = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(p) = previous {
-                width += scaled.kern(p, id);
-            }
-            width += scaled.h_advance(id);
-            previous = Some(id);
-        }
-        width
+        self.fonts.layout(text, size).width
     }
 
     /// The image as an 8-bit RGB PNG.

@@ -12,7 +12,8 @@ use chrono::NaiveDate;
 
 use unicode_segmentation::UnicodeSegmentation as _;
 
-use super::canvas::{font_has, Align, Canvas, Rgb};
+use super::canvas::{Align, Canvas, Rgb};
+use super::fonts::missing_glyphs;
 use crate::core::daily::DayTotals;
 
 /// How many days the chart shows.
@@ -50,7 +51,7 @@ const MSG_BAR_MAX: i32 = 30;
 pub enum ChartError {
     #[error("no days to draw")]
     NoDays,
-    #[error("the bundled font does not parse")]
+    #[error("a bundled font does not parse")]
     Font,
     #[error("cannot encode the PNG: {0}")]
     Encode(String),
@@ -220,25 +221,14 @@ fn to_px(v: f64) -> i32 {
 mod tests;
 
 /// The chart's title for the member called `name`: "{name}: last 14 days",
-/// or "Last 14 days" when the bundled font cannot draw the name as written:
-/// a character it has no glyph for (CJK, Hangul, Thai, Devanagari, emoji),
-/// a zero-width joiner (an emoji sequence), or a right-to-left script
-/// (Hebrew, Arabic: the canvas neither shapes nor reorders). The embed
-/// around the chart shows the name either way.
+/// or "Last 14 days" when a character of the name is in no bundled font
+/// (a script the chain does not cover, an emoji newer than Symbola): it
+/// would draw as a box. The embed around the chart shows the name either way.
 #[must_use]
 pub fn chart_title(name: &str) -> String {
-    let drawable = name
-        .chars()
-        .all(|c| !is_right_to_left(c) && c != '\u{200D}' && font_has(c));
-    if drawable {
+    if missing_glyphs(name).is_empty() {
         format!("{name}: last {CHART_DAYS} days")
     } else {
         format!("Last {CHART_DAYS} days")
     }
-}
-
-/// Characters of the right-to-left scripts (Hebrew, Arabic, Syriac, Thaana,
-/// N'Ko, Samaritan, Mandaic and their presentation forms).
-fn is_right_to_left(c: char) -> bool {
-    matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}' | '\u{10800}'..='\u{10FFF}' | '\u{1E800}'..='\u{1EFFF}')
 }

@@ -8,13 +8,15 @@
 //! - [`audit`]: the audit log (`/audit`, `audit`).
 //! - [`adjust`]: what a correction did (`/adjust`, `adjust`).
 //! - [`settings`]: a server's settings (`/settings show`, `settings --json`).
-//! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing surface).
+//! - [`chart`]: the last days as a PNG chart (with `canvas`, its drawing
+//!   surface, and `fonts`, the bundled fonts and the text layout).
 
 pub mod adjust;
 pub mod audit;
 mod canvas;
 pub mod card;
 pub mod chart;
+mod fonts;
 pub mod history;
 pub mod leaderboard;
 pub mod settings;

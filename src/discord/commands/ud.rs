@@ -51,8 +51,9 @@ pub(super) async fn ud(
 /// The chart as a PNG, drawn on a blocking thread; `None` (logged) if it
 /// could not be drawn.
 async fn chart_png(days: Vec<DayTotals>, name: &str) -> Option<Vec<u8>> {
-    let title = chart_title(name);
-    match tokio::task::spawn_blocking(move || render_chart(&days, &title)).await {
+    // The title too: laying it out may parse the fonts (the first time).
+    let name = name.to_owned();
+    match tokio::task::spawn_blocking(move || render_chart(&days, &chart_title(&name))).await {
         Ok(Ok(png)) => Some(png),
         Ok(Err(e)) => {
             tracing::warn!(error = %cause_chain(&e), consequence = "sending the card without its chart", "cannot draw the /ud chart");
