@@ -95,7 +95,8 @@ pub(super) async fn run_applier(
         high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
         high_water.maybe_flush(&store).await;
         let fresh_from = spool.own_from();
-        let Some((live, started)) = set_aside_fenced(&store, &fenced, &batch.records, &shared).await
+        let Some((live, started)) =
+            set_aside_fenced(&store, &fenced, &batch.records, &shared).await
         else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;

@@ -136,7 +136,11 @@ impl Store {
             })
             .enumerate()
             .collect();
-        let stats: Vec<usize> = all.iter().filter(|s| s.1 .0 == MEMBER_STATS).map(|s| s.0).collect();
+        let stats: Vec<usize> = all
+            .iter()
+            .filter(|s| s.1 .0 == MEMBER_STATS)
+            .map(|s| s.0)
+            .collect();
         let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = all
             .into_iter()
             .filter(|(i, _)| !progress.done.contains(i))

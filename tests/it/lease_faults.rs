@@ -1132,7 +1132,13 @@ async fn a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced() {
     a.wait_log("took the lease", CONNECT).await;
     let spool_b = tempfile::tempdir().unwrap();
     let n = env.sim.connections() + 1;
-    let b = spawn_bot(&leased(&env, spool_b.path()));
+    // B's own segment writes wait until A has finished (B resumes Carol's
+    // segment at its takeover; a write of B's there first would refuse A's
+    // finish, which is what the store fence is for, and not this test).
+    let proxy_b = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config_b = leased(&env, spool_b.path());
+    config_b.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy_b.uri());
+    let b = spawn_bot(&config_b);
     env.sim.wait_connections(n, CONNECT).await;
     b.wait_log("guild snapshot", CONNECT).await;
     let joined = Instant::now();
@@ -1154,6 +1160,7 @@ async fn a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced() {
         "no batch was cut half way; log:\n{}",
         a.log_text()
     );
+    proxy_b.refuse_requests(Some(("update", "voice_segments")));
     a.freeze();
     let resume_point = env
         .db
@@ -1166,10 +1173,18 @@ async fn a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced() {
         .expect("Carol's resume point")
         .timestamp_millis();
     b.wait_log("took the lease", Duration::from_secs(15)).await;
+    let segment_writes = proxy.requests_to("update", "voice_segments");
     proxy.refuse_requests(None);
     a.thaw();
     a.wait_log("lease lost; stepping down", Duration::from_secs(10))
         .await;
+    // Whatever A sends of its batch now has gone out (or nothing will).
+    let _ = eventually(Duration::from_secs(5), || async {
+        proxy.requests_to("update", "voice_segments") > segment_writes
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy_b.refuse_requests(None);
     tokio::time::sleep(Duration::from_secs(2)).await;
     env.sim.set_voice(GUILD, CAROL, None, false).await;
     let want = secs(joined, Instant::now());
@@ -1184,10 +1199,9 @@ async fn a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced() {
         a.log_text()
     );
     assert_close(totals_and_segments(&env).await.0, want, "Carol's voice");
-    let fenced =
-        study_tracker::durable::dead_letters::DeadLetters::fenced_in_dir(env.spool.path())
-            .read()
-            .unwrap_or_default();
+    let fenced = study_tracker::durable::dead_letters::DeadLetters::fenced_in_dir(env.spool.path())
+        .read()
+        .unwrap_or_default();
     let applied_called_unwritten: Vec<_> = fenced
         .iter()
         .filter(|l| {
@@ -1232,7 +1246,12 @@ async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
     w.submit([Op::message(member, now, chrono_tz::UTC)]);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            direct.member(member, 0, "0000-00-00").await.unwrap().messages == 1
+            direct
+                .member(member, 0, "0000-00-00")
+                .await
+                .unwrap()
+                .messages
+                == 1
         })
         .await,
         "the totals never took the message"
@@ -1249,7 +1268,9 @@ async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
         .unwrap()
         .and_then(|d| d.get_i64("messages").ok())
         .unwrap_or(0);
-    let fenced = DeadLetters::fenced_in_dir(dir.path()).read().unwrap_or_default();
+    let fenced = DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap_or_default();
     assert_eq!(
         (day, fenced.len()),
         (1, 0),
@@ -1262,11 +1283,17 @@ async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     w.fence_below(7);
     assert!(w.wait_idle(Duration::from_secs(30)).await);
-    let fenced = DeadLetters::fenced_in_dir(dir.path()).read().unwrap_or_default();
+    let fenced = DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap_or_default();
     assert_eq!(fenced.len(), 1, "{fenced:?}");
     assert!(fenced[0].error.contains("never written"), "{fenced:?}");
     assert_eq!(
-        direct.member(member, 0, "0000-00-00").await.unwrap().messages,
+        direct
+            .member(member, 0, "0000-00-00")
+            .await
+            .unwrap()
+            .messages,
         1
     );
     tasks.shutdown(Duration::from_secs(5)).await;
