@@ -43,7 +43,7 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     if let Ok(letters) = fenced.read() {
         if !letters.is_empty() {
             println!(
-                "NOTE: {} increments in {} were counted under a lease this instance lost and set aside unapplied (kept for inspection; one whose batch had partly reached MongoDB, or whose reply was lost, may be applied there: never re-apply them by hand)",
+                "NOTE: {} increments in {} were counted under a lease this instance lost and set aside (kept for inspection; each says whether MongoDB holds it: never re-apply them by hand)",
                 letters.len(),
                 fenced.path().display()
             );

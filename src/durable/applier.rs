@@ -95,20 +95,22 @@ pub(super) async fn run_applier(
         high_water.applied(batch.records.iter().map(|r| r.seq).max().unwrap_or(0));
         high_water.maybe_flush(&store).await;
         let fresh_from = spool.own_from();
-        let Some(live) = set_aside_fenced(&fenced, &batch.records, &shared).await else {
+        let Some((live, started)) =
+            set_aside_fenced(&store, &fenced, &batch.records, &shared).await
+        else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
         // A batch has one epoch. If the lease is lost while it waits for the
-        // gate (or retries), it is read again and set aside.
-        let epoch = live.first().map_or(0, |r| r.epoch);
-        // Biased: once fenced, the batch is abandoned before it is polled
-        // again (it re-checks the gate before every command anyway).
-        let (report, failed) = tokio::select! {
+        // gate (or retries) before it has started, it is read again and set
+        // aside; a started batch is finished (`apply_with_retry`).
+        let applied = tokio::select! {
             biased;
-            () = shared.gate.until_fenced(epoch), if !live.is_empty() => continue,
             () = stop.cancelled() => return,
-            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded) => r,
+            r = apply_with_retry(&store, &live, &shared, opts.retry, fresh_from, &excluded, started) => r,
+        };
+        let Some((report, failed)) = applied else {
+            continue;
         };
         // Refused by the store's fence (a newer epoch wrote the document):
         // set aside like the ops fenced here, never counted as applied.
@@ -138,8 +140,8 @@ pub(super) async fn run_applier(
         shared
             .seq_anomalies
             .fetch_add(report.seq_anomalies, Ordering::Relaxed);
-        let events = batch
-            .records
+        // Fenced records (`set_aside_fenced`) are not in `live`.
+        let events = live
             .iter()
             .filter(|r| !refused_seqs.contains(&r.seq))
             .map(|r| r.op.events())
@@ -158,36 +160,55 @@ pub(super) async fn run_applier(
     }
 }
 
-/// Sets aside, unwritten, the records of `batch` stamped with an epoch below
-/// the fence (a lease this instance lost) and returns the others. `None`:
-/// the fenced file cannot be written, so the batch must stay in the spool.
+/// Sets aside the records of `batch` stamped with an epoch below the fence
+/// (a lease this instance lost) and returns the others, with whether the
+/// batch has started. Before it sets them aside it asks MongoDB whether
+/// their resume points hold them (a reply lost, a restart cut a finish
+/// short): if every one does, the batch has started and is returned whole
+/// to be finished; otherwise each letter says whether its op is applied
+/// there. `None`: MongoDB cannot be read or the fenced file cannot be
+/// written, so the batch must stay in the spool.
 async fn set_aside_fenced(
+    store: &Store,
     file: &DeadLetters,
     batch: &[Sequenced],
     shared: &Shared,
-) -> Option<Vec<Sequenced>> {
-    let (fenced, live): (Vec<&Sequenced>, Vec<&Sequenced>) =
-        batch.iter().partition(|r| shared.gate.fenced(r.epoch));
+) -> Option<(Vec<Sequenced>, bool)> {
+    let (fenced, live): (Vec<Sequenced>, Vec<Sequenced>) = batch
+        .iter()
+        .cloned()
+        .partition(|r| shared.gate.fenced(r.epoch));
     if fenced.is_empty() {
-        return Some(batch.to_vec());
+        return Some((live, false));
+    }
+    let held = if fenced.iter().any(|r| r.epoch > 0) {
+        match store.held_at_resume_points(&fenced).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), retry_in_secs = 1, consequence = "the batch stays in the spool", "cannot read back what a fenced batch applied");
+                return None;
+            }
+        }
+    } else {
+        vec![Some(false); fenced.len()] // provisional: never sent
+    };
+    if live.is_empty() && held.iter().all(|h| *h == Some(true)) {
+        tracing::warn!(
+            ops = fenced.len(),
+            "a batch of a lost lease had reached its resume points; finishing it"
+        );
+        return Some((fenced, true));
     }
     let at = chrono::Utc::now().timestamp_millis();
     let letters: Vec<DeadLetter> = fenced
         .iter()
-        .map(|r| DeadLetter {
+        .zip(&held)
+        .map(|(r, held)| DeadLetter {
             seq: r.seq,
             op: r.op.clone(),
             collection: "fenced".into(),
             document: format!("epoch {}", r.epoch),
-            error: if r.epoch == 0 {
-                "counted before MongoDB could say who holds the lease; another instance held it"
-                    .into()
-            } else {
-                format!(
-                    "counted under lease epoch {}, lost before it was written",
-                    r.epoch
-                )
-            },
+            error: fenced_reason(r.epoch, *held),
             at,
         })
         .collect();
@@ -203,7 +224,7 @@ async fn set_aside_fenced(
                 consequence = "not written: the new holder resumed from what MongoDB held; kept in the file for inspection",
                 "increments counted under a lost lease fenced off"
             );
-            Some(live.into_iter().cloned().collect())
+            Some((live, false))
         }
         Ok(Err(e)) => {
             tracing::error!(error = %cause_chain(&e), path = %file.path().display(), consequence = "the batch stays in the spool", "cannot write the fenced-ops file");
@@ -214,6 +235,20 @@ async fn set_aside_fenced(
             None
         }
     }
+}
+
+/// Why an op stamped with `epoch` was set aside, and whether MongoDB holds
+/// it at its resume point (`held`, see `Store::held_at_resume_points`).
+fn fenced_reason(epoch: u64, held: Option<bool>) -> String {
+    if epoch == 0 {
+        return "counted before MongoDB could say who holds the lease; another instance held it; not applied".into();
+    }
+    let applied = match held {
+        Some(true) => "applied to its totals (member_stats) before the lease was lost; its other documents may lack it",
+        Some(false) => "never written",
+        None => "not known whether applied (a newer holder wrote its totals since)",
+    };
+    format!("counted under lease epoch {epoch}, lost since; {applied}")
 }
 
 /// Records in `fenced.log` the ops of `batch` (`seqs`) that the store

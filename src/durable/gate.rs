@@ -10,7 +10,9 @@
 //! - **Fence.** Ops stamped with an epoch below the fence were counted
 //!   under a lease this instance lost: another holder has since resumed
 //!   from what MongoDB held, so writing them could count twice. They are
-//!   set aside in `SPOOL_DIR/fenced.log` (never deleted, never applied).
+//!   set aside in `SPOOL_DIR/fenced.log` (never deleted, never applied),
+//!   unless their batch had written its resume points: then it is finished
+//!   (`durable/retry.rs`; ARCHITECTURE.md, "Finishing a started batch").
 //!
 //! Without a lease the gate is always open and nothing is fenced.
 

@@ -50,6 +50,12 @@ impl RetryPolicy {
 /// Applies one batch until it succeeds. Each failed attempt is logged; after
 /// `policy.attempts` the final failure is logged and, since the batch is safe
 /// in the spool, the cycle starts again after a pause.
+///
+/// `None`: the batch's epoch was fenced before its resume points
+/// (`member_stats`) were all written; nothing more of it was sent, and the
+/// applier sets it aside. Once they are written the batch is *started*: it
+/// is finished whatever the gate says (ARCHITECTURE.md, "The lease");
+/// `started`: it is known to be (its resume points were read back).
 #[tracing::instrument(skip_all, fields(ops = records.len(), first_seq = records.first().map(|r| r.seq)))]
 pub(super) async fn apply_with_retry(
     store: &Store,
@@ -58,30 +64,46 @@ pub(super) async fn apply_with_retry(
     policy: RetryPolicy,
     fresh_from: u64,
     excluded: &HashSet<(u64, String)>,
-) -> (ApplyReport, Vec<FailedWrite>) {
+    started: bool,
+) -> Option<(ApplyReport, Vec<FailedWrite>)> {
     let ops = records.len();
+    if ops == 0 {
+        // All of it fenced off (`set_aside_fenced`): nothing to send.
+        return Some((ApplyReport::default(), Vec::new()));
+    }
     // Steps of this batch already applied: a retry resumes after them.
     let mut progress = ApplyProgress::fresh_from(fresh_from);
     progress.excluded.clone_from(excluded);
     // The gate is asked before every command of the batch, not only before
     // each attempt: a holder frozen between two commands (SIGSTOP, a
-    // stalled VM) wakes with its validity lapsed and sends nothing more.
+    // stalled VM) wakes with its validity lapsed and sends nothing more,
+    // unless the batch has started (then the store waives the guard).
     let epoch = records.first().map_or(0, |r| r.epoch);
     let gate = shared.clone();
     progress.may_write = Some(WriteGuard::new(move || {
         gate.gate.is_open() && !gate.gate.fenced(epoch)
     }));
+    progress.started.store(started, Ordering::SeqCst);
+    let started = progress.started.clone();
+    let started = move || started.load(Ordering::SeqCst);
     loop {
         let mut attempt = 0;
         let error = loop {
             attempt += 1;
             // A lease holder whose validity lapsed (frozen, cut off) writes
-            // nothing until a renewal; checked before every attempt.
-            shared.gate.wait_open().await;
-            let started = Instant::now();
+            // nothing until a renewal; checked before every attempt. Fenced
+            // meanwhile: abandoned (not once started).
+            if !started() {
+                tokio::select! {
+                    biased;
+                    () = shared.gate.until_fenced(epoch) => return None,
+                    () = shared.gate.wait_open() => {}
+                }
+            }
+            let started_at = Instant::now();
             match store.apply_resumable(records, &mut progress).await {
                 Ok(report) => {
-                    metrics::histogram!(metric::WRITE_DURATION).record(started.elapsed());
+                    metrics::histogram!(metric::WRITE_DURATION).record(started_at.elapsed());
                     if !shared.db_ok.swap(true, Ordering::Relaxed) {
                         tracing::info!("MongoDB is reachable again; draining the spool");
                     }
@@ -90,15 +112,14 @@ pub(super) async fn apply_with_retry(
                         applied = report.applied,
                         replays = report.replays,
                         round_trips = report.commands,
-                        ms = started.elapsed().as_millis(),
+                        ms = started_at.elapsed().as_millis(),
                         "batch written"
                     );
-                    return (report, std::mem::take(&mut progress.failed));
+                    return Some((report, std::mem::take(&mut progress.failed)));
                 }
-                Err(_) if !shared.gate.is_open() || shared.gate.fenced(epoch) => {
+                Err(_) if !started() && (!shared.gate.is_open() || shared.gate.fenced(epoch)) => {
                     // Stopped by the gate (or failed as it closed): wait
-                    // for it again; not a failure of MongoDB. (A fenced
-                    // batch is abandoned by the applier meanwhile.)
+                    // for it again; not a failure of MongoDB.
                     attempt -= 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }

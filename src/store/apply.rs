@@ -10,7 +10,7 @@ use mongodb::bson::{doc, Bson, Document};
 use super::error::{HOLD_CODES, RETRYABLE_CODES};
 use super::refusals::{about_the_collection, fenced_write, first_refusal};
 pub use super::refusals::{WriteGuard, FENCED};
-use super::schema::{int, DUPLICATE_KEY};
+use super::schema::{int, DUPLICATE_KEY, MEMBER_STATS};
 use super::statements::{group, DocOps};
 use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
@@ -65,6 +65,10 @@ pub struct ApplyProgress {
     pub may_write: Option<WriteGuard>,
     /// Ops kept by the first attempt (see `store/erasure.rs`).
     pub(super) kept: Option<usize>,
+    /// Set (for good) once every `member_stats` step is done: the batch's
+    /// resume points are written, so the rest of it goes out whatever
+    /// `may_write` says (ARCHITECTURE.md, "The lease": finishing a batch).
+    pub started: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A statement one document refused permanently (or as fenced: [`FENCED`]).
@@ -123,7 +127,7 @@ impl Store {
         let chunk = *progress
             .chunk
             .get_or_insert_with(|| self.statements_per_command.load(Ordering::Relaxed));
-        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = group(batch, &progress.excluded)
+        let all: Vec<(usize, (&'static str, Vec<DocOps<'_>>))> = group(batch, &progress.excluded)
             .into_iter()
             .flat_map(|(coll, docs)| {
                 docs.chunks(chunk)
@@ -131,6 +135,14 @@ impl Store {
                     .collect::<Vec<_>>()
             })
             .enumerate()
+            .collect();
+        let stats: Vec<usize> = all
+            .iter()
+            .filter(|s| s.1 .0 == MEMBER_STATS)
+            .map(|s| s.0)
+            .collect();
+        let steps: Vec<(usize, &'static str, Vec<DocOps<'_>>)> = all
+            .into_iter()
             .filter(|(i, _)| !progress.done.contains(i))
             .map(|(i, (coll, docs))| (i, coll, docs))
             .collect();
@@ -142,12 +154,18 @@ impl Store {
         // they did is recorded.
         let in_flight = self.commands_in_flight.load(Ordering::Relaxed).max(1);
         let fresh_from = progress.fresh_from.unwrap_or(u64::MAX);
-        let guard = progress.may_write.clone();
+        let guard = WriteGuard::waived_once_started(progress.may_write.clone(), &progress.started);
         let guard = guard.as_ref();
-        let mut steps = steps.into_iter();
+        let mut steps = steps.into_iter().peekable();
         let mut running = futures::stream::FuturesUnordered::new();
         loop {
             while first_error.is_none() && running.len() < in_flight {
+                // The resume points (`member_stats`) first: nothing else of
+                // the batch goes out before all of them are written.
+                let stats_done = stats.iter().all(|s| progress.done.contains(s));
+                if !stats_done && steps.peek().is_some_and(|s| s.1 != MEMBER_STATS) {
+                    break;
+                }
                 let Some((i, coll, docs)) = steps.next() else {
                     break;
                 };
@@ -166,6 +184,9 @@ impl Store {
                     report += r;
                     progress.failed.extend(failed);
                     progress.done.insert(i);
+                    if stats.iter().all(|s| progress.done.contains(s)) {
+                        progress.started.store(true, Ordering::SeqCst);
+                    }
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -331,7 +352,7 @@ impl Store {
     }
 
     /// The `seq` of each of these documents.
-    async fn doc_seqs(
+    pub(super) async fn doc_seqs(
         &self,
         coll: &str,
         docs: &[DocOps<'_>],
@@ -382,33 +403,4 @@ pub(super) fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(code: i32) -> FailedWrite {
-        FailedWrite {
-            collection: "member_stats",
-            document: "1:2".into(),
-            seqs: vec![1],
-            code,
-            error: String::new(),
-        }
-    }
-
-    #[test]
-    fn only_a_collection_wide_refusal_holds_all_writes() {
-        // A quota-like error on every document: hold.
-        assert!(about_the_collection(&[refused(9999), refused(9999)], 2));
-        // Two legacy documents with a type mismatch: per document.
-        assert!(!about_the_collection(&[refused(14), refused(14)], 2));
-        // Some documents took their writes: per document.
-        assert!(!about_the_collection(&[refused(9999)], 2));
-        // Different reasons: per document.
-        assert!(!about_the_collection(&[refused(9999), refused(9998)], 2));
-        // One document alone tells nothing about the others.
-        assert!(!about_the_collection(&[refused(9999)], 1));
-    }
 }

@@ -2,9 +2,13 @@
 //! apply: the guard asked before every command, and the ops a document
 //! refuses as fenced, told apart from a poison document's refusals.
 
+use std::collections::{HashMap, HashSet};
+
 use super::apply::FailedWrite;
 use super::error::PER_DOCUMENT_CODES;
-use super::StoreError;
+use super::schema::{MEMBER_STATS, VOICE_SESSIONS};
+use super::statements::group;
+use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
 
 /// [`FailedWrite::code`] of ops a document refused because a newer lease
@@ -20,6 +24,20 @@ pub struct WriteGuard(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
 impl WriteGuard {
     pub fn new(allows: impl Fn() -> bool + Send + Sync + 'static) -> WriteGuard {
         WriteGuard(std::sync::Arc::new(allows))
+    }
+
+    /// `guard`, waived once `started` is set: the rest of a batch whose
+    /// resume points are written is finished, not stopped (its statements
+    /// still carry the epoch, so the store fence refuses them on every
+    /// document a newer holder wrote).
+    pub(super) fn waived_once_started(
+        guard: Option<WriteGuard>,
+        started: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Option<WriteGuard> {
+        let started = started.clone();
+        guard.map(|g| {
+            WriteGuard::new(move || started.load(std::sync::atomic::Ordering::SeqCst) || (g.0)())
+        })
     }
 
     pub(super) fn check(guard: Option<&WriteGuard>) -> Result<(), StoreError> {
@@ -74,4 +92,69 @@ pub(super) fn first_refusal(failed: &[FailedWrite]) -> &str {
         .iter()
         .find(|f| f.code != FENCED)
         .map_or("", |f| f.error.as_str())
+}
+
+impl Store {
+    /// For each of `ops` (fenced ops of one lease epoch above 0), whether
+    /// MongoDB holds it at its resume point (its `member_stats` document; a
+    /// checkpoint's `voice_sessions`): `Some(true)` that document is at the
+    /// op's epoch and at its `seq` or past it (applied: a document's ops
+    /// apply in `seq` order), `Some(false)` not, `None` a newer epoch wrote
+    /// it since (cannot tell).
+    ///
+    /// # Errors
+    /// A read failed.
+    pub async fn held_at_resume_points(
+        &self,
+        ops: &[Sequenced],
+    ) -> Result<Vec<Option<bool>>, StoreError> {
+        let mut held: HashMap<u64, Option<bool>> = HashMap::new();
+        for (coll, docs) in group(ops, &HashSet::new()) {
+            if coll != MEMBER_STATS && coll != VOICE_SESSIONS {
+                continue;
+            }
+            let seqs = self.doc_seqs(coll, &docs).await?;
+            for d in &docs {
+                let (seq, epoch) = seqs.get(&d.id).copied().unwrap_or((0, 0));
+                for o in &d.ops {
+                    let verdict = (epoch <= o.epoch).then_some(epoch == o.epoch && seq >= o.seq);
+                    held.insert(o.seq, verdict);
+                }
+            }
+        }
+        Ok(ops
+            .iter()
+            .map(|o| held.get(&o.seq).copied().unwrap_or(Some(false)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FailedWrite;
+
+    fn refused(code: i32) -> FailedWrite {
+        FailedWrite {
+            collection: "member_stats",
+            document: "1:2".into(),
+            seqs: vec![1],
+            code,
+            error: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_collection_wide_refusal_holds_all_writes() {
+        // A quota-like error on every document: hold.
+        assert!(about_the_collection(&[refused(9999), refused(9999)], 2));
+        // Two legacy documents with a type mismatch: per document.
+        assert!(!about_the_collection(&[refused(14), refused(14)], 2));
+        // Some documents took their writes: per document.
+        assert!(!about_the_collection(&[refused(9999)], 2));
+        // Different reasons: per document.
+        assert!(!about_the_collection(&[refused(9999), refused(9998)], 2));
+        // One document alone tells nothing about the others.
+        assert!(!about_the_collection(&[refused(9999)], 1));
+    }
 }

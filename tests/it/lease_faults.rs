@@ -178,9 +178,12 @@ const WRITTEN: [&str; 6] = [
 /// A holder frozen between two commands of one batch (a SIGSTOP, CPU
 /// throttling, a stalled VM): the reply to its first command is held back
 /// by the proxy while the process is stopped, the lease expires and the
-/// standby takes over. When the holder wakes, the rest of its batch must
-/// not go out: its validity lapsed, and the gate is checked before every
-/// command, not once per attempt.
+/// standby takes over. When the holder wakes, nothing new may go out: its
+/// validity lapsed, and the gate is checked before every command, not once
+/// per attempt. The batch it was in the middle of had written its resume
+/// points (`member_stats`, its first command), so only the rest of that
+/// batch goes out (finished, not fenced: see
+/// `a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced`).
 #[tokio::test]
 async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
     let env = Env::new().await;
@@ -234,6 +237,7 @@ async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
             .sum::<u64>()
     };
     let before = data_commands();
+    let totals_before = proxy.requests_to("update", "member_stats");
     // The reply waits in the frozen process's socket.
     proxy.release_held();
     b.wait_log("took the lease", Duration::from_secs(15)).await;
@@ -242,9 +246,16 @@ async fn a_holder_frozen_mid_batch_sends_nothing_more_after_the_takeover() {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        data_commands(),
-        before,
-        "the woken holder sent the rest of its batch after its lease lapsed; log:\n{}",
+        proxy.requests_to("update", "member_stats"),
+        totals_before,
+        "the woken holder started a batch after its lease lapsed; log:\n{}",
+        a.log_text()
+    );
+    // The rest of the started batch: its rollups (3) and its segment.
+    assert!(
+        data_commands() <= before + 4,
+        "the woken holder sent more than the rest of its batch: {} commands; log:\n{}",
+        data_commands() - before,
         a.log_text()
     );
     env.assert_clean(&b);
@@ -1092,4 +1103,210 @@ async fn a_lapsed_holder_answers_only_while_no_warm_standby_was_seen() {
     );
     b.stop().await;
     a.begin_shutdown();
+}
+
+/// Carol's stored voice: the `member_stats` total, and the sum of her
+/// `voice_segments` (what `/history` lists).
+async fn totals_and_segments(env: &Env) -> (i64, i64) {
+    use futures::TryStreamExt;
+    let (on, off, _) = stored(&env.store(), CAROL).await;
+    let segments: Vec<Document> = env
+        .db
+        .db()
+        .collection::<Document>("voice_segments")
+        .find(doc! { "user_id": i64::try_from(CAROL).unwrap() })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let secs = segments
+        .iter()
+        .map(|s| s.get_i64("secs").unwrap_or(0))
+        .sum();
+    (on + off, secs)
+}
+
+/// F21: a batch cut half way by a lost lease. A flush's credit for Carol
+/// reaches her totals (`member_stats`, with her resume point) and the
+/// rollups, but the `update` of `voice_segments` fails (a network error)
+/// until the holder has lost its lease (frozen; the standby takes over and
+/// resumes Carol from that resume point). The batch must be finished, not
+/// set aside: the totals and the segments (what `/history` lists) agree,
+/// and `fenced.log` does not call an op MongoDB holds unwritten.
+#[tokio::test]
+async fn a_batch_cut_half_way_by_a_lost_lease_is_finished_not_fenced() {
+    let env = Env::new().await;
+    let proxy = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config = leased(&env, env.spool.path());
+    config.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let a = env.start_bot(&config).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let n = env.sim.connections() + 1;
+    // B's own segment writes wait until A has finished (B resumes Carol's
+    // segment at its takeover; a write of B's there first would refuse A's
+    // finish, which is what the store fence is for, and not this test).
+    let proxy_b = FaultProxy::start(socket_addr_of(&env.db.uri)).await;
+    let mut config_b = leased(&env, spool_b.path());
+    config_b.mongodb_uri = crate::support::app::with_fast_timeouts(&proxy_b.uri());
+    let b = spawn_bot(&config_b);
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    let joined = Instant::now();
+    env.sim.set_voice(GUILD, CAROL, Some(VC1), false).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            totals_and_segments(&env).await.1 >= 1
+        })
+        .await
+    );
+    proxy.refuse_requests(Some(("update", "voice_segments")));
+    // The next flush's batch: its totals apply, its segment does not.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let (total, segments) = totals_and_segments(&env).await;
+            total > segments
+        })
+        .await,
+        "no batch was cut half way; log:\n{}",
+        a.log_text()
+    );
+    proxy_b.refuse_requests(Some(("update", "voice_segments")));
+    a.freeze();
+    let resume_point = env
+        .db
+        .db()
+        .collection::<Document>("member_stats")
+        .find_one(doc! { "user_id": i64::try_from(CAROL).unwrap() })
+        .await
+        .unwrap()
+        .and_then(|d| d.get_datetime("credited_until").ok().copied())
+        .expect("Carol's resume point")
+        .timestamp_millis();
+    b.wait_log("took the lease", Duration::from_secs(15)).await;
+    let segment_writes = proxy.requests_to("update", "voice_segments");
+    proxy.refuse_requests(None);
+    a.thaw();
+    a.wait_log("lease lost; stepping down", Duration::from_secs(10))
+        .await;
+    // Whatever A sends of its batch now has gone out (or nothing will).
+    let _ = eventually(Duration::from_secs(5), || async {
+        proxy.requests_to("update", "voice_segments") > segment_writes
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy_b.refuse_requests(None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.sim.set_voice(GUILD, CAROL, None, false).await;
+    let want = secs(joined, Instant::now());
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let (total, segments) = totals_and_segments(&env).await;
+            total >= want - 1 && total == segments
+        })
+        .await,
+        "totals and segments (history) disagree: {:?}; log:\n{}",
+        totals_and_segments(&env).await,
+        a.log_text()
+    );
+    assert_close(totals_and_segments(&env).await.0, want, "Carol's voice");
+    let fenced = study_tracker::durable::dead_letters::DeadLetters::fenced_in_dir(env.spool.path())
+        .read()
+        .unwrap_or_default();
+    let applied_called_unwritten: Vec<_> = fenced
+        .iter()
+        .filter(|l| {
+            matches!(l.op, study_tracker::durable::op::Op::Voice { user, to, .. }
+                if user == CAROL && to <= resume_point)
+        })
+        .collect();
+    assert!(
+        applied_called_unwritten.is_empty(),
+        "fenced.log holds credits MongoDB's totals hold: {applied_called_unwritten:?}"
+    );
+    env.assert_clean(&b);
+}
+
+/// F21, the reply lost: a batch's `member_stats` command applies but its
+/// reply never arrives, and the epoch is fenced before a retry. What
+/// MongoDB holds is read back before the batch is set aside: its resume
+/// point holds it, so it is finished (the day's rollup gets the message
+/// too), not called unwritten in `fenced.log`. A later batch that never
+/// reached MongoDB is set aside, and its letter says so.
+#[tokio::test]
+async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
+    use study_tracker::core::MemberKey;
+    use study_tracker::durable::dead_letters::DeadLetters;
+    use study_tracker::durable::op::Op;
+    use study_tracker::durable::spool::Spool;
+    use study_tracker::durable::writer::{self, WriterOptions};
+    let db = crate::support::db::fresh_db().await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let store = study_tracker::store::Store::connect(&uri, &db.name)
+        .await
+        .unwrap();
+    let direct = study_tracker::store::Store::from_database(db.db());
+    let member = MemberKey { guild: 1, user: 2 };
+    let now = study_tracker::app::now_millis();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    w.set_epoch(5);
+    proxy.drop_replies("update", 1);
+    w.submit([Op::message(member, now, chrono_tz::UTC)]);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            direct
+                .member(member, 0, "0000-00-00")
+                .await
+                .unwrap()
+                .messages
+                == 1
+        })
+        .await,
+        "the totals never took the message"
+    );
+    w.fence_below(6);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.drop_replies("update", 0);
+    assert!(w.wait_idle(Duration::from_secs(30)).await);
+    let day: i64 = db
+        .db()
+        .collection::<Document>("member_days")
+        .find_one(doc! { "user_id": 2_i64 })
+        .await
+        .unwrap()
+        .and_then(|d| d.get_i64("messages").ok())
+        .unwrap_or(0);
+    let fenced = DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap_or_default();
+    assert_eq!(
+        (day, fenced.len()),
+        (1, 0),
+        "the day's rollup lacks the message its totals hold, or fenced.log calls it unwritten: {fenced:?}"
+    );
+    // Under a newer epoch, lost before anything of it reached MongoDB.
+    w.set_epoch(6);
+    proxy.refuse_requests(Some(("update", "member_stats")));
+    w.submit([Op::message(member, now, chrono_tz::UTC)]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.fence_below(7);
+    assert!(w.wait_idle(Duration::from_secs(30)).await);
+    let fenced = DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap_or_default();
+    assert_eq!(fenced.len(), 1, "{fenced:?}");
+    assert!(fenced[0].error.contains("never written"), "{fenced:?}");
+    assert_eq!(
+        direct
+            .member(member, 0, "0000-00-00")
+            .await
+            .unwrap()
+            .messages,
+        1
+    );
+    tasks.shutdown(Duration::from_secs(5)).await;
 }
