@@ -224,20 +224,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // The ids first: a release is never seen without them.
         self.write_handoff_ids(epoch, ids).await?;
-        let reply = self
-            .command(doc! {
-                "update": META,
-                "updates": [{
-                    "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch) },
-                    "u": { "$set": {
-                        "released": true,
-                        "handoff": pending::handoff_doc(handoff),
-                    } },
-                }],
-                "writeConcern": LEASE_WRITE_CONCERN.clone(),
-            })
-            .await?;
-        Ok(int(&reply, "n") > 0)
+        self.set_on_held_lease(
+            holder,
+            epoch,
+            doc! { "released": true, "handoff": pending::handoff_doc(handoff) },
+        )
+        .await
     }
 
     /// The message ids the holder at `epoch` handed over with its release;

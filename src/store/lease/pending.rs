@@ -73,12 +73,28 @@ impl Store {
     ) -> Result<bool, StoreError> {
         // The ids first: a pending handoff is never seen without them.
         self.write_handoff_ids(epoch, ids).await?;
+        self.set_on_held_lease(
+            holder,
+            epoch,
+            doc! { "handoff_pending": handoff_doc(handoff) },
+        )
+        .await
+    }
+
+    /// `$set`s `set` on the lease document while `holder` holds it at
+    /// `epoch`; `false`: it does not.
+    pub(super) async fn set_on_held_lease(
+        &self,
+        holder: &str,
+        epoch: u64,
+        set: Document,
+    ) -> Result<bool, StoreError> {
         let reply = self
             .command(doc! {
                 "update": META,
                 "updates": [{
                     "q": { "_id": LEASE, "holder": holder, "epoch": to_i64(epoch) },
-                    "u": { "$set": { "handoff_pending": handoff_doc(handoff) } },
+                    "u": { "$set": set },
                 }],
                 "writeConcern": LEASE_WRITE_CONCERN.clone(),
             })
