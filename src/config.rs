@@ -121,6 +121,19 @@ pub struct TrackingSettings {
     /// Days a server's data is kept after the bot is removed from it (a `GUILD_DELETE` that is not an outage), then erased by the lease holder; the bot coming back in time cancels it. Fractions allowed.
     #[arg(long = "guild-retention-days", env = "GUILD_RETENTION_DAYS", default_value_t = 30.0, global = true, value_parser = parse_retention_days)]
     pub guild_retention_days: f64,
+
+    /// In a server with at least --leaderboard-cache-min-members members in a period, /leaderboard and the /ud card's ranks are answered from a snapshot of that period at most this many seconds old (re-read in the background from half that age); smaller ones read MongoDB every time. 0: always read MongoDB.
+    #[arg(long = "leaderboard-cache-secs", env = "LEADERBOARD_CACHE_SECS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub leaderboard_cache_secs: u64,
+
+    /// Members a period needs before its rankings are answered from a kept snapshot (see --leaderboard-cache-secs).
+    #[arg(
+        long = "leaderboard-cache-min-members",
+        env = "LEADERBOARD_CACHE_MIN_MEMBERS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub leaderboard_cache_min_members: usize,
 }
 
 fn parse_retention_days(s: &str) -> Result<f64, String> {

@@ -22,7 +22,7 @@ use crate::config::{redact_uri, HttpAddr, Settings};
 use crate::durable::spool::{Spool, SpoolError};
 use crate::durable::writer::{self, WriterOptions, WriterTasks};
 use crate::http::{Health, HttpServer, Limits, Loops};
-use crate::store::Store;
+use crate::store::{BoardPolicy, Store};
 use crate::telemetry::{cause_chain, prometheus};
 
 mod stop;
@@ -99,6 +99,10 @@ impl Application {
         let store = Store::connect(&settings.mongo.uri, &settings.mongo.db)
             .await?
             .with_write_concern(settings.mongo.write_concern);
+        store.keep_boards(BoardPolicy {
+            max_age: Duration::from_secs(settings.tracking.leaderboard_cache_secs),
+            min_members: settings.tracking.leaderboard_cache_min_members,
+        });
         let spool = open_spool(&settings.spool.dir, settings.spool.max_bytes)?;
         // Under a lease nothing is written (not even the previous run's
         // spool) before this instance holds it.

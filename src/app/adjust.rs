@@ -98,6 +98,7 @@ impl App {
         // write (its lease lost meanwhile: fenced, set aside) is not.
         match self.store.correction_recorded(c.member.guild, c.id).await {
             Ok(true) => {
+                self.store.forget_boards(c.member.guild);
                 let mut total = total;
                 c.what.add_to(&mut total, c.amount);
                 Adjusted::Applied { total, day }

@@ -10,6 +10,10 @@
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
+mod board;
+
+pub use board::Board;
+
 use super::calendar::{day_key, month_key, today, week_key};
 use super::stats::Totals;
 use super::Millis;
@@ -111,71 +115,6 @@ impl By {
 pub fn voice_rank_keys(now: Millis, tz: Tz) -> [String; 3] {
     let date = today(now, tz);
     [day_key(date), week_key(date), month_key(date)]
-}
-
-/// Competition ranks of a page of values sorted from largest to smallest:
-/// `first_rank` is the rank of the first value (1 + how many rank above it),
-/// `offset` its position in the whole ranking (0-based). A value equal to
-/// the one before shares its rank; any other value's rank is its position + 1.
-///
-/// `first_rank` comes from a count made after the page was read: a flush in
-/// between can lift members above the first value, and one snapshot never
-/// ranks the first value below its position (`offset + 1`), so it is capped
-/// there. The ranks then never go backwards on a page (#14, #12, #13), and
-/// equal ranks mean equal values.
-#[must_use]
-pub fn page_ranks(values: &[i64], first_rank: u64, offset: u64) -> Vec<u64> {
-    let mut out = Vec::with_capacity(values.len());
-    for (i, v) in values.iter().enumerate() {
-        let rank = match (i.checked_sub(1).map(|p| values[p]), out.last()) {
-            (Some(prev), Some(&r)) if prev == *v => r,
-            (Some(_), _) => offset + i as u64 + 1,
-            (None, _) => first_rank.clamp(1, offset + 1),
-        };
-        out.push(rank);
-    }
-    out
-}
-
-/// Makes the caller's entry and the count of ranked members, read apart
-/// from the page (so perhaps after a flush), agree with what the page
-/// shows: a caller on the page is shown as the page shows them; a caller
-/// level with an entry shares its rank; one above, below or between the
-/// entries ranks above, below or between them; and nobody ranks past the
-/// count ("#15 of 12").
-pub fn agree(page: &mut Page) {
-    let by = page.by;
-    if let Some(caller) = page.caller.as_mut() {
-        if let Some(me) = page.entries.iter().find(|e| e.user == caller.user) {
-            *caller = *me;
-        } else {
-            let v = by.value(&caller.totals);
-            let above = page
-                .entries
-                .iter()
-                .filter(|e| by.value(&e.totals) > v)
-                .count() as u64;
-            if let Some(level) = page.entries.iter().find(|e| by.value(&e.totals) == v) {
-                caller.rank = level.rank;
-            } else if !page.entries.is_empty() {
-                // Below the entries above it; above the first entry below it.
-                let low = if above > 0 {
-                    page.entries[usize::try_from(above - 1).unwrap_or(0)].rank + 1
-                } else {
-                    1
-                };
-                let high = page
-                    .entries
-                    .iter()
-                    .find(|e| by.value(&e.totals) < v)
-                    .map_or(u64::MAX, |e| e.rank.saturating_sub(1).max(low));
-                caller.rank = caller.rank.clamp(low, high);
-            }
-        }
-    }
-    let shown = offset(page.page) + page.entries.len() as u64;
-    let caller = page.caller.map_or(0, |e| e.rank);
-    page.ranked = page.ranked.max(shown).max(caller);
 }
 
 /// Ranks of a whole ranking's values (any order): 1 + the number of values

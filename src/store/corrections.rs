@@ -224,6 +224,7 @@ impl Store {
                 }
             }
             self.finish_correction(&op, id).await?;
+            self.forget_boards(op.member().guild);
             n += 1;
         }
         Ok(n)

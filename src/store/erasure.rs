@@ -260,6 +260,7 @@ impl Store {
                 .await?
                 .deleted_count;
         }
+        self.forget_boards(member.guild);
         // An operator's correction not finished yet never comes back.
         deleted += self
             .decisive(super::corrections::CORRECTIONS_PENDING)

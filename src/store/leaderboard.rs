@@ -1,65 +1,24 @@
-//! Leaderboard reads over the rollups (`store/rollups.rs`): a page of a
-//! ranking and a member's rank. Every query is a prefix of one of the
-//! `rank_*` indexes (`schema::RANKED`): `{guild_id, <period field>: key,
-//! <metric>: {$gt: …}}` sorted by `{<metric>: -1, user_id: 1}`, so on MongoDB
-//! a page is an index scan plus a limit and a rank an index count.
+//! Leaderboard reads: a page of a ranking and a member's ranks, each from
+//! one snapshot of the period's rollups (`store/boards.rs`), so the ranks
+//! on a page, the count and the caller's place agree with one another.
+//! And the one-time `voice_secs` backfill the all-time ranking needed.
 
-use futures::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 
-use super::schema::{
-    from_i64, int, member_id, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS, META,
-};
+use super::schema::{int, MEMBER_STATS, META};
 use super::{Store, StoreError};
-use crate::core::leaderboard::{
-    agree, offset, page_ranks, By, Entry, Page, Period, PeriodRanks, PAGE_SIZE,
-};
-use crate::core::stats::Totals;
+use crate::core::leaderboard::{By, Page, Period, PeriodRanks};
 use crate::core::MemberKey;
 
 /// The `meta` document that says every `member_stats` document has its
 /// `voice_secs` ([`Store::backfill_voice_secs_once`]).
 const VOICE_SECS_MARKER: &str = "voice_secs_backfilled";
 
-/// Where a period's rollups are: the collection and the field holding the
-/// period key (all time: the totals, no key).
-fn source(period: Period) -> (&'static str, Option<&'static str>) {
-    match period {
-        Period::Today => (MEMBER_DAYS, Some("day")),
-        Period::Week => (MEMBER_WEEKS, Some("week")),
-        Period::Month => (MEMBER_MONTHS, Some("month")),
-        Period::All => (MEMBER_STATS, None),
-    }
-}
-
-fn metric(by: By) -> &'static str {
-    match by {
-        By::Voice => "voice_secs",
-        By::Camera => "voice_cam_on_secs",
-        By::Messages => "messages",
-    }
-}
-
-fn totals(d: &Document) -> Totals {
-    Totals {
-        cam_on_secs: int(d, "voice_cam_on_secs"),
-        cam_off_secs: int(d, "voice_cam_off_secs"),
-        messages: int(d, "messages"),
-    }
-}
-
-/// The document id of a member's rollup for `key` (none: the totals).
-fn rollup_id(member: MemberKey, key: Option<&str>) -> String {
-    match key {
-        Some(k) => format!("{}:{k}", member_id(member)),
-        None => member_id(member),
-    }
-}
-
 impl Store {
     /// Page `page` (from 1) of the ranking of `guild` in the period `key`
     /// names (`None` for all time) by `by`, and the caller's entry when they
-    /// have something there. Members with 0 are not ranked.
+    /// have something there. Members with 0 are not ranked, nor those who
+    /// opted out.
     ///
     /// # Errors
     /// The server is unreachable.
@@ -72,73 +31,8 @@ impl Store {
         page: u64,
         caller: Option<u64>,
     ) -> Result<Page, StoreError> {
-        let (coll, field) = source(period);
-        let m = metric(by);
-        let hidden = self.hidden_in(guild);
-        let filter = |gt: i64| {
-            let mut f = doc! { "guild_id": to_i64(guild) };
-            if let (Some(field), Some(key)) = (field, key) {
-                f.insert(field, key);
-            }
-            f.insert(m, doc! { "$gt": gt });
-            not_hidden(&mut f, &hidden);
-            f
-        };
-        let skip = offset(page);
-        let filter = &filter;
-        // Three chains at once (a page read, a count, the caller's place),
-        // each at most two round trips deep.
-        let page_docs = async {
-            let docs: Vec<Document> = self
-                .db
-                .collection::<Document>(coll)
-                .find(filter(0))
-                .sort(doc! { m: -1, "user_id": 1 })
-                .skip(skip)
-                .limit(i64::try_from(PAGE_SIZE).unwrap_or(10))
-                .await?
-                .try_collect()
-                .await?;
-            let first_rank = match docs.first() {
-                Some(d) => 1 + self.count(coll, filter(int(d, m))).await?,
-                None => 1,
-            };
-            Ok::<_, StoreError>((docs, first_rank))
-        };
-        let caller_entry = async {
-            let Some(user) = caller.filter(|u| !hidden.contains(&to_i64(*u))) else {
-                return Ok(None);
-            };
-            let member = MemberKey { guild, user };
-            Ok(self
-                .rank_of(coll, rollup_id(member, key), m, filter)
-                .await?
-                .map(|(rank, totals)| Entry { rank, user, totals }))
-        };
-        let ((docs, first_rank), ranked, caller) =
-            futures::try_join!(page_docs, self.count(coll, filter(0)), caller_entry)?;
-        let values: Vec<i64> = docs.iter().map(|d| int(d, m)).collect();
-        let entries = docs
-            .iter()
-            .zip(page_ranks(&values, first_rank, skip))
-            .map(|(d, rank)| Entry {
-                rank,
-                user: from_i64(int(d, "user_id")),
-                totals: totals(d),
-            })
-            .collect();
-        // Three chains read at slightly different moments: the caller's
-        // place and the count are made to agree with the page.
-        let mut page = Page {
-            period,
-            by,
-            page: page.max(1),
-            ranked,
-            entries,
-            caller,
-        };
-        agree(&mut page);
-        Ok(page)
+        let board = self.board(guild, period, key).await?;
+        Ok(board.page(by, page, caller, &self.hidden_in(guild)))
     }
 
     /// A member's rank by total voice in each period, from the rollups the
@@ -151,69 +45,21 @@ impl Store {
         member: MemberKey,
         keys: [&str; 3],
     ) -> Result<PeriodRanks, StoreError> {
+        let g = member.guild;
         let (today, week, month, all) = futures::try_join!(
-            self.voice_rank(member, Period::Today, Some(keys[0])),
-            self.voice_rank(member, Period::Week, Some(keys[1])),
-            self.voice_rank(member, Period::Month, Some(keys[2])),
-            self.voice_rank(member, Period::All, None),
+            self.board(g, Period::Today, Some(keys[0])),
+            self.board(g, Period::Week, Some(keys[1])),
+            self.board(g, Period::Month, Some(keys[2])),
+            self.board(g, Period::All, None),
         )?;
+        let hidden = self.hidden_in(g);
+        let rank = |b: &crate::core::leaderboard::Board| b.rank(By::Voice, member.user, &hidden);
         Ok(PeriodRanks {
-            today,
-            this_week: week,
-            this_month: month,
-            all_time: all,
+            today: rank(&today),
+            this_week: rank(&week),
+            this_month: rank(&month),
+            all_time: rank(&all),
         })
-    }
-
-    async fn voice_rank(
-        &self,
-        member: MemberKey,
-        period: Period,
-        key: Option<&str>,
-    ) -> Result<Option<u64>, StoreError> {
-        let (coll, field) = source(period);
-        let hidden = self.hidden_in(member.guild);
-        if hidden.contains(&to_i64(member.user)) {
-            return Ok(None);
-        }
-        let filter = |gt: i64| {
-            let mut f = doc! { "guild_id": to_i64(member.guild) };
-            if let (Some(field), Some(key)) = (field, key) {
-                f.insert(field, key);
-            }
-            f.insert("voice_secs", doc! { "$gt": gt });
-            not_hidden(&mut f, &hidden);
-            f
-        };
-        Ok(self
-            .rank_of(coll, rollup_id(member, key), "voice_secs", filter)
-            .await?
-            .map(|(rank, _)| rank))
-    }
-
-    /// The rank (1 + members with a strictly greater `metric`) and totals
-    /// of the document `id`; `None` if it has nothing.
-    async fn rank_of(
-        &self,
-        coll: &str,
-        id: String,
-        metric: &str,
-        filter: impl Fn(i64) -> Document,
-    ) -> Result<Option<(u64, Totals)>, StoreError> {
-        let Some(d) = self
-            .db
-            .collection::<Document>(coll)
-            .find_one(doc! { "_id": id })
-            .await?
-        else {
-            return Ok(None);
-        };
-        let value = int(&d, metric);
-        if value <= 0 {
-            return Ok(None);
-        }
-        let above = self.count(coll, filter(value)).await?;
-        Ok(Some((above + 1, totals(&d))))
     }
 
     /// Gives every `member_stats` document its `voice_secs` (on + off, the
@@ -287,20 +133,5 @@ impl Store {
         })
         .await?;
         Ok(())
-    }
-
-    /// Documents of `coll` matching `filter` (the `count` command).
-    async fn count(&self, coll: &str, filter: Document) -> Result<u64, StoreError> {
-        let reply = self
-            .command(doc! { "count": coll, "query": filter })
-            .await?;
-        Ok(u64::try_from(int(&reply, "n")).unwrap_or(0))
-    }
-}
-
-/// Leaves the members who opted out off a ranking's filter.
-fn not_hidden(f: &mut Document, hidden: &[i64]) {
-    if !hidden.is_empty() {
-        f.insert("user_id", doc! { "$nin": hidden.to_vec() });
     }
 }

@@ -10,7 +10,8 @@
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
 //! - [`rollups`]: which day and period rollups an op adds to, and how much.
-//! - [`leaderboard`]: a page of a ranking, a member's rank.
+//! - [`leaderboard`]: a page of a ranking, a member's rank;
+//!   [`boards`]: the snapshots they are read from, kept in large servers.
 //! - [`history`]: a member's latest segments and open checkpoint for `/history`.
 //! - [`legacy`]: the one-time import of the previous bot's totals.
 //! - [`contact`]: when MongoDB last answered (for `/readyz`).
@@ -39,6 +40,7 @@
 
 mod apply;
 mod audit;
+mod boards;
 mod contact;
 mod corrections;
 mod dead_letters;
@@ -72,6 +74,7 @@ use mongodb::{Client, Database};
 
 pub use apply::{ApplyProgress, ApplyReport, FailedWrite, WriteGuard, FENCED};
 pub use audit::{Actor, AuditEntry};
+pub use boards::BoardPolicy;
 pub use contact::Contact;
 pub use dead_letters::Retried;
 pub use erasure::{whole_guild, PendingErasure};
@@ -104,6 +107,8 @@ pub struct Store {
     tombstones: Arc<erasure::Tombstones>,
     /// Opted-out members, left off the rankings (shared by clones).
     hidden: Arc<privacy::Hidden>,
+    /// Kept ranking snapshots (shared by clones; see [`boards`]).
+    boards: Arc<boards::Boards>,
 }
 
 impl Store {
@@ -150,6 +155,7 @@ impl Store {
             contact: Arc::default(),
             tombstones: Arc::default(),
             hidden: Arc::default(),
+            boards: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@
 mod adjust;
 mod agreement;
 mod architecture;
+mod boards;
 mod calendar;
 mod card;
 mod db_smoke;

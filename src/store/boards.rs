@@ -1,0 +1,248 @@
+//! The snapshots the rankings are read from ([`Board`]): one `find` of a
+//! period's rollups (`{guild_id, <period field>: key}`, four fields each),
+//! ranked in memory, so a page, the count and every rank on it come from
+//! one read (issue 15, F6).
+//!
+//! In a server with fewer than [`BoardPolicy::min_members`] members in the
+//! period, every ranking is a fresh read: a few milliseconds, and exactly
+//! what MongoDB holds. In a larger one the read costs the period's size
+//! (about a second at 100,000 members on the test server, whose sort would
+//! cost as much for every page: BENCHMARKS.md), so the bot keeps the
+//! snapshot and answers from it while it is at most
+//! [`BoardPolicy::max_age`] old; one older than half of that is re-read in
+//! the background while it keeps answering, and readers who find none (or
+//! one too old) wait for the one read in flight. A ranking there can be up
+//! to `max_age` behind MongoDB, never inconsistent with itself. Erasures
+//! and corrections made by this process forget the server's snapshots at
+//! once. Without a policy (the CLI) every read is fresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt as _, TryStreamExt as _};
+use mongodb::bson::{doc, Document};
+
+use super::schema::{
+    from_i64, int, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
+};
+use super::{Store, StoreError};
+use crate::core::leaderboard::{Board, Period};
+use crate::core::stats::Totals;
+
+/// When a ranking may be answered from a kept snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoardPolicy {
+    /// The oldest snapshot a ranking is answered from (0: never kept).
+    pub max_age: Duration,
+    /// Periods with fewer members than this are read fresh every time.
+    pub min_members: usize,
+}
+
+enum Next {
+    Kept(Arc<Board>),
+    Wait(Building),
+    Fresh,
+}
+
+/// A server, a period and its key (`None`: all time).
+type BoardId = (u64, Period, Option<String>);
+
+type Building = Shared<BoxFuture<'static, Result<Arc<Board>, String>>>;
+
+#[derive(Default)]
+struct Slot {
+    board: Option<(Arc<Board>, Instant)>,
+    building: Option<Building>,
+    last_read: Option<Instant>,
+}
+
+/// The kept snapshots, by server, period and period key (shared by clones).
+#[derive(Default)]
+pub(super) struct Boards {
+    policy: Mutex<Option<BoardPolicy>>,
+    slots: Mutex<HashMap<BoardId, Slot>>,
+}
+
+impl std::fmt::Debug for Boards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Boards").finish_non_exhaustive()
+    }
+}
+
+/// Slots not read for this long are dropped when another is added.
+const IDLE: Duration = Duration::from_secs(600);
+
+/// Where a period's rollups are: the collection and the field holding the
+/// period key (all time: the totals, no key).
+pub(super) fn source(period: Period) -> (&'static str, Option<&'static str>) {
+    match period {
+        Period::Today => (MEMBER_DAYS, Some("day")),
+        Period::Week => (MEMBER_WEEKS, Some("week")),
+        Period::Month => (MEMBER_MONTHS, Some("month")),
+        Period::All => (MEMBER_STATS, None),
+    }
+}
+
+pub(super) fn totals(d: &Document) -> Totals {
+    Totals {
+        cam_on_secs: int(d, "voice_cam_on_secs"),
+        cam_off_secs: int(d, "voice_cam_off_secs"),
+        messages: int(d, "messages"),
+    }
+}
+
+impl Store {
+    /// Lets rankings be answered from kept snapshots (the bot; see the
+    /// module). `max_age` 0 keeps none.
+    pub fn keep_boards(&self, policy: BoardPolicy) {
+        *self
+            .boards
+            .policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            (!policy.max_age.is_zero()).then_some(policy);
+    }
+
+    /// Forgets `guild`'s kept snapshots (after an erasure or a correction).
+    pub fn forget_boards(&self, guild: u64) {
+        self.boards
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(g, _, _), _| *g != guild);
+    }
+
+    /// The ranking snapshot of `guild`'s `period` named by `key`: kept, or
+    /// read now (see the module for which).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub(super) async fn board(
+        &self,
+        guild: u64,
+        period: Period,
+        key: Option<&str>,
+    ) -> Result<Arc<Board>, StoreError> {
+        let policy = *self
+            .boards
+            .policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(policy) = policy else {
+            return self.read_board(guild, period, key).await.map(Arc::new);
+        };
+        let id = (guild, period, key.map(str::to_owned));
+        let next = {
+            let mut slots = self
+                .boards
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !slots.contains_key(&id) {
+                slots.retain(|_, s| s.last_read.is_some_and(|t| t.elapsed() < IDLE));
+            }
+            let slot = slots.entry(id.clone()).or_default();
+            slot.last_read = Some(Instant::now());
+            match &slot.board {
+                Some((board, read)) if board.len() >= policy.min_members => {
+                    let age = read.elapsed();
+                    if age <= policy.max_age {
+                        if age > policy.max_age / 2 && slot.building.is_none() {
+                            slot.building = Some(self.start_board_read(id.clone()));
+                        }
+                        Next::Kept(board.clone())
+                    } else {
+                        Next::Wait(
+                            slot.building
+                                .get_or_insert_with(|| self.start_board_read(id.clone()))
+                                .clone(),
+                        )
+                    }
+                }
+                // Small, or not read yet: fresh and unshared, so that it
+                // holds everything applied before this call.
+                _ => match &slot.building {
+                    Some(building) => Next::Wait(building.clone()),
+                    None => Next::Fresh,
+                },
+            }
+        };
+        match next {
+            Next::Kept(board) => Ok(board),
+            Next::Wait(building) => building.await.map_err(StoreError::Transient),
+            Next::Fresh => {
+                let started = Instant::now();
+                let board = Arc::new(self.read_board(guild, period, key).await?);
+                self.keep_board(id, &board, started);
+                Ok(board)
+            }
+        }
+    }
+
+    /// Reads `id`'s snapshot on a task of its own (a reader that gives up
+    /// does not cancel it), kept when it lands.
+    fn start_board_read(&self, id: BoardId) -> Building {
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let (g, p, k) = id.clone();
+            let started = Instant::now();
+            let read = store.read_board(g, p, k.as_deref()).await;
+            let mut slots = store
+                .boards
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let slot = slots.entry(id).or_default();
+            slot.building = None;
+            let board = Arc::new(read.map_err(|e| e.to_string())?);
+            slot.board = Some((board.clone(), started));
+            Ok(board)
+        });
+        async move { task.await.map_err(|e| format!("reading a ranking: {e}"))? }
+            .boxed()
+            .shared()
+    }
+
+    fn keep_board(&self, id: BoardId, board: &Arc<Board>, read: Instant) {
+        let mut slots = self
+            .boards
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = slots.entry(id).or_default();
+        if slot.board.as_ref().is_none_or(|(_, t)| *t < read) {
+            slot.board = Some((board.clone(), read));
+        }
+    }
+
+    /// One read of every member's totals in `guild`'s `period` named by
+    /// `key` (`None`: all time).
+    async fn read_board(
+        &self,
+        guild: u64,
+        period: Period,
+        key: Option<&str>,
+    ) -> Result<Board, StoreError> {
+        let (coll, field) = source(period);
+        let mut filter = doc! { "guild_id": to_i64(guild) };
+        if let (Some(field), Some(key)) = (field, key) {
+            filter.insert(field, key);
+        }
+        let read_at = chrono::Utc::now().timestamp_millis();
+        let rows: Vec<(u64, Totals)> = self
+            .db
+            .collection::<Document>(coll)
+            .find(filter)
+            .projection(doc! {
+                "_id": 0, "user_id": 1, "voice_cam_on_secs": 1, "voice_cam_off_secs": 1, "messages": 1,
+            })
+            .batch_size(10_000)
+            .await?
+            .map_ok(|d| (from_i64(int(&d, "user_id")), totals(&d)))
+            .try_collect()
+            .await?;
+        Ok(Board::new(period, rows, read_at))
+    }
+}
