@@ -35,12 +35,6 @@ pub(super) const RANKED: [(&str, Option<&str>); 4] = [
     (MEMBER_MONTHS, Some("month")),
     (MEMBER_STATS, None),
 ];
-/// The fields a ranking sorts on, and the short name of its index.
-pub(super) const RANKED_BY: [(&str, &str); 3] = [
-    ("voice_secs", "voice"),
-    ("voice_cam_on_secs", "camera"),
-    ("messages", "messages"),
-];
 /// Write errors with this code mean "this op was already applied".
 pub(super) const DUPLICATE_KEY: i32 = 11000;
 
@@ -78,30 +72,27 @@ impl Store {
             self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": name }] })
                 .await?;
         }
-        // Leaderboards: a page is a scan of one of these plus a limit, the
-        // rank a count over its prefix (store/leaderboard.rs). A server that
-        // cannot walk a compound index in order (DocumentDB sorts every match
-        // of the filter) gets `rank_voice` alone: the other rankings filter
-        // on its `{guild_id, period}` prefix and sort just the same, and each
-        // index it does not keep saves every write a whole index update.
-        let info = self.command(doc! { "buildInfo": 1 }).await?;
-        let ordered = super::server::walks_indexes_in_order(&info);
+        // Leaderboards: a ranking is one read of a period's documents,
+        // ranked in memory (store/boards.rs), so each ranked collection needs
+        // its `{guild_id, period}` prefix alone. `rank_voice` keeps the name
+        // (and the keys) of the earlier per-metric indexes, so an upgrade
+        // builds nothing; `rank_camera` and `rank_messages` are dropped:
+        // every index costs every write a whole index update (on DocumentDB
+        // about as much as the document itself; BENCHMARKS.md).
         for (coll, period_field) in RANKED {
-            for (metric, name) in RANKED_BY {
-                if !ordered && metric != "voice_secs" {
-                    self.drop_index_if_present(coll, &format!("rank_{name}"))
-                        .await;
-                    continue;
-                }
-                let mut key = doc! { "guild_id": 1 };
-                if let Some(f) = period_field {
-                    key.insert(f, 1);
-                }
-                key.insert(metric, -1);
-                key.insert("user_id", 1);
-                self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": format!("rank_{name}") }] })
-                    .await?;
+            for unused in ["rank_camera", "rank_messages"] {
+                self.drop_index_if_present(coll, unused).await;
             }
+            let mut key = doc! { "guild_id": 1 };
+            if let Some(f) = period_field {
+                key.insert(f, 1);
+            }
+            key.insert("voice_secs", -1);
+            key.insert("user_id", 1);
+            self.command(
+                doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": "rank_voice" }] },
+            )
+            .await?;
         }
         Ok(())
     }

@@ -49,12 +49,3 @@ pub(super) fn sizes(info: &Document) -> (String, usize, usize) {
         )
     }
 }
-
-/// Whether the server walks a compound index in its order, so a sort on an
-/// index's trailing keys after an equality prefix costs the page, not the
-/// matches. MongoDB does; FerretDB v2's `DocumentDB` sorts every match (its
-/// ordered index scans are an experimental option), FerretDB v1 pushes down
-/// only `_id`.
-pub(super) fn walks_indexes_in_order(info: &Document) -> bool {
-    !info.contains_key("ferretdb") && !info.contains_key("ferretdbVersion")
-}
