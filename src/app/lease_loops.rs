@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::lease::{snowflake_at, Role};
 use super::{now_millis, App};
+use crate::core::Millis;
+use crate::store::{StoreError, Taken};
 
 /// How often a standby tries to take the lease (one read, and a
 /// `findAndModify` when it is free): after a release, commands go
@@ -64,6 +66,20 @@ const ANNOUNCE: Duration = Duration::from_secs(1);
 const ANNOUNCED_WITHIN_MS: i64 = 3_000;
 
 impl App {
+    /// "Now" for the lease: the server's clock, so that the expiry is set
+    /// and compared in one clock whatever the instances' wall clocks say
+    /// (F18); this process's clock only if the server does not give it.
+    pub(super) async fn lease_now(&self) -> Result<Millis, StoreError> {
+        Ok(self.store.server_time().await?.unwrap_or_else(now_millis))
+    }
+
+    pub(super) async fn acquire(&self) -> Result<Option<Taken>, StoreError> {
+        let now = self.lease_now().await?;
+        self.store
+            .acquire_lease(&self.claimant(), now, self.ttl_ms())
+            .await
+    }
+
     /// A standby says it is here, once a second: warm (gateway healthy,
     /// guilds seen) or starting. A holder whose lease lapses then leaves the
     /// answers to it; a holder handing over waits for a starting one.

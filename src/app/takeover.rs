@@ -24,7 +24,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl App {
     /// This instance as it asks for the lease: its spool directory's id and
     /// the last epoch that directory held.
-    fn claimant(&self) -> Claimant<'_> {
+    pub(super) fn claimant(&self) -> Claimant<'_> {
         Claimant {
             name: &self.seat.holder,
             instance: &self.seat.instance,
@@ -41,12 +41,15 @@ impl App {
         }
     }
 
-    fn ttl_ms(&self) -> i64 {
+    pub(super) fn ttl_ms(&self) -> i64 {
         i64::try_from(self.seat.ttl.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The holder's writes are trusted until a third of the TTL before the
-    /// lease could expire (a margin for clocks and the round trip).
+    /// lease could expire (a margin for the round trip and the commands
+    /// already past the gate). `renewed_at` is taken before the server's
+    /// time is asked ([`App::lease_now`]), so the validity ends before the
+    /// expiry that time sets, by the server's clock.
     fn valid_until(&self, renewed_at: Instant) -> Instant {
         renewed_at + self.seat.ttl * 2 / 3
     }
@@ -57,11 +60,7 @@ impl App {
     /// lose what happens meanwhile). Returns whether this instance counts.
     pub async fn start_lease(&self, restore: (Duration, Duration)) -> bool {
         let asked = Instant::now();
-        match self
-            .store
-            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
-            .await
-        {
+        match self.acquire().await {
             Ok(Some(taken)) => {
                 self.take_over(taken, asked, restore).await;
                 true
@@ -89,11 +88,7 @@ impl App {
             Role::Provisional { since } => Some(since),
         };
         let asked = Instant::now();
-        let taken = match self
-            .store
-            .acquire_lease(&self.claimant(), now_millis(), self.ttl_ms())
-            .await
-        {
+        let taken = match self.acquire().await {
             Ok(Some(t)) => t,
             Ok(None) => {
                 if provisional.is_some() {
@@ -348,11 +343,15 @@ impl App {
             return;
         };
         let asked = Instant::now();
-        match self
-            .store
-            .renew_lease(&self.seat.holder, epoch, now_millis(), self.ttl_ms())
-            .await
-        {
+        let renewed = match self.lease_now().await {
+            Ok(now) => {
+                self.store
+                    .renew_lease(&self.seat.holder, epoch, now, self.ttl_ms())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match renewed {
             Ok(true) => {
                 let valid_until = self.valid_until(asked);
                 self.seat.set_role(Role::Holder { epoch, valid_until });

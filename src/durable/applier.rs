@@ -160,13 +160,16 @@ pub(super) async fn run_applier(
     }
 }
 
+/// An op of a fenced batch, and whether its resume point holds it.
+type Held = (Sequenced, Option<bool>);
+
 /// Sets aside the records of `batch` stamped with an epoch below the fence
 /// (a lease this instance lost) and returns the others, with whether the
 /// batch has started. Before it sets them aside it asks MongoDB whether
 /// their resume points hold them (a reply lost, a restart cut a finish
-/// short): if every one does, the batch has started and is returned whole
-/// to be finished; otherwise each letter says whether its op is applied
-/// there. `None`: MongoDB cannot be read or the fenced file cannot be
+/// short, a lost lease cut it between two `member_stats` commands): those
+/// are returned to be finished, as a started batch is, and the others set
+/// aside, each letter saying whether its op is applied there. `None`: MongoDB cannot be read or the fenced file cannot be
 /// written, so the batch must stay in the spool.
 async fn set_aside_fenced(
     store: &Store,
@@ -192,17 +195,38 @@ async fn set_aside_fenced(
     } else {
         vec![Some(false); fenced.len()] // provisional: never sent
     };
-    if live.is_empty() && held.iter().all(|h| *h == Some(true)) {
+    // The ops their resume points hold are finished, as a started batch
+    // is (a batch cut between two of its `member_stats` commands: those of
+    // the first are held, the rest never written); the others set aside.
+    let (finish, fenced): (Vec<Held>, Vec<Held>) = if live.is_empty() {
+        fenced
+            .into_iter()
+            .zip(held)
+            .partition(|(_, h)| *h == Some(true))
+    } else {
+        (Vec::new(), fenced.into_iter().zip(held).collect())
+    };
+    let finish: Vec<Sequenced> = finish.into_iter().map(|(r, _)| r).collect();
+    if !finish.is_empty() {
         tracing::warn!(
-            ops = fenced.len(),
-            "a batch of a lost lease had reached its resume points; finishing it"
+            ops = finish.len(),
+            set_aside = fenced.len(),
+            "a batch of a lost lease had reached its resume points; finishing what they hold"
         );
-        return Some((fenced, true));
+    }
+    let done = |live: Vec<Sequenced>| {
+        if finish.is_empty() {
+            Some((live, false))
+        } else {
+            Some((finish.clone(), true))
+        }
+    };
+    if fenced.is_empty() {
+        return done(live);
     }
     let at = chrono::Utc::now().timestamp_millis();
     let letters: Vec<DeadLetter> = fenced
         .iter()
-        .zip(&held)
         .map(|(r, held)| DeadLetter {
             seq: r.seq,
             op: r.op.clone(),
@@ -224,7 +248,7 @@ async fn set_aside_fenced(
                 consequence = "not written: the new holder resumed from what MongoDB held; kept in the file for inspection",
                 "increments counted under a lost lease fenced off"
             );
-            Some((live, false))
+            done(live)
         }
         Ok(Err(e)) => {
             tracing::error!(error = %cause_chain(&e), path = %file.path().display(), consequence = "the batch stays in the spool", "cannot write the fenced-ops file");

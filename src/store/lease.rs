@@ -80,6 +80,22 @@ pub struct Taken {
 }
 
 impl Store {
+    /// The server's clock (`hello`'s `localTime`, which MongoDB and
+    /// FerretDB give), what the lease's expiry is set and compared in
+    /// (F18): then only the server's clock and each instance's own
+    /// monotonic clock matter, never how far two instances' wall clocks
+    /// are apart. `None`: the server does not say.
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn server_time(&self) -> Result<Option<Millis>, StoreError> {
+        let reply = self.command(doc! { "hello": 1 }).await?;
+        Ok(reply
+            .get_datetime("localTime")
+            .ok()
+            .map(|t| t.timestamp_millis()))
+    }
+
     /// Takes the lease for `me` for `ttl_ms` if it is free (expired,
     /// released or absent) or already its spool directory's (a restart on
     /// the same spool, under any hostname). `None`: another instance holds

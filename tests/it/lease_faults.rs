@@ -1310,3 +1310,85 @@ async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
     );
     tasks.shutdown(Duration::from_secs(5)).await;
 }
+
+/// F21, the rest: a batch cut by a lost lease between two of its
+/// `member_stats` commands (more members than one command takes: 64 on a
+/// store that has not asked the server, 1,000 on `DocumentDB`). The members
+/// of the first command have the batch in their totals, so their other
+/// documents are finished; the others never got it and are set aside as
+/// never written. Before, all 100 went to `fenced.log`, and the first 64
+/// kept the message in their totals but not in their day's rollup.
+#[tokio::test]
+async fn a_batch_cut_between_its_member_stats_commands_finishes_the_members_it_reached() {
+    use study_tracker::core::MemberKey;
+    use study_tracker::durable::dead_letters::DeadLetters;
+    use study_tracker::durable::op::Op;
+    use study_tracker::durable::spool::Spool;
+    use study_tracker::durable::writer::{self, WriterOptions};
+    let db = crate::support::db::fresh_db().await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let store = study_tracker::store::Store::connect(&uri, &db.name)
+        .await
+        .unwrap();
+    let direct = study_tracker::store::Store::from_database(db.db());
+    let member = |user| MemberKey { guild: 1, user };
+    let now = study_tracker::app::now_millis();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    w.set_epoch(5);
+    // The second `member_stats` command (members 1064 to 1099, in `_id`
+    // order) never reaches the server.
+    proxy.refuse_containing(Some(b"1:1099"));
+    w.submit((1_000..1_100).map(|u| Op::message(member(u), now, chrono_tz::UTC)));
+    let messages = |user| {
+        let direct = direct.clone();
+        async move {
+            direct
+                .member(member(user), 0, "0000-00-00")
+                .await
+                .unwrap()
+                .messages
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            messages(1_063).await == 1
+        })
+        .await,
+        "the first member_stats command never applied"
+    );
+    w.fence_below(6);
+    // The read-back of the fenced batch names every member: let it through
+    // (the fence keeps the batch's own commands from going out again).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.refuse_containing(None);
+    assert!(w.wait_idle(Duration::from_secs(30)).await);
+    let days = db.db().collection::<Document>("member_days");
+    let day = |user: i64| {
+        let days = days.clone();
+        async move {
+            days.find_one(doc! { "user_id": user })
+                .await
+                .unwrap()
+                .and_then(|d| d.get_i64("messages").ok())
+                .unwrap_or(0)
+        }
+    };
+    let fenced = DeadLetters::fenced_in_dir(dir.path())
+        .read()
+        .unwrap_or_default();
+    assert_eq!(
+        (day(1_000).await, day(1_063).await, fenced.len()),
+        (1, 1, 36),
+        "the members the batch reached lack it in their day's rollup, or were set aside: {:?}",
+        fenced.first()
+    );
+    assert!(
+        fenced.iter().all(|l| l.error.contains("never written")),
+        "{fenced:?}"
+    );
+    assert_eq!((messages(1_064).await, day(1_099).await), (0, 0));
+    tasks.shutdown(Duration::from_secs(5)).await;
+}

@@ -129,3 +129,34 @@ async fn a_holder_handing_over_waits_for_a_starting_standby_to_be_warm() {
     env.assert_clean(&b);
     b.stop().await;
 }
+
+/// F18: the lease's expiry is set and compared in the server's clock. A
+/// standby whose wall clock is 20 s ahead (more than the whole 15 s TTL)
+/// standing by next to a live holder never takes its lease. Before, it
+/// compared the holder's expiry (the holder's clock + TTL) with its own
+/// clock, took the lease at once, and the live holder stepped down at its
+/// next renewal: a takeover with no handoff, while both were healthy.
+#[tokio::test]
+async fn a_standby_whose_clock_is_far_ahead_never_takes_a_live_holders_lease() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let mut a = env.start_bot(&skewed(&env, env.spool.path(), "+0s")).await;
+    a.wait_log("took the lease", CONNECT).await;
+    let n = env.sim.connections() + 1;
+    let mut b: Bot = spawn_bot(&skewed(&env, spool_b.path(), "+20s"));
+    env.sim.wait_connections(n, CONNECT).await;
+    b.wait_log("guild snapshot", CONNECT).await;
+    // Past the holder's next renewal (every 5 s) and many standby tries.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(holds(&a).await, "the live holder keeps its lease");
+    assert!(
+        !b.log_text().contains("took the lease"),
+        "the standby took a live holder's lease"
+    );
+    assert!(
+        !a.log_text().contains("lease lost"),
+        "the holder stepped down"
+    );
+    b.stop().await;
+    a.stop().await;
+}
