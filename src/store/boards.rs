@@ -11,12 +11,14 @@
 //! snapshot and answers from it while it is at most
 //! [`BoardPolicy::max_age`] old; one older than half of that is re-read in
 //! the background while it keeps answering, and readers who find none (or
-//! one too old) wait for the one read in flight. A ranking there can be up
+//! one too old) wait for the one read in flight (the first read after a
+//! start or a forget is shared the same way, whatever the size). A ranking there can be up
 //! to `max_age` behind MongoDB, never inconsistent with itself. Erasures
 //! and corrections made by this process forget the server's snapshots at
 //! once. Without a policy (the CLI) every read is fresh.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -54,7 +56,8 @@ type Building = Shared<BoxFuture<'static, Result<Arc<Board>, String>>>;
 #[derive(Default)]
 struct Slot {
     board: Option<(Arc<Board>, Instant)>,
-    building: Option<Building>,
+    /// The read in flight, and its number.
+    building: Option<(u64, Building)>,
     last_read: Option<Instant>,
 }
 
@@ -62,6 +65,10 @@ struct Slot {
 #[derive(Default)]
 pub(super) struct Boards {
     policy: Mutex<Option<BoardPolicy>>,
+    /// Raised by every forget: a fresh read that began before one is not kept.
+    forgets: AtomicU64,
+    /// Numbers the shared reads.
+    reads: AtomicU64,
     slots: Mutex<HashMap<BoardId, Slot>>,
 }
 
@@ -107,11 +114,13 @@ impl Store {
 
     /// Forgets `guild`'s kept snapshots (after an erasure or a correction).
     pub fn forget_boards(&self, guild: u64) {
-        self.boards
+        let mut slots = self
+            .boards
             .slots
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(g, _, _), _| *g != guild);
+            .unwrap_or_else(PoisonError::into_inner);
+        self.boards.forgets.fetch_add(1, Ordering::SeqCst);
+        slots.retain(|(g, _, _), _| *g != guild);
     }
 
     /// The ranking snapshot of `guild`'s `period` named by `key`: kept, or
@@ -145,26 +154,27 @@ impl Store {
             }
             let slot = slots.entry(id.clone()).or_default();
             slot.last_read = Some(Instant::now());
-            match &slot.board {
+            match slot.board.clone() {
                 Some((board, read)) if board.len() >= policy.min_members => {
                     let age = read.elapsed();
                     if age <= policy.max_age {
-                        if age > policy.max_age / 2 && slot.building.is_none() {
-                            slot.building = Some(self.start_board_read(id.clone()));
+                        if age > policy.max_age / 2 {
+                            // Runs on its own task; nobody waits for it.
+                            drop(self.reading(slot, &id));
                         }
-                        Next::Kept(board.clone())
+                        Next::Kept(board)
                     } else {
-                        Next::Wait(
-                            slot.building
-                                .get_or_insert_with(|| self.start_board_read(id.clone()))
-                                .clone(),
-                        )
+                        Next::Wait(self.reading(slot, &id))
                     }
                 }
-                // Small, or not read yet: fresh and unshared, so that it
-                // holds everything applied before this call.
-                _ => match &slot.building {
-                    Some(building) => Next::Wait(building.clone()),
+                // Not read yet (after a start, or forgotten): one read for
+                // every reader, so that many first readers in a large
+                // server do not each read it whole.
+                None => Next::Wait(self.reading(slot, &id)),
+                // Small: fresh and unshared, so that it holds everything
+                // applied before this call.
+                Some(_) => match &slot.building {
+                    Some((_, building)) => Next::Wait(building.clone()),
                     None => Next::Fresh,
                 },
             }
@@ -174,43 +184,63 @@ impl Store {
             Next::Wait(building) => building.await.map_err(StoreError::Transient),
             Next::Fresh => {
                 let started = Instant::now();
+                let forgets = self.boards.forgets.load(Ordering::SeqCst);
                 let board = Arc::new(self.read_board(guild, period, key).await?);
-                self.keep_board(id, &board, started);
+                self.keep_board(id, &board, started, forgets);
                 Ok(board)
             }
         }
     }
 
+    /// The read of `slot` (`id`'s) in flight, started if there is none.
+    fn reading(&self, slot: &mut Slot, id: &BoardId) -> Building {
+        if let Some((_, building)) = &slot.building {
+            return building.clone();
+        }
+        let n = self.boards.reads.fetch_add(1, Ordering::SeqCst);
+        let building = self.start_board_read(id.clone(), n);
+        slot.building = Some((n, building.clone()));
+        building
+    }
+
     /// Reads `id`'s snapshot on a task of its own (a reader that gives up
-    /// does not cancel it), kept when it lands.
-    fn start_board_read(&self, id: BoardId) -> Building {
+    /// does not cancel it), kept when it lands if its slot still waits for
+    /// read `n` (not forgotten meanwhile).
+    fn start_board_read(&self, id: BoardId, n: u64) -> Building {
         let store = self.clone();
         let task = tokio::spawn(async move {
             let (g, p, k) = id.clone();
             let started = Instant::now();
-            let read = store.read_board(g, p, k.as_deref()).await;
+            let read = store.read_board(g, p, k.as_deref()).await.map(Arc::new);
             let mut slots = store
                 .boards
                 .slots
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let slot = slots.entry(id).or_default();
-            slot.building = None;
-            let board = Arc::new(read.map_err(|e| e.to_string())?);
-            slot.board = Some((board.clone(), started));
-            Ok(board)
+            if let Some(slot) = slots.get_mut(&id) {
+                if slot.building.as_ref().is_some_and(|(m, _)| *m == n) {
+                    slot.building = None;
+                    if let Ok(board) = &read {
+                        slot.board = Some((board.clone(), started));
+                    }
+                }
+            }
+            read.map_err(|e| e.to_string())
         });
         async move { task.await.map_err(|e| format!("reading a ranking: {e}"))? }
             .boxed()
             .shared()
     }
 
-    fn keep_board(&self, id: BoardId, board: &Arc<Board>, read: Instant) {
+    fn keep_board(&self, id: BoardId, board: &Arc<Board>, read: Instant, forgets: u64) {
         let mut slots = self
             .boards
             .slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if self.boards.forgets.load(Ordering::SeqCst) != forgets {
+            return; // read before a forget
+        }
         let slot = slots.entry(id).or_default();
         if slot.board.as_ref().is_none_or(|(_, t)| *t < read) {
             slot.board = Some((board.clone(), read));

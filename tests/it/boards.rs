@@ -165,3 +165,46 @@ async fn a_kept_ranking_is_never_older_than_its_bound() {
         .unwrap();
     assert_eq!(ranked(&store).await, 37, "35 + 3 new - 1 erased");
 }
+
+/// A snapshot read that began before an erasure is not kept after it: the
+/// erased member is never ranked again once the erasure is done, even in a
+/// server whose rankings are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_began_before_an_erasure_is_not_kept() {
+    let db = fresh_db().await;
+    Store::from_database(db.db())
+        .ensure_indexes()
+        .await
+        .unwrap();
+    seed(&db, 1, 30, |i| i64::try_from(i).unwrap() * 60).await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let store = Store::connect(&proxy.uri(), &db.name).await.unwrap();
+    store.keep_boards(BoardPolicy {
+        max_age: Duration::from_secs(600),
+        min_members: 10,
+    });
+    // The read reaches the server before the erasure; its reply after.
+    proxy.hold_reply("find", "member_weeks");
+    let early = tokio::spawn({
+        let store = store.clone();
+        async move { ranked(&store).await }
+    });
+    assert!(
+        crate::support::poll::eventually(Duration::from_secs(5), || async { proxy.holding() })
+            .await
+    );
+    store
+        .delete_member_documents(MemberKey {
+            guild: G,
+            user: U + 30,
+        })
+        .await
+        .unwrap();
+    proxy.release_held();
+    assert_eq!(early.await.unwrap(), 30, "the read from before the erasure");
+    assert_eq!(
+        ranked(&store).await,
+        29,
+        "a snapshot from before the erasure was kept"
+    );
+}
