@@ -167,4 +167,59 @@ impl App {
             }
         }
     }
+
+    /// After an expiry (no handoff), which of the buffered messages below
+    /// it (`floor`) the previous holder never wrote: a crashed holder's
+    /// last moments, or what an outage kept it from writing, which it never
+    /// will (its epoch is fenced). Their members' totals say the highest
+    /// message id they hold ([`crate::store::Store::messages_written`]);
+    /// `None`: not an expiry, nothing below it, or MongoDB could not say
+    /// (then none of them is counted: lose rather than double).
+    pub(super) async fn written_below(
+        &self,
+        taken: &crate::store::Taken,
+        floor: u64,
+    ) -> Option<Written> {
+        if taken.reclaimed || taken.handoff.is_some() || taken.expired_at.is_none() {
+            return None;
+        }
+        let members: Vec<crate::core::MemberKey> = {
+            let messages = lock(&self.seat.messages);
+            let below: std::collections::HashSet<_> = messages
+                .buffer
+                .iter()
+                .filter(|(id, _, _)| *id < floor)
+                .map(|(_, m, _)| *m)
+                .collect();
+            below.into_iter().collect()
+        };
+        if members.is_empty() {
+            return None;
+        }
+        match self.store.messages_written(&members).await {
+            Ok(written) => Some(Written(written)),
+            Err(e) => {
+                tracing::warn!(error = %cause_chain(&e), consequence = "buffered messages from before the expiry are not counted", "cannot read which messages the previous holder wrote");
+                None
+            }
+        }
+    }
+}
+
+/// Per member, the highest message id its totals hold (see
+/// [`App::written_below`]).
+pub(super) struct Written(std::collections::HashMap<crate::core::MemberKey, Option<u64>>);
+
+impl Written {
+    /// Whether message `id` by `member` may have been written: at or below
+    /// the highest id its totals hold, or totals that do not say (written
+    /// by an earlier version, or by voice alone). A member without totals
+    /// has none written.
+    pub(super) fn may_hold(&self, member: crate::core::MemberKey, id: u64) -> bool {
+        match self.0.get(&member) {
+            None => false,
+            Some(None) => true,
+            Some(Some(max)) => id <= *max,
+        }
+    }
 }

@@ -124,8 +124,8 @@ impl App {
         // Under the lock: a takeover's buffered messages go first.
         // Bucketed by when it was sent (its snowflake), not processed.
         let sent = super::message_sent_at(id, now);
-        self.writer
-            .submit([Op::message(member, sent, self.timezone_of(member.guild))]);
+        let tz = self.timezone_of(member.guild);
+        self.writer.submit([Op::message_id(member, id, sent, tz)]);
     }
 }
 

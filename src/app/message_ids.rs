@@ -46,6 +46,11 @@ impl MessageIds {
         id < self.floor || self.set.contains(&id)
     }
 
+    /// Whether `id` itself was counted (not merely below the floor).
+    pub(super) fn is_recorded(&self, id: u64) -> bool {
+        self.set.contains(&id)
+    }
+
     /// Remembers that `id` was counted at `now`. An id forgotten (past
     /// `KEPT` or `KEPT_FOR`) raises the floor above it.
     pub(super) fn record(&mut self, id: u64, now: Instant) {

@@ -239,24 +239,29 @@ impl App {
                     .submit(effects.into_iter().map(|e| self.op_of(e)));
             }
         }
+        let written = self.written_below(&taken, owned.floor).await;
         // Every buffered message the previous holder did not account for,
         // then (intake) every new one it did not: refused for good, so a
         // late or replayed delivery of one it counted is not counted again.
+        // After an expiry, also those below it it never wrote.
         let mut messages = lock(&self.seat.messages);
         messages.ids = MessageIds::inherit(owned.floor, &owned.ids);
         let buffered = std::mem::take(&mut messages.buffer);
         let (mut counted, mut skipped) = (0, 0);
         let seen = Instant::now();
         for (id, member, at) in buffered {
-            if messages.ids.accounted(id) {
+            let unwritten = id < owned.floor
+                && written.as_ref().is_some_and(|w| !w.may_hold(member, id))
+                && !messages.ids.is_recorded(id);
+            if messages.ids.accounted(id) && !unwritten {
                 skipped += 1;
                 continue;
             }
             messages.ids.record(id, seen);
             counted += 1;
             let sent = super::message_sent_at(id, at);
-            self.writer
-                .submit([Op::message(member, sent, self.timezone_of(member.guild))]);
+            let tz = self.timezone_of(member.guild);
+            self.writer.submit([Op::message_id(member, id, sent, tz)]);
         }
         messages.standby = false;
         tracing::info!(

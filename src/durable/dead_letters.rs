@@ -303,6 +303,7 @@ mod tests {
                 user: 2,
                 day: "2026-11-26".into(),
                 count: 1,
+                max_id: None,
             },
             collection: "member_stats".into(),
             document: "1:2".into(),

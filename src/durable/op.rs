@@ -65,6 +65,12 @@ pub enum Op {
         /// How many messages (absent on disk when 1).
         #[serde(rename = "n", default = "one", skip_serializing_if = "is_one")]
         count: u32,
+        /// The highest message id among them (absent: records of earlier
+        /// versions, and ops made without one): kept with the totals
+        /// (`member_stats.msg_max`) so that a takeover at an expiry counts
+        /// exactly the buffered messages the previous holder never wrote.
+        #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+        max_id: Option<u64>,
     },
     /// The member's session checkpoint: the open segment, or none.
     #[serde(rename = "s")]
@@ -130,6 +136,19 @@ impl Op {
             user: member.user,
             day: local_day(at, tz),
             count: 1,
+            max_id: None,
+        }
+    }
+
+    /// The message `id` by `member`, sent at `at` (its snowflake's time).
+    #[must_use]
+    pub fn message_id(member: MemberKey, id: u64, at: Millis, tz: Tz) -> Op {
+        Op::Message {
+            guild: member.guild,
+            user: member.user,
+            day: local_day(at, tz),
+            count: 1,
+            max_id: Some(id),
         }
     }
 

@@ -162,9 +162,17 @@ fn fold(waiting: &mut Op, new: &Op) -> bool {
             *to = *t;
             true
         }
-        (Op::Message { count, .. }, Op::Message { count: n, .. }) => match count.checked_add(*n) {
+        (
+            Op::Message { count, max_id, .. },
+            Op::Message {
+                count: n,
+                max_id: more_id,
+                ..
+            },
+        ) => match count.checked_add(*n) {
             Some(sum) => {
                 *count = sum;
+                *max_id = (*max_id).max(*more_id);
                 true
             }
             None => false,
@@ -190,6 +198,7 @@ mod tests {
             user,
             day: day.into(),
             count: 1,
+            max_id: None,
         }
     }
 

@@ -41,7 +41,10 @@ pub(super) async fn run_spooler(
 }
 
 /// Appends `buf` to the spool, waiting (loudly) while the spool is full or the
-/// disk fails: the ops stay in memory, and new ones fold in the outbox. Once
+/// disk fails: the ops stay in memory, and new ones fold in the outbox. A
+/// group too large for the room left is appended in parts, so one larger
+/// than the whole spool (a takeover's recount on a small `SPOOL_MAX_BYTES`)
+/// goes in as the applier frees room instead of waiting for good. Once
 /// `stop` fires (shutdown), a full spool no longer holds them back: they go
 /// past `SPOOL_MAX_BYTES` rather than die with the process.
 async fn append_until_durable(
@@ -51,27 +54,29 @@ async fn append_until_durable(
     buf: &mut Vec<Op>,
     stop: &CancellationToken,
 ) {
-    let ops = std::mem::take(buf);
+    let mut ops = std::mem::take(buf);
+    let mut take = ops.len();
     let mut last_log: Option<Instant> = None;
-    loop {
+    while !ops.is_empty() {
         let s = spool.clone();
-        let ops_ref = ops.clone();
+        let part: Vec<Op> = ops[..take].to_vec();
         let now = now_micros();
         let stopping = stop.is_cancelled();
         let result = tokio::task::spawn_blocking(move || {
             // The epoch they were submitted under, not the current one.
-            s.append_stamped(epoch, &ops_ref, now, stopping)
+            s.append_stamped(epoch, &part, now, stopping)
         })
         .await
         .unwrap_or_else(|e| Err(SpoolError::Io(std::io::Error::other(e))));
         match result {
             Ok(()) => {
-                let events = ops.iter().map(Op::events).sum();
+                let events = ops.drain(..take).map(|o| o.events()).sum();
                 shared.spooled.fetch_add(events, Ordering::Relaxed);
                 metrics::counter!(metric::OPS_SPOOLED).increment(events);
                 shared.wake_applier.notify_one();
-                return;
+                take = ops.len();
             }
+            Err(SpoolError::Full { .. }) if take > 1 => take /= 2,
             Err(e) => {
                 if last_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     tracing::error!(error = %cause_chain(&e), waiting_ops = ops.len(), consequence = "increments wait in memory, folded per document", "cannot write to the spool");
@@ -82,6 +87,7 @@ async fn append_until_durable(
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     () = stop.cancelled(), if !stopping => {}
                 }
+                take = ops.len();
             }
         }
     }

@@ -13,6 +13,41 @@ use crate::core::stats::{StoredMember, StoredSegment};
 use crate::core::{MemberKey, Millis};
 
 impl Store {
+    /// For each of `members` with totals (`member_stats`), the highest
+    /// message id they hold (`None`: written only by versions that did not
+    /// keep it, or by voice alone); members without totals are absent. What
+    /// a takeover at an expiry asks about the buffered messages below the
+    /// expiry (`app/takeover.rs`).
+    ///
+    /// # Errors
+    /// The server is unreachable.
+    pub async fn messages_written(
+        &self,
+        members: &[MemberKey],
+    ) -> Result<std::collections::HashMap<MemberKey, Option<u64>>, StoreError> {
+        let ids: Vec<String> = members.iter().map(|m| member_id(*m)).collect();
+        let docs: Vec<Document> = self
+            .decisive(MEMBER_STATS)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "guild_id": 1, "user_id": 1, "msg_max": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs
+            .iter()
+            .map(|d| {
+                let member = MemberKey {
+                    guild: super::schema::from_i64(int(d, "guild_id")),
+                    user: super::schema::from_i64(int(d, "user_id")),
+                };
+                let max = d
+                    .contains_key("msg_max")
+                    .then(|| super::schema::from_i64(int(d, "msg_max")));
+                (member, max)
+            })
+            .collect())
+    }
+
     /// A member's totals, segments ending after `segments_since` and message
     /// counts on days from `days_since` (`YYYY-MM-DD`).
     ///

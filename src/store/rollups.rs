@@ -204,6 +204,7 @@ mod tests {
             user: 2,
             day: "2026-12-01".into(),
             count: 3,
+            max_id: None,
         };
         let t = targets(&op);
         assert_eq!(t.len(), 3);

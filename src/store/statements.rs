@@ -35,6 +35,57 @@ impl DocOps<'_> {
         self.ops.last().map_or(0, |o| o.seq)
     }
 
+    /// The totals' part of a `member_stats` statement: the increments, and
+    /// the resume point and highest message id they hold.
+    fn totals(&self, update: &mut Document) {
+        let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
+        let mut credited_until = None;
+        let mut msg_max = None;
+        for o in &self.ops {
+            match &o.op {
+                Op::Voice {
+                    camera, from, to, ..
+                } => {
+                    if *camera {
+                        on += whole_secs(*from, *to);
+                    } else {
+                        off += whole_secs(*from, *to);
+                    }
+                    credited_until = credited_until.max(Some(*to));
+                }
+                Op::Message { count, max_id, .. } => {
+                    messages += i64::from(*count);
+                    msg_max = msg_max.max(*max_id);
+                }
+                Op::Adjust { what, amount, .. } => match what.as_str() {
+                    "camera_on" => on += amount,
+                    "camera_off" => off += amount,
+                    _ => messages += amount,
+                },
+                Op::Checkpoint { .. } => {}
+            }
+        }
+        update.insert(
+            "$inc",
+            doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "voice_secs": on + off, "messages": messages },
+        );
+        // The resume point changes in the same statement as the
+        // totals it guards: a restart that lost its spool resumes
+        // exactly where the stored total ends, never before it.
+        let mut max = Document::new();
+        if let Some(until) = credited_until {
+            max.insert("credited_until", DateTime::from_millis(until));
+        }
+        // Likewise the highest message id the totals hold (what a
+        // takeover at an expiry reads: `Store::messages_written`).
+        if let Some(id) = msg_max {
+            max.insert("msg_max", to_i64(id));
+        }
+        if !max.is_empty() {
+            update.insert("$max", max);
+        }
+    }
+
     /// The upsert statement for these ops.
     pub(super) fn statement(&self) -> Document {
         let Some(first) = self.ops.first() else {
@@ -48,44 +99,7 @@ impl DocOps<'_> {
         };
         let mut update = Document::new();
         match self.coll {
-            MEMBER_STATS => {
-                let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
-                let mut credited_until = None;
-                for o in &self.ops {
-                    match &o.op {
-                        Op::Voice {
-                            camera, from, to, ..
-                        } => {
-                            if *camera {
-                                on += whole_secs(*from, *to);
-                            } else {
-                                off += whole_secs(*from, *to);
-                            }
-                            credited_until = credited_until.max(Some(*to));
-                        }
-                        Op::Message { count, .. } => messages += i64::from(*count),
-                        Op::Adjust { what, amount, .. } => match what.as_str() {
-                            "camera_on" => on += amount,
-                            "camera_off" => off += amount,
-                            _ => messages += amount,
-                        },
-                        Op::Checkpoint { .. } => {}
-                    }
-                }
-                update.insert(
-                    "$inc",
-                    doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "voice_secs": on + off, "messages": messages },
-                );
-                // The resume point changes in the same statement as the
-                // totals it guards: a restart that lost its spool resumes
-                // exactly where the stored total ends, never before it.
-                if let Some(until) = credited_until {
-                    update.insert(
-                        "$max",
-                        doc! { "credited_until": DateTime::from_millis(until) },
-                    );
-                }
-            }
+            MEMBER_STATS => self.totals(&mut update),
             MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);

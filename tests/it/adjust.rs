@@ -423,6 +423,7 @@ async fn a_correction_applies_once_however_often_it_is_sent() {
                 user: BOB,
                 day: "2026-12-01".into(),
                 count: 2,
+                max_id: None,
             },
         )])
         .await

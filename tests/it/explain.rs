@@ -108,6 +108,7 @@ async fn member_reads_use_their_indexes() {
                 user,
                 day: today.clone(),
                 count: u32::try_from(i % 7).unwrap() + 1,
+                max_id: None,
             });
         }
     }

@@ -53,6 +53,7 @@ fn message(user: u64, day: NaiveDate, count: u32) -> Op {
         user,
         day: day.format("%Y-%m-%d").to_string(),
         count,
+        max_id: None,
     }
 }
 

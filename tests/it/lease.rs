@@ -234,6 +234,7 @@ async fn ops_of_an_older_epoch_are_fenced_where_a_newer_one_wrote() {
             user: 2,
             day: "2026-11-26".into(),
             count: 1,
+            max_id: None,
         },
         epoch,
     };

@@ -160,3 +160,24 @@ async fn a_standby_whose_clock_is_far_ahead_never_takes_a_live_holders_lease() {
     b.stop().await;
     a.stop().await;
 }
+
+/// F4: a holder killed (SIGKILL, OOM) while messages flow. The standby takes
+/// over when the lease expires and counts, from its buffer, the messages
+/// below the expiry that the dead holder never wrote (its members' totals
+/// say the highest message id they hold), and none it did write. Before,
+/// everything between the holder's last write and the expiry was lost
+/// (about 3 s of messages here).
+#[tokio::test]
+async fn a_killed_holders_unwritten_messages_are_counted_by_the_standby_once() {
+    let env = Env::new().await;
+    let spool_b = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(&env, spool_b.path()).await;
+    let sender = steady_messages(&env, 250);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    a.kill().await;
+    b.wait_log("took the lease", Duration::from_secs(10)).await;
+    let sent = sender.await.unwrap();
+    assert_eq!(settled_total(&env, sent).await, sent, "every message once");
+    env.assert_clean(&b);
+    b.stop().await;
+}

@@ -355,6 +355,7 @@ async fn a_tombstone_drops_replayed_ops_up_to_it_and_applies_later_ones() {
             user: ALICE,
             day: "2026-12-01".into(),
             count: 1,
+            max_id: None,
         },
     };
     let bob = Sequenced {
@@ -365,6 +366,7 @@ async fn a_tombstone_drops_replayed_ops_up_to_it_and_applies_later_ones() {
             user: BOB,
             day: "2026-12-01".into(),
             count: 1,
+            max_id: None,
         },
     };
     store.apply(&[message(1), message(2)]).await.unwrap();

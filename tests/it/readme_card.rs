@@ -95,6 +95,7 @@ async fn render_the_readme_card() {
             user: USER,
             day,
             count: messages,
+            max_id: None,
         });
     }
     let batch: Vec<Sequenced> = ops

@@ -40,6 +40,7 @@ fn msg(day: &str) -> Op {
         user: U,
         day: day.into(),
         count: 1,
+        max_id: None,
     }
 }
 
@@ -281,6 +282,7 @@ async fn any_replay_pattern_counts_each_op_exactly_once() {
                     user: u,
                     day: "2026-11-26".into(),
                     count: 1,
+                    max_id: None,
                 });
                 e.2 += 1;
             } else {

@@ -8,6 +8,7 @@ fn msg(user: u64) -> Op {
         user,
         day: "2026-01-01".into(),
         count: 1,
+        max_id: None,
     }
 }
 
