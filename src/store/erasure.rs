@@ -76,7 +76,7 @@ pub fn whole_guild(guild: u64) -> MemberKey {
     MemberKey { guild, user: 0 }
 }
 
-fn id_of(m: MemberKey) -> String {
+pub(super) fn id_of(m: MemberKey) -> String {
     if m.user == 0 {
         format!("{}:*", m.guild)
     } else {

@@ -17,7 +17,8 @@ impl Store {
     /// message id they hold (`None`: written only by versions that did not
     /// keep it, or by voice alone); members without totals are absent. What
     /// a takeover at an expiry asks about the buffered messages below the
-    /// expiry (`app/takeover.rs`).
+    /// expiry (`app/takeover.rs`). An erased member (or server) holds
+    /// everything: nothing they sent before is counted again.
     ///
     /// # Errors
     /// The server is unreachable.
@@ -33,7 +34,7 @@ impl Store {
             .await?
             .try_collect()
             .await?;
-        Ok(docs
+        let mut written: std::collections::HashMap<MemberKey, Option<u64>> = docs
             .iter()
             .map(|d| {
                 let member = MemberKey {
@@ -45,7 +46,36 @@ impl Store {
                     .then(|| super::schema::from_i64(int(d, "msg_max")));
                 (member, max)
             })
-            .collect())
+            .collect();
+        // An erased member's totals are gone, not unwritten: what they sent
+        // before is never counted again (their erasure or their server's).
+        let erasure_ids: Vec<String> = members
+            .iter()
+            .flat_map(|m| {
+                [
+                    super::erasure::id_of(*m),
+                    super::erasure::id_of(super::erasure::whole_guild(m.guild)),
+                ]
+            })
+            .collect();
+        let erased: Vec<Document> = self
+            .decisive(super::erasure::ERASURES)
+            .find(doc! { "_id": { "$in": erasure_ids } })
+            .projection(doc! { "guild_id": 1, "user_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        for e in &erased {
+            let guild = super::schema::from_i64(int(e, "guild_id"));
+            let user = super::schema::from_i64(int(e, "user_id"));
+            for m in members
+                .iter()
+                .filter(|m| m.guild == guild && (user == 0 || m.user == user))
+            {
+                written.insert(*m, Some(u64::MAX));
+            }
+        }
+        Ok(written)
     }
 
     /// A member's totals, segments ending after `segments_since` and message

@@ -466,3 +466,51 @@ async fn a_removed_servers_data_is_erased_after_the_retention_and_kept_if_the_bo
     bot.stop().await;
     env.assert_clean(&bot);
 }
+
+/// What a takeover at an expiry asks before counting buffered messages
+/// below it (issue 14, F4): the highest message id each member's totals
+/// hold. An erased member (or one of an erased server) holds everything,
+/// so nothing they sent before the erasure is counted again; a member
+/// without totals holds nothing.
+#[tokio::test]
+async fn an_erased_member_holds_every_message_for_a_takeover() {
+    use study_tracker::durable::op::{Op, Sequenced};
+    use study_tracker::store::{whole_guild, Store};
+    let db = crate::support::db::fresh_db().await;
+    let store = Store::from_database(db.db());
+    let now = study_tracker::app::now_millis();
+    let (alice, bob, carol) = (
+        MemberKey { guild: 9, user: 1 },
+        MemberKey { guild: 9, user: 2 },
+        MemberKey { guild: 9, user: 3 },
+    );
+    let other = MemberKey { guild: 8, user: 1 };
+    let op = |m, id| Sequenced {
+        seq: 1,
+        op: Op::message_id(m, id, now, chrono_tz::UTC),
+        epoch: 0,
+    };
+    store
+        .apply(&[op(alice, 100), op(alice, 90), op(other, 5)])
+        .await
+        .unwrap();
+    store.request_erasure(bob, now).await.unwrap();
+    let written = store
+        .messages_written(&[alice, bob, carol, other])
+        .await
+        .unwrap();
+    assert_eq!(written.get(&alice), Some(&Some(100)));
+    assert_eq!(
+        written.get(&bob),
+        Some(&Some(u64::MAX)),
+        "erased: holds everything"
+    );
+    assert_eq!(written.get(&carol), None, "no totals: holds nothing");
+    store.request_erasure(whole_guild(8), now).await.unwrap();
+    let written = store.messages_written(&[other]).await.unwrap();
+    assert_eq!(
+        written.get(&other),
+        Some(&Some(u64::MAX)),
+        "its server erased"
+    );
+}
