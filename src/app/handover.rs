@@ -212,9 +212,9 @@ pub(super) struct Written(std::collections::HashMap<crate::core::MemberKey, Opti
 
 impl Written {
     /// Whether message `id` by `member` may have been written: at or below
-    /// the highest id its totals hold, or totals that do not say (written
-    /// by an earlier version, or by voice alone). A member without totals
-    /// has none written.
+    /// the highest id its totals hold, or totals that count messages but do
+    /// not say which (written by an earlier version). A member without
+    /// totals, or whose totals count no message, has none written.
     pub(super) fn may_hold(&self, member: crate::core::MemberKey, id: u64) -> bool {
         match self.0.get(&member) {
             None => false,

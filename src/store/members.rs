@@ -15,7 +15,8 @@ use crate::core::{MemberKey, Millis};
 impl Store {
     /// For each of `members` with totals (`member_stats`), the highest
     /// message id they hold (`None`: written only by versions that did not
-    /// keep it, or by voice alone); members without totals are absent. What
+    /// keep it); members without totals, or whose totals count no message,
+    /// are absent. What
     /// a takeover at an expiry asks about the buffered messages below the
     /// expiry (`app/takeover.rs`). An erased member (or server) holds
     /// everything: nothing they sent before is counted again.
@@ -30,12 +31,14 @@ impl Store {
         let docs: Vec<Document> = self
             .decisive(MEMBER_STATS)
             .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "guild_id": 1, "user_id": 1, "msg_max": 1 })
+            .projection(doc! { "guild_id": 1, "user_id": 1, "msg_max": 1, "messages": 1 })
             .await?
             .try_collect()
             .await?;
         let mut written: std::collections::HashMap<MemberKey, Option<u64>> = docs
             .iter()
+            // Totals without a message hold none, whoever wrote them.
+            .filter(|d| d.contains_key("msg_max") || int(d, "messages") != 0)
             .map(|d| {
                 let member = MemberKey {
                     guild: super::schema::from_i64(int(d, "guild_id")),
