@@ -93,35 +93,65 @@ impl Store {
         days_since: &str,
     ) -> Result<StoredMember, StoreError> {
         let (g, u) = (to_i64(member.guild), to_i64(member.user));
-        let totals = self
-            .db
-            .collection::<Document>(MEMBER_STATS)
-            .find_one(doc! { "_id": member_id(member) })
-            .await?
-            .unwrap_or_default();
-        let segments: Vec<Document> = self
-            .db
-            .collection::<Document>(VOICE_SEGMENTS)
-            .find(doc! { "guild_id": g, "user_id": u, "end": { "$gt": DateTime::from_millis(segments_since) } })
-            .await?
-            .try_collect()
-            .await?;
-        let days: Vec<Document> = self
-            .db
-            .collection::<Document>(MEMBER_DAYS)
-            .find(doc! { "guild_id": g, "user_id": u, "day": { "$gte": days_since } })
-            .await?
-            .try_collect()
-            .await?;
+        // The member's days and segments by `_id` range (`g:u:…`, the
+        // member's own prefix; `;` follows `:`): an `_id` index scan of
+        // their documents alone, where `{guild_id, user_id, …}` narrows only
+        // by the guild on DocumentDB (BENCHMARKS.md, "Leaderboards"). The
+        // four reads go out at once.
+        let own = member_id(member);
+        let (from, past) = (format!("{own}:"), format!("{own};"));
+        let totals = async {
+            Ok::<_, StoreError>(
+                self.db
+                    .collection::<Document>(MEMBER_STATS)
+                    .find_one(doc! { "_id": &own })
+                    .await?
+                    .unwrap_or_default(),
+            )
+        };
+        let segments = async {
+            Ok::<_, StoreError>(
+                self.db
+                    .collection::<Document>(VOICE_SEGMENTS)
+                    .find(doc! {
+                        "_id": { "$gte": &from, "$lt": &past },
+                        "end": { "$gt": DateTime::from_millis(segments_since) },
+                    })
+                    .hint(by_id())
+                    .await?
+                    .try_collect::<Vec<Document>>()
+                    .await?,
+            )
+        };
+        let days = async {
+            Ok::<_, StoreError>(
+                self.db
+                    .collection::<Document>(MEMBER_DAYS)
+                    .find(doc! { "_id": { "$gte": format!("{from}{days_since}"), "$lt": &past } })
+                    .hint(by_id())
+                    .await?
+                    .try_collect::<Vec<Document>>()
+                    .await?,
+            )
+        };
         // Voice corrections count on their day like everything else: as a
         // stretch of no length carrying their seconds on that day.
-        let corrections: Vec<Document> = self
-            .db
-            .collection::<Document>(AUDIT_LOG)
-            .find(doc! { "guild_id": g, "user_id": u, "action": "adjust" })
-            .await?
-            .try_collect()
-            .await?;
+        let corrections = async {
+            Ok::<_, StoreError>(
+                self.db
+                    .collection::<Document>(AUDIT_LOG)
+                    .find(doc! { "guild_id": g, "user_id": u, "action": "adjust" })
+                    .await?
+                    .try_collect::<Vec<Document>>()
+                    .await?,
+            )
+        };
+        let (totals, segments, days, corrections) = futures::try_join!(
+            Box::pin(totals),
+            Box::pin(segments),
+            Box::pin(days),
+            Box::pin(corrections)
+        )?;
         let mut segments: Vec<StoredSegment> = segments
             .iter()
             .filter_map(|s| {
@@ -179,4 +209,10 @@ fn carried_days(segment: &Document) -> DaySecs {
         .collect();
     out.sort_unstable();
     out
+}
+
+/// The `_id` index, named for a read the planner would otherwise serve by
+/// an index whose first key is the guild (all of its members).
+fn by_id() -> mongodb::options::Hint {
+    mongodb::options::Hint::Keys(doc! { "_id": 1 })
 }
