@@ -83,7 +83,7 @@ const IDLE: Duration = Duration::from_secs(600);
 
 /// Where a period's rollups are: the collection and the field holding the
 /// period key (all time: the totals, no key).
-pub(super) fn source(period: Period) -> (&'static str, Option<&'static str>) {
+fn source(period: Period) -> (&'static str, Option<&'static str>) {
     match period {
         Period::Today => (MEMBER_DAYS, Some("day")),
         Period::Week => (MEMBER_WEEKS, Some("week")),
@@ -92,7 +92,7 @@ pub(super) fn source(period: Period) -> (&'static str, Option<&'static str>) {
     }
 }
 
-pub(super) fn totals(d: &Document) -> Totals {
+fn totals(d: &Document) -> Totals {
     Totals {
         cam_on_secs: int(d, "voice_cam_on_secs"),
         cam_off_secs: int(d, "voice_cam_off_secs"),

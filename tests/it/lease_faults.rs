@@ -1244,20 +1244,16 @@ async fn a_fenced_batch_whose_totals_were_applied_unseen_is_finished() {
     use study_tracker::core::MemberKey;
     use study_tracker::durable::dead_letters::DeadLetters;
     use study_tracker::durable::op::Op;
-    use study_tracker::durable::spool::Spool;
-    use study_tracker::durable::writer::{self, WriterOptions};
-    let db = crate::support::db::fresh_db().await;
-    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
-    let uri = crate::support::app::with_fast_timeouts(&proxy.uri());
-    let store = study_tracker::store::Store::connect(&uri, &db.name)
-        .await
-        .unwrap();
-    let direct = study_tracker::store::Store::from_database(db.db());
-    let member = MemberKey { guild: 1, user: 2 };
+    let WriterThroughProxy {
+        db,
+        proxy,
+        direct,
+        dir,
+        writer: w,
+        tasks,
+    } = writer_through_proxy().await;
     let now = study_tracker::app::now_millis();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    let member = MemberKey { guild: 1, user: 2 };
     w.set_epoch(5);
     proxy.drop_replies("update", 1);
     w.submit([Op::message(member, now, chrono_tz::UTC)]);
@@ -1328,20 +1324,16 @@ async fn a_batch_cut_between_its_member_stats_commands_finishes_the_members_it_r
     use study_tracker::core::MemberKey;
     use study_tracker::durable::dead_letters::DeadLetters;
     use study_tracker::durable::op::Op;
-    use study_tracker::durable::spool::Spool;
-    use study_tracker::durable::writer::{self, WriterOptions};
-    let db = crate::support::db::fresh_db().await;
-    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
-    let uri = crate::support::app::with_fast_timeouts(&proxy.uri());
-    let store = study_tracker::store::Store::connect(&uri, &db.name)
-        .await
-        .unwrap();
-    let direct = study_tracker::store::Store::from_database(db.db());
-    let member = |user| MemberKey { guild: 1, user };
+    let WriterThroughProxy {
+        db,
+        proxy,
+        direct,
+        dir,
+        writer: w,
+        tasks,
+    } = writer_through_proxy().await;
     let now = study_tracker::app::now_millis();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-    let (w, tasks) = writer::start(store.clone(), spool, WriterOptions::default());
+    let member = |user| MemberKey { guild: 1, user };
     w.set_epoch(5);
     // The second `member_stats` command (members 1064 to 1099, in `_id`
     // order) never reaches the server.
@@ -1396,4 +1388,38 @@ async fn a_batch_cut_between_its_member_stats_commands_finishes_the_members_it_r
     );
     assert_eq!((messages(1_064).await, day(1_099).await), (0, 0));
     tasks.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A writer alone (no bot) on a spool of its own, writing through a fault
+/// proxy to a fresh database; `direct` reads that database around the proxy.
+struct WriterThroughProxy {
+    db: crate::support::db::TestDb,
+    proxy: FaultProxy,
+    direct: study_tracker::store::Store,
+    dir: tempfile::TempDir,
+    writer: study_tracker::durable::writer::Writer,
+    tasks: study_tracker::durable::writer::WriterTasks,
+}
+
+async fn writer_through_proxy() -> WriterThroughProxy {
+    use study_tracker::durable::spool::Spool;
+    use study_tracker::durable::writer::{self, WriterOptions};
+    let db = crate::support::db::fresh_db().await;
+    let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
+    let uri = crate::support::app::with_fast_timeouts(&proxy.uri());
+    let store = study_tracker::store::Store::connect(&uri, &db.name)
+        .await
+        .unwrap();
+    let direct = study_tracker::store::Store::from_database(db.db());
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let (writer, tasks) = writer::start(store, spool, WriterOptions::default());
+    WriterThroughProxy {
+        db,
+        proxy,
+        direct,
+        dir,
+        writer,
+        tasks,
+    }
 }

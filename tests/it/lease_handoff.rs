@@ -32,18 +32,25 @@ fn skewed(env: &Env, spool: &std::path::Path, offset: &str) -> BotConfig {
     c
 }
 
+/// A holder whose clock is `a` off and a standby whose clock is `b` off,
+/// both on the lease as deployed (15 s), the standby connected.
+async fn skewed_pair(env: &Env, spool_b: &std::path::Path, a: &str, b: &str) -> (Bot, Bot) {
+    let holder = env.start_bot(&skewed(env, env.spool.path(), a)).await;
+    holder.wait_log("took the lease", CONNECT).await;
+    let n = env.sim.connections() + 1;
+    let standby = spawn_bot(&skewed(env, spool_b, b));
+    env.sim.wait_connections(n, CONNECT).await;
+    standby.wait_log("guild snapshot", CONNECT).await;
+    (holder, standby)
+}
+
 #[tokio::test]
 async fn a_handover_between_skewed_clocks_counts_each_message_once() {
     let env = Env::new().await;
     let spool_b = tempfile::tempdir().unwrap();
     // The holder's clock 2 s behind Discord's, the standby's 2 s ahead
     // (within a third of the TTL of each other: the lease itself holds).
-    let mut a = env.start_bot(&skewed(&env, env.spool.path(), "-2s")).await;
-    a.wait_log("took the lease", CONNECT).await;
-    let n = env.sim.connections() + 1;
-    let mut b: Bot = spawn_bot(&skewed(&env, spool_b.path(), "+2s"));
-    env.sim.wait_connections(n, CONNECT).await;
-    b.wait_log("guild snapshot", CONNECT).await;
+    let (mut a, mut b) = skewed_pair(&env, spool_b.path(), "-2s", "+2s").await;
     let sender = steady_messages(&env, 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     a.sigterm();
@@ -140,12 +147,7 @@ async fn a_holder_handing_over_waits_for_a_starting_standby_to_be_warm() {
 async fn a_standby_whose_clock_is_far_ahead_never_takes_a_live_holders_lease() {
     let env = Env::new().await;
     let spool_b = tempfile::tempdir().unwrap();
-    let mut a = env.start_bot(&skewed(&env, env.spool.path(), "+0s")).await;
-    a.wait_log("took the lease", CONNECT).await;
-    let n = env.sim.connections() + 1;
-    let mut b: Bot = spawn_bot(&skewed(&env, spool_b.path(), "+20s"));
-    env.sim.wait_connections(n, CONNECT).await;
-    b.wait_log("guild snapshot", CONNECT).await;
+    let (mut a, mut b) = skewed_pair(&env, spool_b.path(), "+0s", "+20s").await;
     // Past the holder's next renewal (every 5 s) and many standby tries.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(holds(&a).await, "the live holder keeps its lease");
