@@ -266,6 +266,7 @@ async fn start_counting(
     } else {
         app.raise_seq_floor().await;
         app.restore_sessions(RESTORE_WAIT, RESTORE_READ).await;
+        app.carry_periods();
     }
 }
 

@@ -335,7 +335,18 @@ impl Store {
                     );
                 }
             }
-            if first == 0 && dropped == 0 {
+            // A `member_stats` statement in the steady shape that did not
+            // match may have met other period keys (the member's first op
+            // of a new period): it goes again in the rolling shape, which
+            // matches whatever keys are stored (`store/periods.rs`).
+            let mut rolled = 0;
+            if coll == MEMBER_STATS {
+                for d in unsure.iter_mut().filter(|d| !d.ops.is_empty() && !d.rolled) {
+                    d.rolled = true;
+                    rolled += 1;
+                }
+            }
+            if first == 0 && dropped == 0 && rolled == 0 {
                 // The same command would fail the same way: the duplicate is
                 // not a replay (another unique index on the collection?).
                 return Err(StoreError::Permanent(format!(

@@ -1,5 +1,6 @@
 //! The snapshots the rankings are read from ([`Board`]): one `find` of a
-//! period's rollups (`{guild_id, <period field>: key}`, four fields each),
+//! server's `member_stats` at a period's key (`{<period>.key: key}`, the
+//! member's current periods: `store/periods.rs`; all time: the totals),
 //! ranked in memory, so a page, the count and every rank on it come from
 //! one read (issue 15, F6).
 //!
@@ -26,9 +27,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt as _, TryStreamExt as _};
 use mongodb::bson::{doc, Document};
 
-use super::schema::{
-    from_i64, int, to_i64, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS,
-};
+use super::schema::{from_i64, int, MEMBER_STATS};
 use super::{Store, StoreError};
 use crate::core::leaderboard::{Board, Period};
 use crate::core::stats::Totals;
@@ -81,14 +80,14 @@ impl std::fmt::Debug for Boards {
 /// Slots not read for this long are dropped when another is added.
 const IDLE: Duration = Duration::from_secs(600);
 
-/// Where a period's rollups are: the collection and the field holding the
-/// period key (all time: the totals, no key).
-fn source(period: Period) -> (&'static str, Option<&'static str>) {
+/// The field of `member_stats` holding a period (all time: the totals
+/// themselves; `store/periods.rs`).
+fn field(period: Period) -> Option<&'static str> {
     match period {
-        Period::Today => (MEMBER_DAYS, Some("day")),
-        Period::Week => (MEMBER_WEEKS, Some("week")),
-        Period::Month => (MEMBER_MONTHS, Some("month")),
-        Period::All => (MEMBER_STATS, None),
+        Period::Today => Some("day"),
+        Period::Week => Some("week"),
+        Period::Month => Some("month"),
+        Period::All => None,
     }
 }
 
@@ -255,22 +254,40 @@ impl Store {
         period: Period,
         key: Option<&str>,
     ) -> Result<Board, StoreError> {
-        let (coll, field) = source(period);
-        let mut filter = doc! { "guild_id": to_i64(guild) };
-        if let (Some(field), Some(key)) = (field, key) {
-            filter.insert(field, key);
+        // The server's members by `_id` range (`g:`…, `;` follows `:`): an
+        // `_id` index scan of its documents alone, so `member_stats` needs
+        // no other index (each costs every write; BENCHMARKS.md).
+        let g = guild.to_string();
+        let mut filter = doc! { "_id": { "$gte": format!("{g}:"), "$lt": format!("{g};") } };
+        let mut projection = doc! { "_id": 0, "user_id": 1 };
+        let field = field(period);
+        match (field, key) {
+            (Some(f), Some(key)) => {
+                filter.insert(format!("{f}.key"), key);
+                projection.insert(f, 1);
+            }
+            _ => {
+                for m in ["voice_cam_on_secs", "voice_cam_off_secs", "messages"] {
+                    projection.insert(m, 1);
+                }
+            }
         }
         let read_at = chrono::Utc::now().timestamp_millis();
         let rows: Vec<(u64, Totals)> = self
             .db
-            .collection::<Document>(coll)
+            .collection::<Document>(MEMBER_STATS)
             .find(filter)
-            .projection(doc! {
-                "_id": 0, "user_id": 1, "voice_cam_on_secs": 1, "voice_cam_off_secs": 1, "messages": 1,
-            })
+            .projection(projection)
+            .hint(mongodb::options::Hint::Keys(doc! { "_id": 1 }))
             .batch_size(10_000)
             .await?
-            .map_ok(|d| (from_i64(int(&d, "user_id")), totals(&d)))
+            .map_ok(|d| {
+                let t = match field.and_then(|f| d.get_document(f).ok()) {
+                    Some(p) => totals(p),
+                    None => totals(&d),
+                };
+                (from_i64(int(&d, "user_id")), t)
+            })
             .try_collect()
             .await?;
         Ok(Board::new(period, rows, read_at))

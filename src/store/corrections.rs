@@ -22,8 +22,8 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 
 use super::audit::correction_id;
-use super::schema::{int, member_id, to_i64, AUDIT_LOG, DUPLICATE_KEY, MEMBER_DAYS, MEMBER_STATS};
-use super::statements::group;
+use super::schema::{int, member_id, to_i64, AUDIT_LOG, DUPLICATE_KEY, MEMBER_STATS};
+use super::statements::{group, Mark};
 use super::{Store, StoreError};
 use crate::core::correction::What;
 use crate::core::stats::Totals;
@@ -58,12 +58,12 @@ impl Store {
         let all = self
             .decisive(MEMBER_STATS)
             .find_one(doc! { "_id": member_id(member) })
-            .await?;
-        let today = self
-            .decisive(MEMBER_DAYS)
-            .find_one(doc! { "_id": format!("{}:{day}", member_id(member)) })
-            .await?;
-        let (mut all, mut today) = (totals(all), totals(today));
+            .await?
+            .unwrap_or_default();
+        // The day's figures: the member's current day (`store/periods.rs`),
+        // if it is `day`.
+        let mut today = super::periods::stored(&all, "day", day);
+        let mut all = totals(Some(all));
         // Operator corrections not finished yet (one running now, or left
         // half-way) may be applied partly or not at all: their negative
         // amounts count already, so that no correction gets past the floor
@@ -157,19 +157,13 @@ impl Store {
         // each guarded by the correction's id instead of a sequence number.
         for (coll, docs) in group(&batch, &HashSet::new()) {
             for d in docs {
-                let mut statement = d.statement();
-                if let Ok(u) = statement.get_document_mut("u") {
-                    if let Ok(set) = u.get_document_mut("$set") {
-                        set.remove("seq");
-                    }
-                    if coll != AUDIT_LOG {
-                        u.insert(
-                            "$push",
-                            doc! { "adj": { "$each": [&id], "$slice": -REMEMBERED } },
-                        );
-                    }
-                }
-                statement.insert("q", doc! { "_id": &d.id, "adj": { "$ne": &id } });
+                let mark = if coll == AUDIT_LOG {
+                    Mark::None
+                } else {
+                    Mark::Remember("adj", id.as_str().into(), REMEMBERED)
+                };
+                let statement =
+                    d.statement_guarded(doc! { "_id": &d.id, "adj": { "$ne": &id } }, mark);
                 match self.update_one_statement(coll, statement).await?.first() {
                     // Applied, or applied before (the guard matched nothing
                     // and the upsert collided with the document's `_id`).

@@ -9,7 +9,7 @@ use mongodb::bson::doc;
 
 use super::apply::write_errors;
 use super::schema::{seq_bson, DUPLICATE_KEY, VOICE_SESSIONS, WRITTEN};
-use super::statements::DocOps;
+use super::statements::{DocOps, Mark};
 use super::{Store, StoreError};
 use crate::durable::op::Sequenced;
 
@@ -57,13 +57,13 @@ impl Store {
             coll,
             id: document.to_owned(),
             ops: vec![&rec],
+            rolled: false,
         };
-        let mut statement = ops.statement();
         // A checkpoint replaces the document: only if it is newer than the
         // one there (the sequence guard as on the normal path).
         let checkpoint = coll == VOICE_SESSIONS;
         if checkpoint {
-            return match self.update_one_statement(coll, statement).await?.first() {
+            return match self.update_one_statement(coll, ops.statement()).await?.first() {
                 None => Ok(Retried::Applied),
                 Some((_, DUPLICATE_KEY, _)) => Ok(Retried::Superseded),
                 Some((_, code, msg)) => Err(StoreError::Permanent(format!(
@@ -71,16 +71,11 @@ impl Store {
                 ))),
             };
         }
-        if let Ok(u) = statement.get_document_mut("u") {
-            if let Ok(set) = u.get_document_mut("$set") {
-                // The document's own sequence stays as it is.
-                set.remove("seq");
-            }
-            u.insert("$addToSet", doc! { "dead_letters_applied": seq_bson(seq) });
-        }
-        statement.insert(
-            "q",
+        // The document's own sequence stays as it is; the marker says the
+        // letter was applied.
+        let statement = ops.statement_guarded(
             doc! { "_id": document, "dead_letters_applied": { "$ne": seq_bson(seq) } },
+            Mark::Add("dead_letters_applied", seq_bson(seq).into()),
         );
         match self.update_one_statement(coll, statement).await?.first() {
             None => Ok(Retried::Applied),

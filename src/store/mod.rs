@@ -41,6 +41,7 @@
 mod apply;
 mod audit;
 mod boards;
+mod carry;
 mod contact;
 mod corrections;
 mod dead_letters;
@@ -54,6 +55,7 @@ mod members;
 mod meta;
 mod privacy;
 mod refusals;
+mod periods;
 mod rollups;
 mod schema;
 mod server;

@@ -1,56 +1,37 @@
-//! The rollups the writer keeps beside the totals, in the same idempotent
-//! apply: per member and local day (`member_days`, `_id: "g:u:YYYY-MM-DD"`),
-//! per member and week (`member_weeks`, `_id: "g:u:wYYYY-MM-DD"` for the
-//! week starting that Monday) and per member and month (`member_months`,
-//! `_id: "g:u:mYYYY-MM"`), each with `voice_cam_on_secs`, `voice_cam_off_secs`, `voice_secs` (their
-//! sum, what the voice ranking sorts on) and `messages`. All time is
-//! `member_stats` itself (it gains `voice_secs`).
+//! The message days (`member_days`, `_id: "g:u:YYYY-MM-DD"`, `messages`):
+//! what the chart's message bars and `/ud`'s messages per day read. A
+//! message adds its count to the day it was sent on (carried in the op), in
+//! a document with its own `seq` guard (ARCHITECTURE.md, "Exactly once"), so
+//! a replay never counts twice, whatever `TIMEZONE` or tzdata it runs with.
 //!
-//! A rollup document is one more target of an op, guarded by its own `seq`
-//! like every other document (ARCHITECTURE.md, "Exactly once"), so a replay
-//! never counts twice. Which documents an op touches, and what it adds to
-//! each, depend only on the op's record: the days it carries (cut when it
-//! was made, [`Op::voice_days`]), or a message's day; never on the
-//! configured `TIMEZONE` or on tzdata, so a replay after either changed
-//! touches the same documents with the same amounts.
+//! The day, week and month leaderboards are the member's current periods in
+//! `member_stats` (`store/periods.rs`), and a voice credit's days are in its
+//! segment, so a voice credit adds to no document here (issue 15, F7).
+//! Earlier versions also kept voice in `member_days` and each week and month
+//! in `member_weeks` and `member_months`: those documents stay as they were
+//! (nothing reads them but the export; [`Store::carry_periods_once`] carried
+//! the current ones into `member_stats`), and [`share`] still applies a dead
+//! letter of theirs.
 //!
-//! Weeks and months have a collection each rather than one shared one:
-//! FerretDB v1.24 scans the whole collection for every seq-guarded statement,
-//! so a statement costs in proportion to its collection (BENCHMARKS.md,
-//! "Leaderboards").
+//! [`Store::carry_periods_once`]: super::Store::carry_periods_once
 
-use super::schema::{member_id, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_WEEKS};
-use crate::core::calendar::{day_key, month_key, parse_day, period_keys_of_day, week_key};
+use super::schema::{member_id, MEMBER_DAYS};
+use crate::core::calendar::{day_key, month_key, parse_day, week_key};
 use crate::core::stats::Totals;
 use crate::durable::op::Op;
 
-/// The rollup documents `(collection, _id)` an op adds to (none for a
-/// checkpoint), each once.
+/// The rollup documents `(collection, _id)` an op adds to: a message's
+/// day (and a correction of messages'). A voice credit's days are in its
+/// segment, and the current day, week and month of every op are in
+/// `member_stats` (`store/periods.rs`).
 pub(super) fn targets(op: &Op) -> Vec<(&'static str, String)> {
-    let member = member_id(op.member());
-    let mut keys: Vec<(&'static str, String)> = Vec::new();
     match op {
-        Op::Voice { .. } => {
-            for (date, _) in op.voice_days() {
-                keys.push((MEMBER_DAYS, day_key(date)));
-                keys.push((MEMBER_WEEKS, week_key(date)));
-                keys.push((MEMBER_MONTHS, month_key(date)));
-            }
+        Op::Message { day, .. } => vec![(MEMBER_DAYS, format!("{}:{day}", member_id(op.member())))],
+        Op::Adjust { day, what, .. } if what == "messages" => {
+            vec![(MEMBER_DAYS, format!("{}:{day}", member_id(op.member())))]
         }
-        Op::Message { day, .. } | Op::Adjust { day, .. } => {
-            keys.push((MEMBER_DAYS, day.clone()));
-            if let Some((week, month)) = period_keys_of_day(day) {
-                keys.push((MEMBER_WEEKS, week));
-                keys.push((MEMBER_MONTHS, month));
-            }
-        }
-        Op::Checkpoint { .. } => {}
+        _ => Vec::new(),
     }
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .map(|(coll, key)| (coll, format!("{member}:{key}")))
-        .collect()
 }
 
 /// The period key of a rollup document's `_id` (what follows `g:u:`).
@@ -138,7 +119,7 @@ mod tests {
     use chrono_tz::Tz;
 
     #[test]
-    fn a_credit_across_local_midnight_adds_to_both_days_and_their_periods() {
+    fn a_voice_credit_adds_to_no_rollup_document_and_its_shares_are_its_own_days() {
         // Sunday 23:30 to Monday 00:30 in Kolkata (UTC+5:30), month end: the
         // days were cut when the op was made.
         let days = vec![(date("2026-11-29"), 1800), (date("2026-11-30"), 1800)];
@@ -148,40 +129,13 @@ mod tests {
             Some(days),
             None,
         );
-        let t = targets(&op);
-        let ids: Vec<&str> = t.iter().map(|(_, id)| id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "1:2:2026-11-29",
-                "1:2:2026-11-30",
-                "1:2:m2026-11",
-                "1:2:w2026-11-23",
-                "1:2:w2026-11-30"
-            ]
-        );
-        for (_, id) in &t {
-            assert_eq!(
-                share(&op, key_of(id)).cam_on_secs,
-                if id.ends_with("m2026-11") { 3600 } else { 1800 },
-                "{id}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_targets_are_the_records_own_whatever_the_zone_now() {
-        // The days an op carries decide, even where this build's tzdata
-        // would cut the same stretch elsewhere (a tzdata change between the
-        // run that made it and the one replaying it).
-        let op = voice(
-            "2026-11-29T18:00:00Z",
-            "2026-11-29T19:00:00Z",
-            Some(vec![(date("2026-11-29"), 3600)]),
-            None,
-        );
-        let ids: Vec<String> = targets(&op).into_iter().map(|(_, id)| id).collect();
-        assert_eq!(ids, ["1:2:2026-11-29", "1:2:m2026-11", "1:2:w2026-11-23"]);
+        assert!(targets(&op).is_empty());
+        // A dead letter of an earlier version's day, week or month document
+        // still gets its share, from the record's own days.
+        assert_eq!(share(&op, "2026-11-29").cam_on_secs, 1800);
+        assert_eq!(share(&op, "w2026-11-23").cam_on_secs, 1800);
+        assert_eq!(share(&op, "w2026-11-30").cam_on_secs, 1800);
+        assert_eq!(share(&op, "m2026-11").cam_on_secs, 3600);
         // The previous version's record (a zone, no days): cut in its zone.
         let prev = voice(
             "2026-11-29T18:00:00Z",
@@ -189,16 +143,15 @@ mod tests {
             None,
             Some(chrono_tz::Asia::Kolkata),
         );
-        assert_eq!(targets(&prev).len(), 5);
-        // A record from before the rollups (neither): no rollup at all, so
+        assert_eq!(share(&prev, "2026-11-30").cam_on_secs, 1800);
+        // A record from before the rollups (neither): no share anywhere, so
         // no `TIMEZONE` can give it other days on a replay.
         let old = voice("2026-11-29T18:00:00Z", "2026-11-29T19:00:00Z", None, None);
-        assert!(targets(&old).is_empty());
         assert_eq!(share(&old, "2026-11-29"), Totals::default());
     }
 
     #[test]
-    fn a_message_adds_to_its_day_week_and_month() {
+    fn a_message_adds_to_its_day() {
         let op = Op::Message {
             guild: 1,
             user: 2,
@@ -207,10 +160,9 @@ mod tests {
             max_id: None,
         };
         let t = targets(&op);
-        assert_eq!(t.len(), 3);
-        for (_, id) in &t {
-            assert_eq!(share(&op, key_of(id)).messages, 3, "{id}");
-        }
+        assert_eq!(t, [(MEMBER_DAYS, "1:2:2026-12-01".to_owned())]);
+        assert_eq!(share(&op, key_of(&t[0].1)).messages, 3);
+        assert_eq!(share(&op, "m2026-12").messages, 3);
         assert_eq!(share(&op, "m2026-11").messages, 0);
     }
 }

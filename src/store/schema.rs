@@ -27,14 +27,6 @@ pub(super) const WRITTEN: [&str; 7] = [
     VOICE_SESSIONS,
     AUDIT_LOG,
 ];
-/// The ranked collections and the field holding their period (all time:
-/// `member_stats`, no period).
-pub(super) const RANKED: [(&str, Option<&str>); 4] = [
-    (MEMBER_DAYS, Some("day")),
-    (MEMBER_WEEKS, Some("week")),
-    (MEMBER_MONTHS, Some("month")),
-    (MEMBER_STATS, None),
-];
 /// Write errors with this code mean "this op was already applied".
 pub(super) const DUPLICATE_KEY: i32 = 11000;
 
@@ -44,8 +36,8 @@ impl Store {
     /// # Errors
     /// The server is unreachable or refuses.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        // `member_stats` is read by `_id` and by its `rank_*` indexes only.
-        // Its former `by_member` index is dropped: every index is updated by
+        // `member_stats` is read by `_id` (and `_id` ranges) only. Its
+        // former `by_member` index is dropped: every index is updated by
         // every write (on DocumentDB each costs about as much as the
         // document itself; BENCHMARKS.md, "Server ceiling").
         self.drop_index_if_present(MEMBER_STATS, "by_member").await;
@@ -72,27 +64,19 @@ impl Store {
             self.command(doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": name }] })
                 .await?;
         }
-        // Leaderboards: a ranking is one read of a period's documents,
-        // ranked in memory (store/boards.rs), so each ranked collection needs
-        // its `{guild_id, period}` prefix alone. `rank_voice` keeps the name
-        // (and the keys) of the earlier per-metric indexes, so an upgrade
-        // builds nothing; `rank_camera` and `rank_messages` are dropped:
-        // every index costs every write a whole index update (on DocumentDB
-        // about as much as the document itself; BENCHMARKS.md).
-        for (coll, period_field) in RANKED {
-            for unused in ["rank_camera", "rank_messages"] {
+        // Leaderboards: a ranking is one read of a server's `member_stats`
+        // by `_id` range (store/boards.rs), and the periods live there
+        // (store/periods.rs), so no collection written needs a rank index:
+        // the ones earlier versions made are dropped, since every index
+        // costs every write a whole index update (on DocumentDB about as
+        // much as the document itself; BENCHMARKS.md, "Server ceiling").
+        // `member_weeks` and `member_months` are no longer written; theirs
+        // stay (they cost nothing now, and an older version still reads
+        // them if it is rolled back to).
+        for coll in [MEMBER_STATS, MEMBER_DAYS] {
+            for unused in ["rank_voice", "rank_camera", "rank_messages"] {
                 self.drop_index_if_present(coll, unused).await;
             }
-            let mut key = doc! { "guild_id": 1 };
-            if let Some(f) = period_field {
-                key.insert(f, 1);
-            }
-            key.insert("voice_secs", -1);
-            key.insert("user_id", 1);
-            self.command(
-                doc! { "createIndexes": coll, "indexes": [{ "key": key, "name": "rank_voice" }] },
-            )
-            .await?;
         }
         Ok(())
     }

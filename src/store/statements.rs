@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::{doc, Bson, DateTime, Document};
 
 use super::schema::{
     member_id, segment_id, seq_bson, to_i64, AUDIT_LOG, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
     MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS, WRITTEN,
 };
-use super::{audit, rollups};
+use super::{audit, periods, rollups};
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
 use crate::durable::op::{Op, Sequenced};
@@ -24,6 +24,9 @@ pub(super) struct DocOps<'a> {
     pub(super) coll: &'static str,
     pub(super) id: String,
     pub(super) ops: Vec<&'a Sequenced>,
+    /// `member_stats` only: send the rolling shape (after the steady one
+    /// missed: the stored periods are at other keys; `store/periods.rs`).
+    pub(super) rolled: bool,
 }
 
 impl DocOps<'_> {
@@ -35,39 +38,19 @@ impl DocOps<'_> {
         self.ops.last().map_or(0, |o| o.seq)
     }
 
-    /// The totals' part of a `member_stats` statement: the increments, and
-    /// the resume point and highest message id they hold.
+    /// The totals' part of a `member_stats` statement in the steady shape
+    /// (`store/periods.rs`): the increments, and the resume point and
+    /// highest message id they hold.
     fn totals(&self, update: &mut Document) {
-        let (mut on, mut off, mut messages) = (0_i64, 0_i64, 0_i64);
-        let mut credited_until = None;
-        let mut msg_max = None;
-        for o in &self.ops {
-            match &o.op {
-                Op::Voice {
-                    camera, from, to, ..
-                } => {
-                    if *camera {
-                        on += whole_secs(*from, *to);
-                    } else {
-                        off += whole_secs(*from, *to);
-                    }
-                    credited_until = credited_until.max(Some(*to));
-                }
-                Op::Message { count, max_id, .. } => {
-                    messages += i64::from(*count);
-                    msg_max = msg_max.max(*max_id);
-                }
-                Op::Adjust { what, amount, .. } => match what.as_str() {
-                    "camera_on" => on += amount,
-                    "camera_off" => off += amount,
-                    _ => messages += amount,
-                },
-                Op::Checkpoint { .. } => {}
-            }
-        }
+        let (sum, credited_until, msg_max) = periods::totals(&self.ops);
         update.insert(
             "$inc",
-            doc! { "voice_cam_on_secs": on, "voice_cam_off_secs": off, "voice_secs": on + off, "messages": messages },
+            doc! {
+                "voice_cam_on_secs": sum.cam_on_secs,
+                "voice_cam_off_secs": sum.cam_off_secs,
+                "voice_secs": sum.voice_secs(),
+                "messages": sum.messages,
+            },
         );
         // The resume point changes in the same statement as the
         // totals it guards: a restart that lost its spool resumes
@@ -98,8 +81,32 @@ impl DocOps<'_> {
             "seq": seq_bson(self.last_seq()),
         };
         let mut update = Document::new();
+        // `$not: {$gte}` also matches a document that has no `seq` yet.
+        let mut q =
+            doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
         match self.coll {
-            MEMBER_STATS => self.totals(&mut update),
+            MEMBER_STATS => {
+                let steady = if self.rolled {
+                    None
+                } else {
+                    periods::fast_keys(&self.ops)
+                };
+                let Some(steady) = steady else {
+                    // The rolling shape: one pipeline stage.
+                    let mut u = Bson::Array(
+                        periods::stats_pipeline(&self.ops, &set)
+                            .into_iter()
+                            .map(Bson::Document)
+                            .collect(),
+                    );
+                    fence(first.epoch, &mut q, &mut u);
+                    return doc! { "q": q, "u": u, "upsert": true };
+                };
+                self.totals(&mut update);
+                if let (Some((keys, t)), Ok(inc)) = (steady, update.get_document_mut("$inc")) {
+                    periods::steady(&keys, &t, &mut q, &mut set, inc);
+                }
+            }
             MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
             VOICE_SEGMENTS => {
                 let (mut secs, mut end) = (0_i64, i64::MIN);
@@ -153,11 +160,79 @@ impl DocOps<'_> {
             }
         }
         update.insert("$set", set);
-        // `$not: {$gte}` also matches a document that has no `seq` yet.
-        let mut q =
-            doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
-        fence(first.epoch, &mut q, &mut update);
-        doc! { "q": q, "u": update, "upsert": true }
+        let mut u = Bson::Document(update);
+        fence(first.epoch, &mut q, &mut u);
+        doc! { "q": q, "u": u, "upsert": true }
+    }
+}
+
+/// How a statement guarded by something other than its sequence number
+/// (a dead letter's retry, an operator's correction) records that it applied.
+pub(super) enum Mark<'a> {
+    /// Adds the value to the array field (the guard asks it is absent).
+    Add(&'a str, Bson),
+    /// Appends the value to the array field, keeping its last `n`.
+    Remember(&'a str, Bson, i32),
+    None,
+}
+
+impl DocOps<'_> {
+    /// This statement guarded by `q` instead of its sequence number: the
+    /// document's own `seq` stays as it is, and `mark` records it. A
+    /// `member_stats` statement takes the rolling shape (the steady one's
+    /// filter would ask for period keys, which `q` replaces).
+    pub(super) fn statement_guarded(&self, q: Document, mark: Mark<'_>) -> Document {
+        let mut statement = DocOps {
+            rolled: true,
+            ..self.clone()
+        }
+        .statement();
+        match statement.get_mut("u") {
+            Some(Bson::Document(u)) => {
+                if let Ok(set) = u.get_document_mut("$set") {
+                    set.remove("seq");
+                }
+                let (op, field, value) = match mark {
+                    Mark::Add(f, v) => ("$addToSet", f, v),
+                    Mark::Remember(f, v, n) => ("$push", f, doc! { "$each": [v], "$slice": -n }.into()),
+                    Mark::None => ("", "", Bson::Null),
+                };
+                if !op.is_empty() {
+                    let mut d = Document::new();
+                    d.insert(field, value);
+                    u.insert(op, d);
+                }
+            }
+            Some(Bson::Array(stages)) => {
+                for stage in stages.iter_mut() {
+                    if let Some(set) = stage
+                        .as_document_mut()
+                        .and_then(|s| s.get_document_mut("$set").ok())
+                    {
+                        set.remove("seq");
+                    }
+                }
+                let appended = |f: &str, v: Bson| -> Bson {
+                    doc! { "$concatArrays": [{ "$ifNull": [format!("${f}"), []] }, [{ "$literal": v }]] }
+                        .into()
+                };
+                let set = match mark {
+                    Mark::Add(f, v) => Some((f, appended(f, v))),
+                    Mark::Remember(f, v, n) => {
+                        Some((f, doc! { "$slice": [appended(f, v), -n] }.into()))
+                    }
+                    Mark::None => None,
+                };
+                if let Some((f, v)) = set {
+                    let mut d = Document::new();
+                    d.insert(f, v);
+                    stages.push(doc! { "$set": d }.into());
+                }
+            }
+            _ => {}
+        }
+        statement.insert("q", q);
+        statement
     }
 }
 
@@ -187,6 +262,14 @@ impl DocOps<'_> {
                 "messages": sum.messages,
             },
         );
+        if self.coll == MEMBER_DAYS {
+            // What of the day's messages this version wrote, and so holds
+            // in `member_stats`' periods as well: the carry of an earlier
+            // version's days leaves it out (`store/periods.rs`).
+            if let Ok(inc) = update.get_document_mut("$inc") {
+                inc.insert("messages_in_periods", sum.messages);
+            }
+        }
     }
 
     /// Whether a document at lease epoch `doc_epoch` refuses these ops
@@ -204,16 +287,24 @@ impl DocOps<'_> {
 /// Fencing (epoch > 0): a document a newer lease epoch wrote refuses the
 /// statement (a duplicate key, which `apply` tells from a replay), and the
 /// statement raises the document's epoch. Epoch 0 (no lease) is not fenced.
-fn fence(epoch: u64, q: &mut Document, update: &mut Document) {
+fn fence(epoch: u64, q: &mut Document, update: &mut Bson) {
     if epoch == 0 {
         return;
     }
     let epoch = to_i64(epoch);
     q.insert("epoch", doc! { "$not": { "$gt": epoch } });
-    if let Ok(max) = update.get_document_mut("$max") {
-        max.insert("epoch", epoch);
-    } else {
-        update.insert("$max", doc! { "epoch": epoch });
+    match update {
+        Bson::Array(stages) => stages.push(Bson::Document(
+            doc! { "$set": { "epoch": { "$max": ["$epoch", { "$literal": epoch }] } } },
+        )),
+        Bson::Document(update) => {
+            if let Ok(max) = update.get_document_mut("$max") {
+                max.insert("epoch", epoch);
+            } else {
+                update.insert("$max", doc! { "epoch": epoch });
+            }
+        }
+        _ => {}
     }
 }
 
@@ -253,7 +344,12 @@ pub(super) fn group<'a>(
     for ((coll, id), mut ops) in by_doc {
         ops.sort_by_key(|o| o.seq);
         if let Some((_, docs)) = out.iter_mut().find(|(c, _)| *c == coll) {
-            docs.push(DocOps { coll, id, ops });
+            docs.push(DocOps {
+                coll,
+                id,
+                ops,
+                rolled: false,
+            });
         }
     }
     out.retain(|(_, docs)| !docs.is_empty());

@@ -3,7 +3,7 @@
 //!
 //! The first test lets writes land between the reads behind one
 //! `/leaderboard` answer: the fault proxy holds the `count` (or the `find`)
-//! commands on `member_weeks` while twenty members climb above everyone.
+//! commands on `member_stats` while twenty members climb above everyone.
 //! A page, its count and the caller's rank must then all say the world
 //! before the writes, or all the world after: before the fix the page was
 //! read before and the count and the caller's rank after ("#36 of 50" under
@@ -23,11 +23,14 @@ const G: u64 = 1_700_000_000_000_000_301;
 const U: u64 = 1_700_000_000_001_000_000;
 const WEEK: &str = "w2026-11-30";
 
+/// A member's totals with `secs` this week (their running week,
+/// `store/periods.rs`).
 fn week_doc(user: u64, secs: i64) -> Document {
     doc! {
-        "_id": format!("{G}:{user}:{WEEK}"), "guild_id": G.cast_signed(), "user_id": user.cast_signed(),
-        "week": WEEK, "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": secs, "voice_secs": secs,
+        "_id": format!("{G}:{user}"), "guild_id": G.cast_signed(), "user_id": user.cast_signed(),
+        "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": secs, "voice_secs": secs,
         "messages": 0_i64, "seq": 1_i64,
+        "week": { "key": WEEK, "voice_cam_on_secs": 0_i64, "voice_cam_off_secs": secs, "voice_secs": secs, "messages": 0_i64 },
     }
 }
 
@@ -35,7 +38,7 @@ fn week_doc(user: u64, secs: i64) -> Document {
 async fn seed(db: &TestDb, from: u64, n: u64, secs: impl Fn(u64) -> i64) {
     let docs: Vec<Document> = (from..from + n).map(|i| week_doc(U + i, secs(i))).collect();
     db.db()
-        .collection::<Document>("member_weeks")
+        .collection::<Document>("member_stats")
         .insert_many(docs)
         .await
         .unwrap();
@@ -51,7 +54,7 @@ async fn page_with_writes_between(held: &str) {
     seed(&db, 1, 30, |i| i64::try_from(i).unwrap() * 100).await;
     let proxy = FaultProxy::start(socket_addr_of(&db.uri)).await;
     let store = Store::connect(&proxy.uri(), &db.name).await.unwrap();
-    proxy.delay_command(held, "member_weeks", Duration::from_millis(900));
+    proxy.delay_command(held, "member_stats", Duration::from_millis(900));
     let caller = U + 15;
     let read = tokio::spawn({
         let store = store.clone();
@@ -66,7 +69,7 @@ async fn page_with_writes_between(held: &str) {
     // Twenty members climb above everyone, written around the proxy.
     seed(&db, 100, 20, |_| 10_000).await;
     let page = read.await.unwrap();
-    proxy.delay_command(held, "member_weeks", Duration::ZERO);
+    proxy.delay_command(held, "member_stats", Duration::ZERO);
 
     let me = page.caller.expect("the caller is ranked");
     let first = page.entries.first().expect("a page").user;
@@ -184,7 +187,7 @@ async fn a_read_that_began_before_an_erasure_is_not_kept() {
         min_members: 10,
     });
     // The read reaches the server before the erasure; its reply after.
-    proxy.hold_reply("find", "member_weeks");
+    proxy.hold_reply("find", "member_stats");
     let early = tokio::spawn({
         let store = store.clone();
         async move { ranked(&store).await }

@@ -60,6 +60,40 @@ async fn rollups(db: &mongodb::Database, coll: &str) -> Vec<(String, i64, i64)> 
     out
 }
 
+/// The member's current periods in `member_stats` (what the day, week and
+/// month leaderboards rank): `(key, voice_secs, messages)` of its `day`,
+/// `week` and `month`.
+async fn periods(db: &mongodb::Database) -> Vec<(String, i64, i64)> {
+    let d = db
+        .collection::<Document>("member_stats")
+        .find_one(doc! { "_id": format!("{G}:{A}") })
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    ["day", "week", "month"]
+        .iter()
+        .filter_map(|p| {
+            let p = d.get_document(p).ok()?;
+            let int = |k: &str| p.get_i64(k).unwrap_or(0);
+            Some((
+                p.get_str("key").unwrap().to_owned(),
+                int("voice_secs"),
+                int("messages"),
+            ))
+        })
+        .collect()
+}
+
+/// Marks the running periods as carried (`store/carry.rs`), so that what a
+/// test seeds in an earlier version's rollups stays there whatever today's
+/// date is.
+async fn carried_already(db: &mongodb::Database) {
+    db.collection::<Document>("meta")
+        .insert_one(doc! { "_id": "periods_carried" })
+        .await
+        .unwrap();
+}
+
 fn sum_voice(rows: &[(String, i64, i64)]) -> i64 {
     rows.iter().map(|r| r.1).sum()
 }
@@ -78,6 +112,7 @@ async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
     store.ensure_indexes().await.unwrap();
+    carried_already(&db.db()).await;
     let dir = tempfile::tempdir().unwrap();
     let old = Op::Voice {
         guild: G,
@@ -154,31 +189,38 @@ async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
             .wait_idle(Duration::from_secs(20))
             .await
     );
+    // The day the previous version cut the zone-less credit into keeps
+    // what it wrote; this version writes no voice there.
     let days = rollups(&db.db(), "member_days").await;
-    // 3,600 s from the half-applied credit, 3,600 s from the one made here,
-    // both on the UTC day they were cut into; nothing on the Kolkata days.
-    assert_eq!(days, [("2026-11-29".to_owned(), 7_200, 0)]);
+    assert_eq!(days, [("2026-11-29".to_owned(), 3_600, 0)]);
     let stats = rollups(&db.db(), "member_stats").await;
     assert_eq!(sum_voice(&stats), 7_200);
-    // The weeks and months never have more than the totals (the old credit
-    // reached neither before the crash, and a zone-less record adds to no
-    // rollup on a replay).
-    for coll in ["member_weeks", "member_months"] {
-        assert_eq!(
-            rollups(&db.db(), coll).await,
-            [(
-                if coll == "member_weeks" {
-                    "w2026-11-23"
-                } else {
-                    "m2026-11"
-                }
-                .to_owned(),
-                3_600,
-                0
-            )],
-            "{coll}"
-        );
-    }
+    // The periods hold the credit made here, on the UTC day it was cut
+    // into: nothing on the Kolkata days, and nothing from the zone-less
+    // record, which adds to no period on a replay (its day, week and month
+    // were the previous version's).
+    assert_eq!(
+        periods(&db.db()).await,
+        [
+            ("2026-11-29".to_owned(), 3_600, 0),
+            ("w2026-11-23".to_owned(), 3_600, 0),
+            ("m2026-11".to_owned(), 3_600, 0)
+        ]
+    );
+    // The segment: both credits, 3,600 s of them on the 29th (the one that
+    // carries its days).
+    let segment = db
+        .db()
+        .collection::<Document>("voice_segments")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(segment.get_i64("secs").unwrap(), 7_200);
+    assert_eq!(
+        segment.get_document("days").unwrap(),
+        &doc! { "2026-11-29": 3_600_i64 }
+    );
     running.stop().await;
 }
 
@@ -212,24 +254,32 @@ async fn a_replay_across_midnight_keeps_the_days_its_ops_were_made_with() {
     settings.tracking.timezone = chrono_tz::Asia::Kolkata;
     let run2 = spawn_app(settings).await;
     assert!(run2.app.writer().wait_idle(Duration::from_secs(20)).await);
+    // The message on the day it was sent; the credit's days in its segment.
     assert_eq!(
         rollups(&db.db(), "member_days").await,
-        [
-            ("2026-11-29".to_owned(), 1_800, 1),
-            ("2026-11-30".to_owned(), 2_400, 0)
-        ]
+        [("2026-11-29".to_owned(), 0, 1)]
     );
+    let segment = db
+        .db()
+        .collection::<Document>("voice_segments")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        rollups(&db.db(), "member_weeks").await,
-        [
-            ("w2026-11-23".to_owned(), 1_800, 1),
-            ("w2026-11-30".to_owned(), 2_400, 0)
-        ]
+        segment.get_document("days").unwrap(),
+        &doc! { "2026-11-29": 1_800_i64, "2026-11-30": 2_400_i64 }
     );
-    // 30 November is still November.
+    // The running periods: Monday the 30th and its week (the 29th's share
+    // went to the periods before them), and November, which holds both
+    // (30 November is still November).
     assert_eq!(
-        rollups(&db.db(), "member_months").await,
-        [("m2026-11".to_owned(), 4_200, 1)]
+        periods(&db.db()).await,
+        [
+            ("2026-11-30".to_owned(), 2_400, 0),
+            ("w2026-11-30".to_owned(), 2_400, 0),
+            ("m2026-11".to_owned(), 4_200, 1)
+        ]
     );
     run2.stop().await;
 }
@@ -332,8 +382,12 @@ async fn a_message_sent_before_midnight_and_processed_after_counts_on_its_day() 
         [("2026-11-29".to_owned(), 0, 1)]
     );
     assert_eq!(
-        rollups(&db.db(), "member_weeks").await,
-        [("w2026-11-23".to_owned(), 0, 1)]
+        periods(&db.db()).await,
+        [
+            ("2026-11-29".to_owned(), 0, 1),
+            ("w2026-11-23".to_owned(), 0, 1),
+            ("m2026-11".to_owned(), 0, 1)
+        ]
     );
     let (sunday, _) = app.member_stats(MEMBER, at("2026-11-29T23:59:50Z")).await;
     assert_eq!((sunday.today.messages, sunday.this_week.messages), (1, 1));
