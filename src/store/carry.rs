@@ -21,7 +21,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 
 use super::periods::rolled;
-use super::schema::{int, META, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS};
+use super::schema::{int, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS, MEMBER_WEEKS, META};
 use super::{Store, StoreError};
 use crate::core::calendar::{day_key, month_key, week_key};
 use crate::core::stats::Totals;
@@ -151,7 +151,10 @@ mod tests {
             &doc! { "_id": "1:2", "carried": { "$ne": "1:2:2026-12-01" } }
         );
         let text = format!("{s}");
-        assert!(text.contains("\"$literal\": Int64(3)") || text.contains("\"$literal\": 3"), "{text}");
+        assert!(
+            text.contains("\"$literal\": Int64(3)") || text.contains("\"$literal\": 3"),
+            "{text}"
+        );
         // An `_id` that does not end in its key is not carried.
         assert!(carry_statement(&doc! { "_id": "x", "day": "2026-12-01" }, "day").is_none());
     }

@@ -63,7 +63,11 @@ impl Store {
         // one there (the sequence guard as on the normal path).
         let checkpoint = coll == VOICE_SESSIONS;
         if checkpoint {
-            return match self.update_one_statement(coll, ops.statement()).await?.first() {
+            return match self
+                .update_one_statement(coll, ops.statement())
+                .await?
+                .first()
+            {
                 None => Ok(Retried::Applied),
                 Some((_, DUPLICATE_KEY, _)) => Ok(Retried::Superseded),
                 Some((_, code, msg)) => Err(StoreError::Permanent(format!(

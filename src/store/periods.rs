@@ -156,7 +156,13 @@ pub(super) fn fast_keys(ops: &[&Sequenced]) -> Option<Option<(Keys, Totals)>> {
 
 /// The steady shape's parts for one day's `keys` and what `t` adds there:
 /// the filter's period keys (also set, for an insert), and the increments.
-pub(super) fn steady(keys: &Keys, t: &Totals, q: &mut Document, set: &mut Document, inc: &mut Document) {
+pub(super) fn steady(
+    keys: &Keys,
+    t: &Totals,
+    q: &mut Document,
+    set: &mut Document,
+    inc: &mut Document,
+) {
     for (name, key) in PERIODS.into_iter().zip(keys) {
         q.insert(format!("{name}.key"), key.as_str());
         set.insert(format!("{name}.key"), key.as_str());
@@ -311,11 +317,20 @@ mod tests {
         let refs: Vec<&Sequenced> = seq.iter().collect();
         let [day, week, month] = newest(&refs);
         let (k, t) = day.unwrap();
-        assert_eq!((k.as_str(), t.cam_on_secs, t.messages), ("2026-11-30", 300, 2));
+        assert_eq!(
+            (k.as_str(), t.cam_on_secs, t.messages),
+            ("2026-11-30", 300, 2)
+        );
         let (k, t) = week.unwrap();
-        assert_eq!((k.as_str(), t.cam_on_secs, t.messages), ("w2026-11-30", 300, 2));
+        assert_eq!(
+            (k.as_str(), t.cam_on_secs, t.messages),
+            ("w2026-11-30", 300, 2)
+        );
         let (k, t) = month.unwrap();
-        assert_eq!((k.as_str(), t.cam_on_secs, t.messages), ("m2026-11", 900, 4));
+        assert_eq!(
+            (k.as_str(), t.cam_on_secs, t.messages),
+            ("m2026-11", 900, 4)
+        );
         // Across days: no steady shape.
         assert!(fast_keys(&refs).is_none());
     }
@@ -325,7 +340,10 @@ mod tests {
         let seq = sequenced(vec![voice(&[("2026-12-01", 60)]), message("2026-12-01")]);
         let refs: Vec<&Sequenced> = seq.iter().collect();
         let (keys, t) = fast_keys(&refs).unwrap().unwrap();
-        assert_eq!(keys, ["2026-12-01", "w2026-11-30", "m2026-12"].map(String::from));
+        assert_eq!(
+            keys,
+            ["2026-12-01", "w2026-11-30", "m2026-12"].map(String::from)
+        );
         assert_eq!((t.cam_on_secs, t.messages), (60, 2));
         // A record that carries no day adds to no period, and does not
         // stand in the way of the steady shape.

@@ -194,7 +194,9 @@ impl DocOps<'_> {
                 }
                 let (op, field, value) = match mark {
                     Mark::Add(f, v) => ("$addToSet", f, v),
-                    Mark::Remember(f, v, n) => ("$push", f, doc! { "$each": [v], "$slice": -n }.into()),
+                    Mark::Remember(f, v, n) => {
+                        ("$push", f, doc! { "$each": [v], "$slice": -n }.into())
+                    }
                     Mark::None => ("", "", Bson::Null),
                 };
                 if !op.is_empty() {

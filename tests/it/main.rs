@@ -25,6 +25,7 @@ mod lease_faults;
 mod lease_handoff;
 mod lease_pending;
 mod lease_replay;
+mod periods;
 mod privacy;
 mod proxy_smoke;
 mod readme_card;
