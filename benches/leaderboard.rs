@@ -3,9 +3,9 @@
 //! Seeds one guild of N members in a fresh database on the test suite's
 //! server (FerretDB v2 on `DocumentDB` unless `MONGODB_TEST_URI` is set or
 //! `mongod` is on PATH):
-//! their all-time totals (`member_stats`), today's rollup (`member_days`)
-//! and this week's (`member_weeks`), in the shape the writer gives them
-//! (`store/rollups.rs`), inserted directly (applying N members' ops through
+//! their all-time totals with today's and this week's running periods
+//! (`member_stats`, `store/periods.rs`) and today's message day
+//! (`member_days`), in the shape the writer gives them, inserted directly (applying N members' ops through
 //! the writer would take far longer than the reads measured),
 //! with the store's own indexes. Then times, directly against the server:
 //! `Store::leaderboard` for page 1 and a middle page of this week's ranking
@@ -292,43 +292,41 @@ fn row(members: u64, query: String, mut times: Vec<Duration>, entries: usize) ->
     }
 }
 
-/// N members with totals, today's and this week's rollups; values spread
-/// so that ties occur (every tenth value repeats).
+/// N members with totals and their running day and week (today's and this
+/// week's, `store/periods.rs`), and today's message day; values spread so
+/// that ties occur (every tenth value repeats).
 async fn seed(store: &Store, n: u64, today: &str, week: &str) {
     let db = store.database();
     let ids: Vec<u64> = (0..n).collect();
+    let figures = |v: i64| {
+        doc! {
+            "voice_cam_on_secs": v / 2, "voice_cam_off_secs": v - v / 2,
+            "voice_secs": v, "messages": v / 60 + 1,
+        }
+    };
     for chunk in ids.chunks(1_000) {
-        let docs = |key: Option<(&str, &str)>, scale: i64| -> Vec<Document> {
-            chunk
-                .iter()
-                .map(|i| {
-                    let user = (U + i) as i64;
-                    let v = ((*i as i64) / 10 + 1) * scale;
-                    let mut d = doc! {
-                        "guild_id": G as i64, "user_id": user,
-                        "voice_cam_on_secs": v / 2, "voice_cam_off_secs": v - v / 2,
-                        "voice_secs": v, "messages": v / 60 + 1, "seq": 1_i64,
-                    };
-                    match key {
-                        Some((field, k)) => {
-                            d.insert("_id", format!("{G}:{user}:{k}"));
-                            d.insert(field, k);
-                        }
-                        None => {
-                            d.insert("_id", format!("{G}:{user}"));
-                        }
-                    }
-                    d
-                })
-                .collect()
-        };
-        for (coll, key, scale) in [
-            ("member_stats", None, 3_600),
-            ("member_days", Some(("day", today)), 60),
-            ("member_weeks", Some(("week", week)), 600),
-        ] {
+        let mut stats = Vec::new();
+        let mut days = Vec::new();
+        for i in chunk {
+            let user = (U + i) as i64;
+            let v = (*i as i64) / 10 + 1;
+            let mut d = doc! { "_id": format!("{G}:{user}"), "guild_id": G as i64, "user_id": user, "seq": 1_i64 };
+            d.extend(figures(v * 3_600));
+            let mut day = doc! { "key": today };
+            day.extend(figures(v * 60));
+            let mut wk = doc! { "key": week };
+            wk.extend(figures(v * 600));
+            d.insert("day", day);
+            d.insert("week", wk);
+            stats.push(d);
+            days.push(doc! {
+                "_id": format!("{G}:{user}:{today}"), "guild_id": G as i64, "user_id": user,
+                "day": today, "messages": v + 1, "seq": 1_i64,
+            });
+        }
+        for (coll, docs) in [("member_stats", stats), ("member_days", days)] {
             db.collection::<Document>(coll)
-                .insert_many(docs(key, scale))
+                .insert_many(docs)
                 .await
                 .expect("seed");
         }

@@ -42,13 +42,20 @@ fn pick(rng: &mut StdRng, members: u64, guilds: u64) -> MemberKey {
 /// Steady state before a run: every member already has its documents (what a
 /// bot that has been running for a while sees), so both paths update existing
 /// documents in collections of `members` documents. `writer_shape`: the
-/// store's `member_stats` and today's `member_days` documents (ids as in
-/// store.rs); otherwise the baseline's `member_stats`.
+/// store's `member_stats` (with today's running day, week and month) and
+/// today's `member_days` documents (ids as in the store); otherwise the
+/// baseline's `member_stats`.
 async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape: bool) {
     let day = study_tracker::core::calendar::local_day(now_millis(), TZ);
     let all: Vec<MemberKey> = (0..members)
         .map(|i| member(i % guilds, i / guilds))
         .collect();
+    let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
+    let keys = [
+        ("day", day.clone()),
+        ("week", study_tracker::core::calendar::week_key(date)),
+        ("month", study_tracker::core::calendar::month_key(date)),
+    ];
     for chunk in all.chunks(1_000) {
         let stats: Vec<Document> = chunk
             .iter()
@@ -61,6 +68,13 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
                     d.insert("voice_cam_on_secs", 0_i64);
                     d.insert("voice_cam_off_secs", 0_i64);
                     d.insert("seq", 0_i64);
+                    // The running periods (store/periods.rs) at today's keys.
+                    for (field, key) in &keys {
+                        d.insert(
+                            *field,
+                            doc! { "key": key, "messages": 0_i64, "voice_secs": 0_i64 },
+                        );
+                    }
                 }
                 d
             })
@@ -70,35 +84,20 @@ async fn preload(db: &mongodb::Database, members: u64, guilds: u64, writer_shape
             .await
             .expect("preload member_stats");
         if writer_shape {
-            let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").expect("local day");
-            for (coll, field, key) in [
-                ("member_days", "day", day.clone()),
-                (
-                    "member_weeks",
-                    "week",
-                    study_tracker::core::calendar::week_key(date),
-                ),
-                (
-                    "member_months",
-                    "month",
-                    study_tracker::core::calendar::month_key(date),
-                ),
-            ] {
-                let docs: Vec<Document> = chunk
-                    .iter()
-                    .map(|m| {
-                        doc! {
-                            "_id": format!("{}:{}:{key}", m.guild, m.user),
-                            "guild_id": m.guild as i64, "user_id": m.user as i64,
-                            field: &key, "messages": 0_i64, "voice_secs": 0_i64, "seq": 0_i64,
-                        }
-                    })
-                    .collect();
-                db.collection::<Document>(coll)
-                    .insert_many(docs)
-                    .await
-                    .expect("preload rollups");
-            }
+            let docs: Vec<Document> = chunk
+                .iter()
+                .map(|m| {
+                    doc! {
+                        "_id": format!("{}:{}:{day}", m.guild, m.user),
+                        "guild_id": m.guild as i64, "user_id": m.user as i64,
+                        "day": &day, "messages": 0_i64, "voice_secs": 0_i64, "seq": 0_i64,
+                    }
+                })
+                .collect();
+            db.collection::<Document>("member_days")
+                .insert_many(docs)
+                .await
+                .expect("preload member_days");
         }
     }
 }

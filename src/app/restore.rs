@@ -1,5 +1,6 @@
 //! Session checkpoints from before a restart, handed to the tracker once
-//! the previous run's spool has reached MongoDB.
+//! the previous run's spool has reached MongoDB; and the one-time carry of
+//! an earlier version's running periods.
 
 use std::time::{Duration, Instant};
 
@@ -92,5 +93,17 @@ impl App {
                 "reading the sequence high-water mark timed out"
             ),
         }
+    }
+
+    /// Carries an earlier version's running periods into `member_stats`
+    /// once per database (`store/carry.rs`), on a task of its own: counting
+    /// does not wait for it.
+    pub fn carry_periods(&self) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.carry_periods_once().await {
+                tracing::warn!(error = %cause_chain(&e), consequence = "the day, week and month leaderboards may miss what the previous version counted in the running periods; tried again at the next takeover", "cannot carry the previous version's running periods");
+            }
+        });
     }
 }

@@ -318,18 +318,6 @@ impl App {
         replayed
     }
 
-    /// Carries an earlier version's running periods into `member_stats`
-    /// once per database (`store/carry.rs`), on a task of its own: counting
-    /// does not wait for it.
-    pub fn carry_periods(&self) {
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.carry_periods_once().await {
-                tracing::warn!(error = %cause_chain(&e), consequence = "the day, week and month leaderboards may miss what the previous version counted in the running periods; tried again at the next takeover", "cannot carry the previous version's running periods");
-            }
-        });
-    }
-
     /// The settings as the previous holder left them (a change it made
     /// since this instance's last reload included), before the voice
     /// changes seen meanwhile are replayed under them.
