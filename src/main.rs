@@ -10,6 +10,13 @@ use study_tracker::cli::{Cli, Command};
 use study_tracker::startup::{shutdown_signal, Application};
 use study_tracker::{cmd, telemetry};
 
+// The allocator: a flush builds, encodes and frees BSON documents by the
+// hundred thousand; mimalloc costs them far less than the system's malloc
+// (BENCHMARKS.md, "F7: two documents per op"). The writer benchmark's
+// counting allocator wraps the same one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // One thread: serenity spawns a task per gateway event, and a single-threaded
 // runtime polls them in arrival order, so one member's events reach the
 // tracker in the order Discord sent them. Blocking work (fsync) runs on

@@ -1,6 +1,9 @@
-//! Counting allocator: live heap bytes and their peak.
+//! Counting allocator: live heap bytes and their peak, over the bot's own
+//! allocator (mimalloc, as `src/main.rs` sets it).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc as System;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;

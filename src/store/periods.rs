@@ -40,12 +40,7 @@ use crate::durable::op::{Op, Sequenced};
 pub(super) const PERIODS: [&str; 3] = ["day", "week", "month"];
 
 /// The keys of a period field's metrics.
-const METRICS: [&str; 4] = [
-    "voice_cam_on_secs",
-    "voice_cam_off_secs",
-    "voice_secs",
-    "messages",
-];
+const METRICS: [&str; 3] = ["voice_cam_on_secs", "voice_cam_off_secs", "messages"];
 
 type Keys = [String; 3];
 
@@ -154,26 +149,71 @@ pub(super) fn fast_keys(ops: &[&Sequenced]) -> Option<Option<(Keys, Totals)>> {
     Some(one)
 }
 
+/// The dotted fields of the steady shape: per period, its `key` and its
+/// metrics (static, so that a flush of 100,000 credits formats none).
+const FIELDS: [(&str, [&str; 3]); 3] = [
+    (
+        "day.key",
+        [
+            "day.voice_cam_on_secs",
+            "day.voice_cam_off_secs",
+            "day.messages",
+        ],
+    ),
+    (
+        "week.key",
+        [
+            "week.voice_cam_on_secs",
+            "week.voice_cam_off_secs",
+            "week.messages",
+        ],
+    ),
+    (
+        "month.key",
+        [
+            "month.voice_cam_on_secs",
+            "month.voice_cam_off_secs",
+            "month.messages",
+        ],
+    ),
+];
+
 /// The steady shape's parts for one day's `keys` and what `t` adds there:
-/// the filter's period keys (also set, for an insert), and the increments.
-pub(super) fn steady(
-    keys: &Keys,
-    t: &Totals,
-    q: &mut Document,
-    set: &mut Document,
-    inc: &mut Document,
-) {
-    for (name, key) in PERIODS.into_iter().zip(keys) {
-        q.insert(format!("{name}.key"), key.as_str());
-        set.insert(format!("{name}.key"), key.as_str());
-        for (metric, n) in METRICS.into_iter().zip(values(t)) {
-            inc.insert(format!("{name}.{metric}"), n);
+/// the filter's period keys (an insert takes them from there), and the
+/// increments.
+pub(super) fn steady(keys: &Keys, t: &Totals, q: &mut Document, inc: &mut Document) {
+    for ((key_field, metrics), key) in FIELDS.into_iter().zip(keys) {
+        // An upsert's new document takes the filter's equalities: the
+        // keys need no `$set` of their own.
+        q.insert(key_field, key.as_str());
+        for (metric, n) in metrics.into_iter().zip(values(t)) {
+            if n != 0 {
+                inc.insert(metric, n);
+            }
         }
     }
 }
 
-fn values(t: &Totals) -> [i64; 4] {
-    [t.cam_on_secs, t.cam_off_secs, t.voice_secs(), t.messages]
+fn values(t: &Totals) -> [i64; 3] {
+    [t.cam_on_secs, t.cam_off_secs, t.messages]
+}
+
+/// An `$inc` of the non-zero `(field, n)` (a voice credit adds nothing to
+/// `messages`, a message nothing to voice): fewer bytes to build, encode and
+/// apply. Never empty: the first field stays when all are 0.
+pub(super) fn nonzero<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> Document {
+    let mut inc = Document::new();
+    let mut first = None;
+    for (field, n) in pairs {
+        first.get_or_insert(field);
+        if n != 0 {
+            inc.insert(field, n);
+        }
+    }
+    if let (true, Some(field)) = (inc.is_empty(), first) {
+        inc.insert(field, 0_i64);
+    }
+    inc
 }
 
 /// Per period, the newest key the ops reach and what they add to it (ops
@@ -228,6 +268,7 @@ pub(super) fn stats_pipeline(ops: &[&Sequenced], set: &Document) -> Vec<Document
     for (metric, n) in METRICS.into_iter().zip(values(&sum)) {
         stage.insert(metric, plus(metric, n));
     }
+    stage.insert("voice_secs", plus("voice_secs", sum.voice_secs()));
     // The resume point changes in the same statement as the totals it
     // guards: a restart that lost its spool resumes exactly where the
     // stored total ends, never before it. Likewise `msg_max`.
@@ -333,6 +374,16 @@ mod tests {
         );
         // Across days: no steady shape.
         assert!(fast_keys(&refs).is_none());
+    }
+
+    #[test]
+    fn the_steady_fields_are_the_periods_metrics() {
+        for ((key, metrics), name) in FIELDS.into_iter().zip(PERIODS) {
+            assert_eq!(key, format!("{name}.key"));
+            for (field, metric) in metrics.into_iter().zip(METRICS) {
+                assert_eq!(field, format!("{name}.{metric}"));
+            }
+        }
     }
 
     #[test]

@@ -45,12 +45,12 @@ impl DocOps<'_> {
         let (sum, credited_until, msg_max) = periods::totals(&self.ops);
         update.insert(
             "$inc",
-            doc! {
-                "voice_cam_on_secs": sum.cam_on_secs,
-                "voice_cam_off_secs": sum.cam_off_secs,
-                "voice_secs": sum.voice_secs(),
-                "messages": sum.messages,
-            },
+            periods::nonzero([
+                ("voice_secs", sum.voice_secs()),
+                ("voice_cam_on_secs", sum.cam_on_secs),
+                ("voice_cam_off_secs", sum.cam_off_secs),
+                ("messages", sum.messages),
+            ]),
         );
         // The resume point changes in the same statement as the
         // totals it guards: a restart that lost its spool resumes
@@ -104,7 +104,7 @@ impl DocOps<'_> {
                 };
                 self.totals(&mut update);
                 if let (Some((keys, t)), Ok(inc)) = (steady, update.get_document_mut("$inc")) {
-                    periods::steady(&keys, &t, &mut q, &mut set, inc);
+                    periods::steady(&keys, &t, &mut q, inc);
                 }
             }
             MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
@@ -257,12 +257,12 @@ impl DocOps<'_> {
         }
         update.insert(
             "$inc",
-            doc! {
-                "voice_cam_on_secs": sum.cam_on_secs,
-                "voice_cam_off_secs": sum.cam_off_secs,
-                "voice_secs": sum.voice_secs(),
-                "messages": sum.messages,
-            },
+            periods::nonzero([
+                ("messages", sum.messages),
+                ("voice_cam_on_secs", sum.cam_on_secs),
+                ("voice_cam_off_secs", sum.cam_off_secs),
+                ("voice_secs", sum.voice_secs()),
+            ]),
         );
         if self.coll == MEMBER_DAYS {
             // What of the day's messages this version wrote, and so holds

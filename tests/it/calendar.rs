@@ -77,7 +77,7 @@ async fn periods(db: &mongodb::Database) -> Vec<(String, i64, i64)> {
             let int = |k: &str| p.get_i64(k).unwrap_or(0);
             Some((
                 p.get_str("key").unwrap().to_owned(),
-                int("voice_secs"),
+                int("voice_cam_on_secs") + int("voice_cam_off_secs"),
                 int("messages"),
             ))
         })

@@ -64,7 +64,8 @@ async fn periods(db: &mongodb::Database) -> Vec<(String, i64, i64)> {
             let p = d.get_document(p).unwrap();
             (
                 p.get_str("key").unwrap().to_owned(),
-                p.get_i64("voice_secs").unwrap(),
+                p.get_i64("voice_cam_on_secs").unwrap_or(0)
+                    + p.get_i64("voice_cam_off_secs").unwrap_or(0),
                 p.get_i64("messages").unwrap(),
             )
         })
