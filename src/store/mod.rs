@@ -9,7 +9,10 @@
 //!   [`refusals`]: the write gate asked before each command, fenced refusals.
 //! - [`sessions`]: session checkpoints read back at start-up.
 //! - [`members`]: a member's numbers for `/ud` and `stats`.
-//! - [`rollups`]: which day and period rollups an op adds to, and how much.
+//! - [`periods`]: a member's running day, week and month in `member_stats`
+//!   (the steady and the rolling statement); [`carry`]: the one-time carry
+//!   of an earlier version's running periods.
+//! - [`rollups`]: which message day an op adds to, and how much.
 //! - [`leaderboard`]: a page of a ranking, a member's rank;
 //!   [`boards`]: the snapshots they are read from, kept in large servers.
 //! - [`history`]: a member's latest segments and open checkpoint for `/history`.
@@ -25,10 +28,9 @@
 //! Collections (all `_id`s are strings built from Discord ids, never from
 //! anything a member can type):
 //! - `member_stats` `{_id: "g:u", guild_id, user_id, voice_cam_on_secs, voice_cam_off_secs, messages, seq}`
-//! - `member_stats` also holds `voice_secs` (on + off: the all-time ranking's key)
-//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}`
-//! - `member_weeks` `{_id: "g:u:wYYYY-MM-DD", guild_id, user_id, week, voice_cam_on_secs, voice_cam_off_secs, voice_secs, messages, seq}` (the week starting that Monday)
-//! - `member_months` `{_id: "g:u:mYYYY-MM", guild_id, user_id, month, …}` (as `member_weeks`)
+//! - `member_stats` also holds `voice_secs` (on + off), `credited_until`, `msg_max`, and the running periods `day`, `week`, `month`: `{key, voice_cam_on_secs, voice_cam_off_secs, messages}` ([`periods`]; `carried`: [`carry`])
+//! - `member_days` `{_id: "g:u:YYYY-MM-DD", guild_id, user_id, day, messages, messages_in_periods, seq}` (earlier versions' also hold voice)
+//! - `member_weeks` `{_id: "g:u:wYYYY-MM-DD", …}` and `member_months` `{_id: "g:u:mYYYY-MM", …}`: earlier versions' rollups, no longer written (exported, erased)
 //! - `voice_segments` `{_id: "g:u:start_ms", guild_id, user_id, channel_id, camera, start, end, secs, seq}`
 //! - `voice_sessions` `{_id: "g:u", guild_id, user_id, open, channel_id, camera, segment_start, seq}`
 //! - `guild_settings` `{_id: "g", guild_id, timezone, excluded_channels: ["id", ...], streak_min_minutes, version, updated_at, last_change}`
@@ -36,7 +38,7 @@
 //! - `corrections_pending` `{_id: "adjust:g:id", op, at}`: an operator's correction until it is applied
 //! - `member_privacy` `{_id: "g:u", guild_id, user_id, opted_out, at}`
 //! - `erasures` `{_id: "g:u", guild_id, user_id, pending, seq, requested_at, done_at}`
-//! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`
+//! - `meta` `{_id: "startup_check", at, pid}`, `{_id: "seq_high_water", seq}`, `{_id: "voice_secs_backfilled", at, fixed}`, `{_id: "periods_carried", at, carried}`
 
 mod apply;
 mod audit;
