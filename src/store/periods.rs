@@ -135,6 +135,7 @@ pub(super) fn totals(ops: &[&Sequenced]) -> (Totals, Option<i64>, Option<u64>) {
 /// in, and what they add there: `Some(None)` when they add to no period
 /// (a record from before days were carried), `None` when they span days
 /// (the rolling shape decides).
+#[allow(clippy::option_option)] // three cases: no period, one day, several
 pub(super) fn fast_keys(ops: &[&Sequenced]) -> Option<Option<(Keys, Totals)>> {
     let mut one: Option<(Keys, Totals)> = None;
     for o in ops {

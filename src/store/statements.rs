@@ -181,6 +181,7 @@ impl DocOps<'_> {
     /// document's own `seq` stays as it is, and `mark` records it. A
     /// `member_stats` statement takes the rolling shape (the steady one's
     /// filter would ask for period keys, which `q` replaces).
+    #[allow(clippy::many_single_char_names)]
     pub(super) fn statement_guarded(&self, q: Document, mark: Mark<'_>) -> Document {
         let mut statement = DocOps {
             rolled: true,

@@ -108,6 +108,7 @@ fn sum_voice(rows: &[(String, i64, i64)]) -> i64 {
 /// credit). A credit this version made (its days carried) in the same spool
 /// lands on its UTC day whatever the zone of the replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one timeline, seeded and checked in place
 async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
     let db = fresh_db().await;
     let store = Store::from_database(db.db());
