@@ -94,6 +94,15 @@ async fn carried_already(db: &mongodb::Database) {
         .unwrap();
 }
 
+/// The member's one segment document.
+async fn the_segment(db: &mongodb::Database) -> Document {
+    db.collection::<Document>("voice_segments")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn sum_voice(rows: &[(String, i64, i64)]) -> i64 {
     rows.iter().map(|r| r.1).sum()
 }
@@ -210,13 +219,7 @@ async fn a_timezone_change_replays_a_half_applied_batch_on_the_same_days() {
     );
     // The segment: both credits, 3,600 s of them on the 29th (the one that
     // carries its days).
-    let segment = db
-        .db()
-        .collection::<Document>("voice_segments")
-        .find_one(doc! {})
-        .await
-        .unwrap()
-        .unwrap();
+    let segment = the_segment(&db.db()).await;
     assert_eq!(segment.get_i64("secs").unwrap(), 7_200);
     assert_eq!(
         segment.get_document("days").unwrap(),
@@ -260,13 +263,7 @@ async fn a_replay_across_midnight_keeps_the_days_its_ops_were_made_with() {
         rollups(&db.db(), "member_days").await,
         [("2026-11-29".to_owned(), 0, 1)]
     );
-    let segment = db
-        .db()
-        .collection::<Document>("voice_segments")
-        .find_one(doc! {})
-        .await
-        .unwrap()
-        .unwrap();
+    let segment = the_segment(&db.db()).await;
     assert_eq!(
         segment.get_document("days").unwrap(),
         &doc! { "2026-11-29": 1_800_i64, "2026-11-30": 2_400_i64 }
