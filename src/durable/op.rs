@@ -260,10 +260,9 @@ mod tz_on_disk {
 
 /// Seconds per local day on disk: `[["2026-11-29", 1800], …]`.
 mod days_on_disk {
-    use chrono::NaiveDate;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use crate::core::calendar::DaySecs;
+    use crate::core::calendar::{day_key, parse_day, DaySecs};
 
     // serde's `with` hands the field by reference.
     #[allow(clippy::ref_option)]
@@ -274,7 +273,7 @@ mod days_on_disk {
         days.as_ref()
             .map(|d| {
                 d.iter()
-                    .map(|(date, secs)| (date.format("%Y-%m-%d").to_string(), *secs))
+                    .map(|(date, secs)| (day_key(*date), *secs))
                     .collect::<Vec<_>>()
             })
             .serialize(s)
@@ -288,9 +287,9 @@ mod days_on_disk {
         };
         days.into_iter()
             .map(|(day, secs)| {
-                NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                parse_day(&day)
                     .map(|date| (date, secs))
-                    .map_err(serde::de::Error::custom)
+                    .ok_or_else(|| serde::de::Error::custom(format!("not a day: {day}")))
             })
             .collect::<Result<_, _>>()
             .map(Some)

@@ -132,3 +132,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn keys_are_what_chronos_format_writes_and_parse_back() {
+    let mut date = NaiveDate::from_ymd_opt(1999, 12, 25).unwrap();
+    for _ in 0..800 {
+        assert_eq!(day_key(date), date.format("%Y-%m-%d").to_string());
+        assert_eq!(month_key(date), format!("m{}", date.format("%Y-%m")));
+        assert_eq!(parse_day(&day_key(date)), Some(date));
+        date = date.succ_opt().unwrap();
+    }
+    for y in [0, 7, 99, 10_000, -1] {
+        let d = NaiveDate::from_ymd_opt(y, 2, 3).unwrap();
+        assert_eq!(day_key(d), d.format("%Y-%m-%d").to_string());
+        assert_eq!(parse_day(&day_key(d)), Some(d));
+    }
+    for bad in ["2026-13-01", "2026-02-30", "2026-0a-01", "", "yesterday"] {
+        assert_eq!(parse_day(bad), None, "{bad}");
+    }
+    // What chrono also reads, as it reads it.
+    assert_eq!(parse_day("2026-1-5"), NaiveDate::from_ymd_opt(2026, 1, 5));
+}
