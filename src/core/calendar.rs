@@ -132,24 +132,23 @@ pub fn month_key(date: NaiveDate) -> String {
 /// format parser (a flush of 100,000 credits makes 300,000 keys). Years
 /// outside 0..=9999 go through chrono (it signs them).
 fn keyed(prefix: &str, date: NaiveDate, with_day: bool) -> String {
-    let (y, m, d) = (date.year(), date.month(), date.day());
-    let Ok(y @ 0..=9999) = u32::try_from(y) else {
-        let f = if with_day { "%Y-%m-%d" } else { "%Y-%m" };
-        return format!("{prefix}{}", date.format(f));
+    let Ok(year @ 0..=9999) = u32::try_from(date.year()) else {
+        let format = if with_day { "%Y-%m-%d" } else { "%Y-%m" };
+        return format!("{prefix}{}", date.format(format));
     };
-    let mut s = String::with_capacity(prefix.len() + 10);
-    s.push_str(prefix);
+    let mut key = String::with_capacity(prefix.len() + 10);
+    key.push_str(prefix);
     let digit = |n: u32| char::from(b'0' + u8::try_from(n % 10).unwrap_or(0));
-    for n in [y / 1000, y / 100, y / 10, y] {
-        s.push(digit(n));
+    for n in [year / 1000, year / 100, year / 10, year] {
+        key.push(digit(n));
     }
-    let parts = [m, d];
+    let parts = [date.month(), date.day()];
     for n in &parts[..if with_day { 2 } else { 1 }] {
-        s.push('-');
-        s.push(digit(n / 10));
-        s.push(digit(*n));
+        key.push('-');
+        key.push(digit(n / 10));
+        key.push(digit(*n));
     }
-    s
+    key
 }
 
 /// The date of a day key `YYYY-MM-DD` (a message's day bucket); `None` if it

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, RawArrayBuf};
 
 use super::error::{HOLD_CODES, RETRYABLE_CODES};
 use super::refusals::{about_the_collection, fenced_write, first_refusal};
@@ -252,14 +252,12 @@ impl Store {
         let mut failed = Vec::new();
         while !docs.is_empty() {
             WriteGuard::check(guard)?; // before every command, re-sends too
-            let statements: Vec<Document> = docs.iter().map(DocOps::statement).collect();
+            let mut statements = RawArrayBuf::new();
+            for d in &docs {
+                statements.push(d.statement());
+            }
             let reply = self
-                .command(doc! {
-                    "update": coll,
-                    "updates": statements,
-                    "ordered": false,
-                    "writeConcern": { "w": self.write_concern.clone() },
-                })
+                .command_raw(self.update_command(coll, statements))
                 .await?;
             report.commands += 1;
             if let Ok(wce) = reply.get_document("writeConcernError") {

@@ -5,7 +5,7 @@
 //! statement matches only a document without this op's number in
 //! `dead_letters_applied`, and adds it there.
 
-use mongodb::bson::doc;
+use mongodb::bson::{doc, RawArrayBuf, RawDocumentBuf};
 
 use super::apply::write_errors;
 use super::schema::{seq_bson, DUPLICATE_KEY, VOICE_SESSIONS, WRITTEN};
@@ -96,14 +96,12 @@ impl Store {
     pub(super) async fn update_one_statement(
         &self,
         coll: &str,
-        statement: mongodb::bson::Document,
+        statement: RawDocumentBuf,
     ) -> Result<Vec<(usize, i32, String)>, StoreError> {
+        let mut statements = RawArrayBuf::new();
+        statements.push(statement);
         let reply = self
-            .command(doc! {
-                "update": coll,
-                "updates": [statement],
-                "writeConcern": { "w": self.write_concern.clone() },
-            })
+            .command_raw(self.update_command(coll, statements))
             .await?;
         check_write_concern(&reply, coll)?;
         Ok(write_errors(&reply))

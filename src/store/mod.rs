@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, rawdoc, Bson, DateTime, Document, RawArrayBuf, RawDocumentBuf};
 use mongodb::options::{
     ClientOptions, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria,
 };
@@ -193,8 +193,27 @@ impl Store {
     /// Runs one database command, bounded by the command timeout, and
     /// records whether MongoDB answered ([`Store::contact`]).
     async fn command(&self, cmd: Document) -> Result<Document, StoreError> {
+        let cmd = RawDocumentBuf::from_document(&cmd)
+            .map_err(|e| StoreError::Permanent(format!("a command that does not encode: {e}")))?;
+        self.command_raw(cmd).await
+    }
+
+    /// An `update` of `coll` with these statements (`statements.rs`), not
+    /// ordered (one refused statement does not stop the others), at the
+    /// store's write concern.
+    fn update_command(&self, coll: &str, statements: RawArrayBuf) -> RawDocumentBuf {
+        let mut cmd = rawdoc! { "update": coll, "updates": statements, "ordered": false };
+        cmd.append(
+            "writeConcern",
+            statements::raw(&doc! { "w": self.write_concern.clone() }),
+        );
+        cmd
+    }
+
+    /// [`Store::command`] for a command already in BSON.
+    async fn command_raw(&self, cmd: RawDocumentBuf) -> Result<Document, StoreError> {
         let result =
-            match tokio::time::timeout(self.command_timeout, self.db.run_command(cmd)).await {
+            match tokio::time::timeout(self.command_timeout, self.db.run_raw_command(cmd)).await {
                 Ok(r) => r.map_err(StoreError::from),
                 Err(_) => Err(StoreError::Transient(format!(
                     "no reply within {:?}",

@@ -27,7 +27,7 @@
 //! message's or a correction's day), never from `TIMEZONE`, so a replay
 //! rolls over the same way.
 
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 
 use super::schema::to_i64;
 use crate::core::calendar::{day_key, month_key, parse_day, week_key};
@@ -182,16 +182,17 @@ const FIELDS: [(&str, [&str; 3]); 3] = [
 /// The steady shape's parts for one day's `keys` and what `t` adds there:
 /// the filter's period keys (an insert takes them from there), and the
 /// increments.
-pub(super) fn steady(keys: &Keys, t: &Totals, q: &mut Document, inc: &mut Document) {
+pub(super) fn steady(
+    keys: &Keys,
+    t: &Totals,
+    q: &mut RawDocumentBuf,
+    inc: &mut Vec<(&'static str, i64)>,
+) {
     for ((key_field, metrics), key) in FIELDS.into_iter().zip(keys) {
         // An upsert's new document takes the filter's equalities: the
         // keys need no `$set` of their own.
-        q.insert(key_field, key.as_str());
-        for (metric, n) in metrics.into_iter().zip(values(t)) {
-            if n != 0 {
-                inc.insert(metric, n);
-            }
-        }
+        q.append(key_field, key.as_str());
+        inc.extend(metrics.into_iter().zip(values(t)));
     }
 }
 
@@ -202,17 +203,17 @@ fn values(t: &Totals) -> [i64; 3] {
 /// An `$inc` of the non-zero `(field, n)` (a voice credit adds nothing to
 /// `messages`, a message nothing to voice): fewer bytes to build, encode and
 /// apply. Never empty: the first field stays when all are 0.
-pub(super) fn nonzero<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> Document {
-    let mut inc = Document::new();
+pub(super) fn nonzero<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> RawDocumentBuf {
+    let mut inc = RawDocumentBuf::new();
     let mut first = None;
     for (field, n) in pairs {
         first.get_or_insert(field);
         if n != 0 {
-            inc.insert(field, n);
+            inc.append(field, n);
         }
     }
     if let (true, Some(field)) = (inc.is_empty(), first) {
-        inc.insert(field, 0_i64);
+        inc.append(field, 0_i64);
     }
     inc
 }

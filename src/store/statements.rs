@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, rawdoc, Bson, DateTime, Document, RawArrayBuf, RawDocumentBuf};
 
 use super::schema::{
     member_id, segment_id, seq_bson, to_i64, AUDIT_LOG, MEMBER_DAYS, MEMBER_MONTHS, MEMBER_STATS,
     MEMBER_WEEKS, VOICE_SEGMENTS, VOICE_SESSIONS, WRITTEN,
 };
 use super::{audit, periods, rollups};
+use crate::core::calendar::day_key;
 use crate::core::stats::Totals;
 use crate::core::whole_secs;
 use crate::durable::op::{Op, Sequenced};
@@ -38,52 +39,32 @@ impl DocOps<'_> {
         self.ops.last().map_or(0, |o| o.seq)
     }
 
-    /// The totals' part of a `member_stats` statement in the steady shape
-    /// (`store/periods.rs`): the increments, and the resume point and
-    /// highest message id they hold.
-    fn totals(&self, update: &mut Document) {
-        let (sum, credited_until, msg_max) = periods::totals(&self.ops);
-        update.insert(
-            "$inc",
-            periods::nonzero([
-                ("voice_secs", sum.voice_secs()),
-                ("voice_cam_on_secs", sum.cam_on_secs),
-                ("voice_cam_off_secs", sum.cam_off_secs),
-                ("messages", sum.messages),
-            ]),
-        );
-        // The resume point changes in the same statement as the
-        // totals it guards: a restart that lost its spool resumes
-        // exactly where the stored total ends, never before it.
-        let mut max = Document::new();
-        if let Some(until) = credited_until {
-            max.insert("credited_until", DateTime::from_millis(until));
-        }
-        // Likewise the highest message id the totals hold (what a
-        // takeover at an expiry reads: `Store::messages_written`).
-        if let Some(id) = msg_max {
-            max.insert("msg_max", to_i64(id));
-        }
-        if !max.is_empty() {
-            update.insert("$max", max);
-        }
+    /// The guild, user and resume point every statement sets.
+    fn identity(&self) -> [(&'static str, i64); 3] {
+        let key = self.ops.first().map(|o| o.op.member());
+        [
+            ("guild_id", key.map_or(0, |k| to_i64(k.guild))),
+            ("user_id", key.map_or(0, |k| to_i64(k.user))),
+            ("seq", seq_bson(self.last_seq())),
+        ]
     }
 
-    /// The upsert statement for these ops.
-    pub(super) fn statement(&self) -> Document {
+    /// The upsert statement for these ops, as the bytes the `update`
+    /// command carries: built straight into BSON (a flush of 100,000
+    /// credits makes 200,000 of them; no `Document` tree to build, encode
+    /// and drop).
+    pub(super) fn statement(&self) -> RawDocumentBuf {
         let Some(first) = self.ops.first() else {
-            return Document::new();
+            return RawDocumentBuf::new();
         };
-        let key = first.op.member();
-        let mut set = doc! {
-            "guild_id": to_i64(key.guild),
-            "user_id": to_i64(key.user),
-            "seq": seq_bson(self.last_seq()),
-        };
-        let mut update = Document::new();
         // `$not: {$gte}` also matches a document that has no `seq` yet.
-        let mut q =
-            doc! { "_id": &self.id, "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
+        let mut q = rawdoc! { "_id": self.id.as_str(), "seq": { "$not": { "$gte": seq_bson(self.first_seq()) } } };
+        let epoch = fence(first.epoch, &mut q);
+        let mut set = RawDocumentBuf::new();
+        for (k, v) in self.identity() {
+            set.append(k, v);
+        }
+        let (mut update, mut max) = (RawDocumentBuf::new(), RawDocumentBuf::new());
         match self.coll {
             MEMBER_STATS => {
                 let steady = if self.rolled {
@@ -92,78 +73,133 @@ impl DocOps<'_> {
                     periods::fast_keys(&self.ops)
                 };
                 let Some(steady) = steady else {
-                    // The rolling shape: one pipeline stage.
-                    let mut u = Bson::Array(
-                        periods::stats_pipeline(&self.ops, &set)
-                            .into_iter()
-                            .map(Bson::Document)
-                            .collect(),
-                    );
-                    fence(first.epoch, &mut q, &mut u);
-                    return doc! { "q": q, "u": u, "upsert": true };
+                    return self.rolling(q, epoch);
                 };
-                self.totals(&mut update);
-                if let (Some((keys, t)), Ok(inc)) = (steady, update.get_document_mut("$inc")) {
-                    periods::steady(&keys, &t, &mut q, inc);
+                let (sum, credited_until, msg_max) = periods::totals(&self.ops);
+                let mut inc = vec![
+                    ("voice_secs", sum.voice_secs()),
+                    ("voice_cam_on_secs", sum.cam_on_secs),
+                    ("voice_cam_off_secs", sum.cam_off_secs),
+                    ("messages", sum.messages),
+                ];
+                if let Some((keys, t)) = steady {
+                    periods::steady(&keys, &t, &mut q, &mut inc);
+                }
+                update.append("$inc", periods::nonzero(inc));
+                // The resume point changes in the same statement as the
+                // totals it guards: a restart that lost its spool resumes
+                // exactly where the stored total ends, never before it.
+                if let Some(until) = credited_until {
+                    max.append("credited_until", DateTime::from_millis(until));
+                }
+                // Likewise the highest message id the totals hold (what a
+                // takeover at an expiry reads: `Store::messages_written`).
+                if let Some(id) = msg_max {
+                    max.append("msg_max", to_i64(id));
                 }
             }
             MEMBER_DAYS | MEMBER_WEEKS | MEMBER_MONTHS => self.rollup(&mut set, &mut update),
-            VOICE_SEGMENTS => {
-                let (mut secs, mut end) = (0_i64, i64::MIN);
-                // The seconds per local day the ops carry (`days.YYYY-MM-DD`):
-                // what `/ud`, the chart and the streaks read, the same days
-                // the rollups got.
-                let mut inc = Document::new();
-                for o in &self.ops {
-                    for (date, s) in o.op.voice_days() {
-                        let field = format!("days.{}", date.format("%Y-%m-%d"));
-                        let sum = inc.get_i64(&field).unwrap_or(0) + s;
-                        inc.insert(field, sum);
-                    }
-                    if let Op::Voice {
-                        channel,
-                        camera,
-                        segment_start,
-                        from,
-                        to,
-                        ..
-                    } = &o.op
-                    {
-                        secs += whole_secs(*from, *to);
-                        end = end.max(*to);
-                        set.insert("channel_id", to_i64(*channel));
-                        set.insert("camera", *camera);
-                        set.insert("start", DateTime::from_millis(*segment_start));
-                    }
-                }
-                inc.insert("secs", secs);
-                update.insert("$inc", inc);
-                update.insert("$max", doc! { "end": DateTime::from_millis(end) });
-            }
+            VOICE_SEGMENTS => self.segment(&mut set, &mut update, &mut max),
             AUDIT_LOG => {
                 // A correction's entry: written once, never changed.
                 if let Some(entry) = audit::correction_document(&first.op) {
-                    update.insert("$setOnInsert", entry);
+                    update.append("$setOnInsert", raw(&entry));
                 }
             }
             _ => {
                 // VOICE_SESSIONS: the last checkpoint wins.
                 if let Some(Op::Checkpoint { open, .. }) = self.ops.last().map(|o| &o.op) {
-                    set.insert("open", open.is_some());
-                    set.insert("updated_at", DateTime::now());
+                    set.append("open", open.is_some());
+                    set.append("updated_at", DateTime::now());
                     if let Some(o) = open {
-                        set.insert("channel_id", to_i64(o.channel));
-                        set.insert("camera", o.camera);
-                        set.insert("segment_start", DateTime::from_millis(o.segment_start));
+                        set.append("channel_id", to_i64(o.channel));
+                        set.append("camera", o.camera);
+                        set.append("segment_start", DateTime::from_millis(o.segment_start));
                     }
                 }
             }
         }
-        update.insert("$set", set);
-        let mut u = Bson::Document(update);
-        fence(first.epoch, &mut q, &mut u);
-        doc! { "q": q, "u": u, "upsert": true }
+        // Fencing raises the document's epoch in the same statement.
+        if let Some(e) = epoch {
+            max.append("epoch", e);
+        }
+        if !max.is_empty() {
+            update.append("$max", max);
+        }
+        update.append("$set", set);
+        rawdoc! { "q": q, "u": update, "upsert": true }
     }
+
+    /// The rolling shape of a `member_stats` statement: one pipeline stage
+    /// (`store/periods.rs`), and the epoch raised after it when fenced.
+    fn rolling(&self, q: RawDocumentBuf, epoch: Option<i64>) -> RawDocumentBuf {
+        let set: Document = self
+            .identity()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Bson::Int64(v)))
+            .collect();
+        let mut stages = RawArrayBuf::new();
+        for stage in periods::stats_pipeline(&self.ops, &set) {
+            stages.push(raw(&stage));
+        }
+        if let Some(e) = epoch {
+            stages.push(rawdoc! { "$set": { "epoch": { "$max": ["$epoch", { "$literal": e }] } } });
+        }
+        rawdoc! { "q": q, "u": stages, "upsert": true }
+    }
+
+    /// A segment's statement: its seconds, in all and per local day
+    /// (`days.YYYY-MM-DD`: what `/ud`, the chart and the streaks read, the
+    /// days the ops carry), its end, and where it is.
+    fn segment(
+        &self,
+        set: &mut RawDocumentBuf,
+        update: &mut RawDocumentBuf,
+        max: &mut RawDocumentBuf,
+    ) {
+        let (mut secs, mut end, mut at) = (0_i64, i64::MIN, None);
+        let mut days: Vec<(String, i64)> = Vec::new();
+        for o in &self.ops {
+            for (date, s) in o.op.voice_days() {
+                let field = ["days.", &day_key(date)].concat();
+                match days.iter_mut().find(|(f, _)| *f == field) {
+                    Some((_, sum)) => *sum += s,
+                    None => days.push((field, s)),
+                }
+            }
+            if let Op::Voice {
+                channel,
+                camera,
+                segment_start,
+                from,
+                to,
+                ..
+            } = &o.op
+            {
+                secs += whole_secs(*from, *to);
+                end = end.max(*to);
+                at = Some((*channel, *camera, *segment_start));
+            }
+        }
+        let mut inc = RawDocumentBuf::new();
+        for (field, s) in days {
+            inc.append(field, s);
+        }
+        inc.append("secs", secs);
+        update.append("$inc", inc);
+        max.append("end", DateTime::from_millis(end));
+        if let Some((channel, camera, start)) = at {
+            set.append("channel_id", to_i64(channel));
+            set.append("camera", camera);
+            set.append("start", DateTime::from_millis(start));
+        }
+    }
+}
+
+/// `d` as the bytes a command carries. A statement's documents hold
+/// strings, numbers, dates and booleans only, which always encode.
+pub(super) fn raw(d: &Document) -> RawDocumentBuf {
+    RawDocumentBuf::from_document(d).expect("a document of strings, numbers and dates encodes")
 }
 
 /// How a statement guarded by something other than its sequence number
@@ -182,12 +218,14 @@ impl DocOps<'_> {
     /// `member_stats` statement takes the rolling shape (the steady one's
     /// filter would ask for period keys, which `q` replaces).
     #[allow(clippy::many_single_char_names)]
-    pub(super) fn statement_guarded(&self, q: Document, mark: Mark<'_>) -> Document {
+    pub(super) fn statement_guarded(&self, q: Document, mark: Mark<'_>) -> RawDocumentBuf {
         let mut statement = DocOps {
             rolled: true,
             ..self.clone()
         }
-        .statement();
+        .statement()
+        .to_document()
+        .expect("a statement built here reads back");
         match statement.get_mut("u") {
             Some(Bson::Document(u)) => {
                 if let Ok(set) = u.get_document_mut("$set") {
@@ -235,20 +273,20 @@ impl DocOps<'_> {
             _ => {}
         }
         statement.insert("q", q);
-        statement
+        raw(&statement)
     }
 }
 
 impl DocOps<'_> {
     /// A day's or a period's rollup: each op's share of it.
-    fn rollup(&self, set: &mut Document, update: &mut Document) {
+    fn rollup(&self, set: &mut RawDocumentBuf, update: &mut RawDocumentBuf) {
         let key = rollups::key_of(&self.id);
         let field = match self.coll {
             MEMBER_DAYS => "day",
             MEMBER_WEEKS => "week",
             _ => "month",
         };
-        set.insert(field, key);
+        set.append(field, key);
         let mut sum = Totals::default();
         for o in &self.ops {
             let t = rollups::share(&o.op, key);
@@ -256,23 +294,19 @@ impl DocOps<'_> {
             sum.cam_off_secs += t.cam_off_secs;
             sum.messages += t.messages;
         }
-        update.insert(
-            "$inc",
-            periods::nonzero([
-                ("messages", sum.messages),
-                ("voice_cam_on_secs", sum.cam_on_secs),
-                ("voice_cam_off_secs", sum.cam_off_secs),
-                ("voice_secs", sum.voice_secs()),
-            ]),
-        );
+        let mut inc = periods::nonzero([
+            ("messages", sum.messages),
+            ("voice_cam_on_secs", sum.cam_on_secs),
+            ("voice_cam_off_secs", sum.cam_off_secs),
+            ("voice_secs", sum.voice_secs()),
+        ]);
         if self.coll == MEMBER_DAYS {
             // What of the day's messages this version wrote, and so holds
             // in `member_stats`' periods as well: the carry of an earlier
             // version's days leaves it out (`store/periods.rs`).
-            if let Ok(inc) = update.get_document_mut("$inc") {
-                inc.insert("messages_in_periods", sum.messages);
-            }
+            inc.append("messages_in_periods", sum.messages);
         }
+        update.append("$inc", inc);
     }
 
     /// Whether a document at lease epoch `doc_epoch` refuses these ops
@@ -288,27 +322,15 @@ impl DocOps<'_> {
 }
 
 /// Fencing (epoch > 0): a document a newer lease epoch wrote refuses the
-/// statement (a duplicate key, which `apply` tells from a replay), and the
-/// statement raises the document's epoch. Epoch 0 (no lease) is not fenced.
-fn fence(epoch: u64, q: &mut Document, update: &mut Bson) {
-    if epoch == 0 {
-        return;
-    }
-    let epoch = to_i64(epoch);
-    q.insert("epoch", doc! { "$not": { "$gt": epoch } });
-    match update {
-        Bson::Array(stages) => stages.push(Bson::Document(
-            doc! { "$set": { "epoch": { "$max": ["$epoch", { "$literal": epoch }] } } },
-        )),
-        Bson::Document(update) => {
-            if let Ok(max) = update.get_document_mut("$max") {
-                max.insert("epoch", epoch);
-            } else {
-                update.insert("$max", doc! { "epoch": epoch });
-            }
-        }
-        _ => {}
-    }
+/// statement (a duplicate key, which `apply` tells from a replay); the
+/// statement raises the document's epoch to the returned one. Epoch 0 (no
+/// lease) is not fenced.
+fn fence(epoch: u64, q: &mut RawDocumentBuf) -> Option<i64> {
+    (epoch != 0).then(|| {
+        let epoch = to_i64(epoch);
+        q.append("epoch", rawdoc! { "$not": { "$gt": epoch } });
+        epoch
+    })
 }
 
 /// Groups a batch per collection and document, keeping seq order.
@@ -358,3 +380,6 @@ pub(super) fn group<'a>(
     out.retain(|(_, docs)| !docs.is_empty());
     out
 }
+
+#[cfg(test)]
+mod tests;
