@@ -4,14 +4,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use study_tracker::app::now_millis;
+use study_tracker::core::calendar::{local_midnight, today};
 use study_tracker::core::Presence;
 
 use crate::allocator::{LIVE, PEAK};
-use crate::helpers::{proc_status, progress, reset_peak_rss, secs, CHANNEL0, GUILD0, USER0};
+use crate::helpers::{proc_status, progress, reset_peak_rss, secs, CHANNEL0, GUILD0, TZ, USER0};
 use crate::results::{FlushRow, FlushScenario};
 use crate::servers::{FaultProxy, StubMongo};
 use crate::wiring::{db_name, start_bot, wait_idle_fine};
 use crate::Config;
+
+/// The flush whose credits all cross local midnight.
+pub const ACROSS_MIDNIGHT: &str = "across midnight (rolling)";
 
 #[allow(clippy::too_many_arguments)]
 pub async fn flush_scenario(
@@ -55,7 +59,11 @@ pub async fn flush_scenario(
     if measure_peak {
         PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
     }
-    let t_open = now_millis() - 3_600_000;
+    // Opened 50 minutes before the last local midnight (at least ten
+    // minutes ago), so that the steady flushes fall on one day and the last
+    // one crosses midnight.
+    let midnight = local_midnight(today(now_millis() - 600_000, TZ), TZ);
+    let t_open = midnight - 3_000_000;
     let applied0 = bot.writer.status().applied;
     let spooled0 = bot.writer.status().spooled;
     let setup_start = Instant::now();
@@ -72,22 +80,24 @@ pub async fn flush_scenario(
         secs(setup)
     ));
     let mut rows = Vec::new();
-    let plan: [(&'static str, u64); 4] = [
+    let plan: [(&'static str, u64); 5] = [
         ("first (inserts)", 0),
         ("steady", 0),
         ("steady", 5),
         ("steady", 20),
+        (ACROSS_MIDNIGHT, 0),
     ];
     for (k, (label, delay)) in plan.iter().enumerate() {
         if !setup_ok {
             break;
         }
-        if k > 0 && !cfg.delays_ms.contains(delay) {
+        let across = *label == ACROSS_MIDNIGHT;
+        if k > 0 && !across && !cfg.delays_ms.contains(delay) {
             continue;
         }
-        // On the real database, sizes above 100 get the first flush only (it
-        // takes tens of seconds there; the 100-session rows show the rest).
-        if stub.is_none() && n > 100 && k > 0 {
+        // On the real database, sizes above 100 get the first flush and the
+        // one across midnight only (the 100-session rows show the rest).
+        if stub.is_none() && n > 100 && k > 0 && !across {
             continue;
         }
         proxy.set_delay(Duration::from_millis(*delay));
@@ -95,7 +105,13 @@ pub async fn flush_scenario(
         let all0 = proxy.requests("");
         let s0 = stub.map(StubMongo::statements);
         let st0 = bot.writer.status();
-        let now = t_open + 60_000 * (k as i64 + 1);
+        // Every credit of the flush across midnight spans two days: each
+        // `member_stats` statement takes the rolling shape (a pipeline).
+        let now = if across {
+            midnight + 60_000
+        } else {
+            t_open + 60_000 * (k as i64 + 1)
+        };
         let t = Instant::now();
         let report = bot.app.flush_once(now).await;
         let lock_held = t.elapsed();

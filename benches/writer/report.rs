@@ -188,7 +188,7 @@ pub fn report(r: &Run<'_>) -> String {
     // Flush.
     let _ = writeln!(
         w,
-        "\n### Flush of open sessions ({} guilds; sessions opened by guild snapshots an hour earlier, then flushed every simulated minute)\n",
+        "\n### Flush of open sessions ({} guilds; sessions opened by guild snapshots 50 minutes before the last local midnight, flushed every simulated minute before it, and the row \"across midnight\" at 00:01)\n",
         cfg.flush_guilds
     );
     let _ = writeln!(w, "| server | sessions | flush | added RTT | credits | tracker lock held | durable in spool | all acknowledged | `update` round trips (proxy) | writer commands | statements (stub) | documents per credit (stub) | round trips per 1,000 credits | all requests (proxy) |");
